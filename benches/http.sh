@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# HTTP throughput and latency on loopback: `runsize serve` answering POST /v1/recommend
+# (a shopper with 20 past purchases, a product's training sizes) side by side with the
+# bare constant endpoint (`runsize serve --bare`: same binary, runtime and listener, no
+# layers, no model), both under wrk. Prints requests/s and latency percentiles.
+#
+# Needs wrk (Debian: apt-get install -y wrk) and python3.
+# Environment (defaults): MODEL (none: synthesise EVENTS events and train), EVENTS (200000),
+# DURATION (15s), CONNS (64), WRK_THREADS (1), WORKERS (server worker threads, 0 = cores),
+# PORT (18080; the bare server uses PORT+1), CARGO_TARGET_DIR (<repo>/target).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+EVENTS=${EVENTS:-200000}
+DURATION=${DURATION:-15s}
+CONNS=${CONNS:-64}
+WRK_THREADS=${WRK_THREADS:-1}
+WORKERS=${WORKERS:-0}
+PORT=${PORT:-18080}
+BARE_PORT=$((PORT + 1))
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "python3 not found" >&2; exit 1; }
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin runsize
+BIN="$CARGO_TARGET_DIR/release/runsize"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -z "${MODEL:-}" ]; then
+    echo "synthesising $EVENTS events and training a model ..."
+    "$BIN" --log warn synth --events "$EVENTS" --seed 1 --out "$WORK/events.parquet" --quiet
+    "$BIN" --log warn train --events "$WORK/events.parquet" --customer-features height_cm,weight_kg,body_shape \
+        --out "$WORK/model.runsize" --quiet >/dev/null
+    MODEL="$WORK/model.runsize"
+fi
+
+wait_up() {
+    for _ in $(seq 1 100); do
+        if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$1/healthz', timeout=1)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server on port $1 did not come up" >&2
+    exit 1
+}
+
+RUNSIZE_LOG=warn "$BIN" --log warn serve --model "$MODEL" --addr "127.0.0.1:$PORT" --workers "$WORKERS" &
+PIDS+=($!)
+RUNSIZE_LOG=warn "$BIN" --log warn serve --bare --addr "127.0.0.1:$BARE_PORT" --workers "$WORKERS" &
+PIDS+=($!)
+wait_up "$PORT"
+wait_up "$BARE_PORT"
+
+# A request body from the served model itself: the 21 most-bought products; the first is
+# the product on offer, the other 20 make the shopper's history (middle sizes, mixed outcomes).
+python3 - "$PORT" "$WORK/body.json" <<'EOF'
+import json, sys, urllib.parse, urllib.request
+port, out = sys.argv[1], sys.argv[2]
+base = f"http://127.0.0.1:{port}"
+def get(path):
+    with urllib.request.urlopen(base + path) as r:
+        return json.load(r)
+items = get("/v1/brands?by=product&sort=n&limit=21")["items"]
+outcomes = ["kept", "returned_too_small", "kept", "returned_too_large", "kept"]
+history = []
+for k, p in enumerate(items[1:21]):
+    d = get("/v1/products/" + urllib.parse.quote(p["key"], safe=""))
+    sizes = d["sizes"]
+    history.append({"brand": p.get("brand"), "product_id": p["key"], "size": sizes[len(sizes) // 2],
+                    "size_system": d["size_system"], "outcome": outcomes[k % len(outcomes)]})
+body = {"product": {"product_id": items[0]["key"]}, "shopper": {"history": history}}
+req = urllib.request.Request(base + "/v1/recommend", data=json.dumps(body).encode(),
+                             headers={"content-type": "application/json"})
+with urllib.request.urlopen(req) as r:
+    answer = json.load(r)
+print(f"request: {len(history)} past purchases, {len(answer['sizes'])} sizes on offer; "
+      f"answer: {answer['recommended_size']} (p_fit {answer['fit_probability']:.3f}, {answer['confidence']['level']})")
+json.dump(body, open(out, "w"))
+EOF
+
+cat > "$WORK/post.lua" <<EOF
+local f = assert(io.open("$WORK/body.json", "r"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT rps=%.0f p50_us=%d p90_us=%d p99_us=%d p999_us=%d non2xx_or_errors=%d\n",
+        summary.requests / (summary.duration / 1e6),
+        latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+        e.status + e.connect + e.read + e.write + e.timeout))
+end
+EOF
+
+run() {
+    local name=$1 url=$2
+    # warm up, then measure
+    wrk -t "$WRK_THREADS" -c "$CONNS" -d 2s -s "$WORK/post.lua" "$url" >/dev/null
+    local line
+    line=$(wrk -t "$WRK_THREADS" -c "$CONNS" -d "$DURATION" -s "$WORK/post.lua" "$url" | grep '^RESULT')
+    echo "$name $line"
+}
+
+echo "wrk: $WRK_THREADS thread(s), $CONNS connections, $DURATION; server workers: $WORKERS (0 = cores); $(nproc) cores"
+RECO=$(run "recommend" "http://127.0.0.1:$PORT/v1/recommend")
+BARE=$(run "bare     " "http://127.0.0.1:$BARE_PORT/v1/recommend")
+echo "$RECO"
+echo "$BARE"
+python3 - "$RECO" "$BARE" <<'EOF'
+import sys
+def parse(line):
+    return {k: float(v) for k, v in (t.split("=") for t in line.split() if "=" in t)}
+r, b = parse(sys.argv[1]), parse(sys.argv[2])
+print(f"{'':10} {'req/s':>10} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'p99.9 us':>9} {'errors':>7}")
+for name, d in (("recommend", r), ("bare", b)):
+    print(f"{name:10} {d['rps']:10.0f} {d['p50_us']:8.0f} {d['p90_us']:8.0f} {d['p99_us']:8.0f} {d['p999_us']:9.0f} {d['non2xx_or_errors']:7.0f}")
+print(f"recommend throughput = {100 * r['rps'] / b['rps']:.1f}% of the bare endpoint")
+EOF

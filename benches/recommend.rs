@@ -1,0 +1,181 @@
+//! Recommendation compute latency in process: `Model::recommend` for a shopper with 20
+//! past purchases and a product with 8 sizes on offer (criterion), printed percentiles of
+//! single calls, and the same request through the full in-process router (JSON in, JSON out).
+//!
+//! Run: `cargo bench --bench recommend` (fits a small synthetic model first, ~seconds).
+
+use axum::body::Body;
+use axum::http::Request;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http_body_util::BodyExt;
+use runsize::data::{ingest, IngestConfig, SizeSystem};
+use runsize::model::artifact;
+use runsize::model::recommend::{PastPurchase, ProductQuery, Shopper};
+use runsize::model::{FitParams, Model};
+use runsize::serve::{router, AppState, ServeOptions};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tower::ServiceExt;
+
+struct Setup {
+    model: Model,
+    product: ProductQuery,
+    shopper: Shopper,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("events.parquet");
+    let cfg = runsize::synth::SynthConfig {
+        events: 30_000,
+        brands: 10,
+        seed: 3,
+        customer_truth: false,
+        ..runsize::synth::SynthConfig::default()
+    };
+    runsize::synth::generate(&cfg, &path).expect("synth");
+    let mut icfg = IngestConfig::new(vec![path.display().to_string()]);
+    icfg.customer_features = vec!["height_cm".into(), "weight_kg".into(), "body_shape".into()];
+    let events = ingest(&icfg).expect("ingest").events;
+    let model = FitParams::default().max_iter(10).fit(&events).expect("fit");
+    // 8 sizes of the system with the most labels, around its middle
+    let mut by_system: BTreeMap<SizeSystem, Vec<usize>> = BTreeMap::new();
+    for (i, l) in model.labels.iter().enumerate() {
+        by_system.entry(l.system).or_default().push(i);
+    }
+    let (system, mut labels) = by_system
+        .into_iter()
+        .max_by_key(|(_, v)| v.len())
+        .expect("labels");
+    labels.sort_by(|&a, &b| model.labels[a].pos.total_cmp(&model.labels[b].pos));
+    let start = labels.len().saturating_sub(8) / 2;
+    let sizes: Vec<String> = labels
+        .iter()
+        .skip(start)
+        .take(8)
+        .map(|&i| model.labels[i].canonical.clone())
+        .collect();
+    let (p, info) = model
+        .product_info
+        .iter()
+        .enumerate()
+        .find(|(_, info)| {
+            info.sizes
+                .iter()
+                .any(|&l| model.labels[l as usize].system == system)
+        })
+        .expect("a product in the system");
+    let product = ProductQuery {
+        brand: Some(model.brands[info.brand as usize].name.clone()),
+        product_id: Some(model.products[p].name.clone()),
+        category: None,
+        sizes: Some(sizes),
+        size_system: Some(system.as_str().into()),
+    };
+    let outcomes = [
+        "kept",
+        "returned_too_small",
+        "kept",
+        "returned_too_large",
+        "kept",
+    ];
+    let history: Vec<PastPurchase> = model
+        .product_info
+        .iter()
+        .enumerate()
+        .filter(|(i, info)| *i != p && !info.sizes.is_empty())
+        .take(20)
+        .enumerate()
+        .map(|(k, (i, info))| {
+            let l = &model.labels[info.sizes[info.sizes.len() / 2] as usize];
+            PastPurchase {
+                brand: Some(model.brands[info.brand as usize].name.clone()),
+                product_id: Some(model.products[i].name.clone()),
+                category: None,
+                size: l.canonical.clone(),
+                size_system: Some(l.system.as_str().into()),
+                outcome: outcomes[k % outcomes.len()].into(),
+            }
+        })
+        .collect();
+    assert_eq!(history.len(), 20);
+    let shopper = Shopper {
+        history,
+        ..Shopper::default()
+    };
+    let rec = model.recommend(&product, &shopper).expect("recommend");
+    assert_eq!(rec.sizes.len(), 8);
+    Setup {
+        model,
+        product,
+        shopper,
+    }
+}
+
+fn percentiles(s: &Setup) {
+    let n = 200_000;
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        black_box(
+            s.model
+                .recommend(black_box(&s.product), black_box(&s.shopper))
+                .ok(),
+        );
+        t.push(start.elapsed().as_nanos() as u64);
+    }
+    t.sort_unstable();
+    let q = |p: f64| t[((n as f64 * p) as usize).min(n - 1)] as f64 / 1000.0;
+    println!(
+        "recommend (20 past purchases, 8 sizes), {n} calls: p50 {:.2} us, p90 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.2} us",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        t[n - 1] as f64 / 1000.0
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let s = setup();
+    percentiles(&s);
+    c.bench_function("recommend_20_history_8_sizes", |b| {
+        b.iter(|| {
+            black_box(
+                s.model
+                    .recommend(black_box(&s.product), black_box(&s.shopper))
+                    .ok(),
+            )
+        })
+    });
+    c.bench_function("shopper_belief_20_history", |b| {
+        b.iter(|| black_box(s.model.shopper_belief(black_box(&s.shopper)).ok()))
+    });
+    let (_, header) = artifact::to_bytes(&s.model).expect("encode");
+    let app = router(AppState::new(
+        s.model.clone(),
+        header,
+        ServeOptions::default(),
+    ));
+    let body = serde_json::json!({"product": s.product, "shopper": s.shopper}).to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    c.bench_function("router_oneshot_recommend_json", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let req = Request::post("/v1/recommend")
+                    .header("content-type", "application/json")
+                    .body(Body::from(body.clone()))
+                    .expect("request");
+                let resp = app.clone().oneshot(req).await.expect("infallible");
+                assert!(resp.status().is_success());
+                black_box(resp.into_body().collect().await.expect("body").to_bytes())
+            })
+        })
+    });
+}
+
+criterion_group!(recommend, benches);
+criterion_main!(recommend);

@@ -1,0 +1,61 @@
+//! The command layer: clap argument structs, validated once into library configs, and
+//! one function per subcommand. `main.rs` only parses, sets up logging and maps errors.
+
+pub mod brands;
+pub mod demo;
+pub mod eval;
+pub mod ingest_args;
+pub mod predict;
+pub mod serve;
+pub mod synth;
+pub mod train;
+
+use clap::{Parser, Subcommand};
+
+/// runsize: learn how brands, products and sizes really run from purchase and return
+/// events, and recommend which size a shopper should buy.
+#[derive(Parser, Debug)]
+#[command(name = "runsize", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (e.g. info, debug, runsize=debug); also RUST_LOG.
+    #[arg(long, global = true, default_value = "info", env = "RUNSIZE_LOG")]
+    pub log: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fit a model to purchase / return events and write a model artifact.
+    Train(train::TrainArgs),
+    /// Score events: writes every input column plus p_small, p_fit, p_large.
+    Predict(predict::PredictArgs),
+    /// Evaluate a model on events with outcomes (AUC, log loss, calibration, cold start).
+    Eval(eval::EvalArgs),
+    /// How each brand, product or category runs.
+    Brands(brands::BrandsArgs),
+    /// Write synthetic events with known answers.
+    Synth(synth::SynthArgs),
+    /// Serve recommendations and fit profiles over HTTP.
+    Serve(serve::ServeArgs),
+    /// Train on the bundled demo catalogue (if needed) and serve it.
+    Demo(demo::DemoArgs),
+}
+
+/// Run a parsed command.
+pub fn run(cli: Cli) -> Result<(), crate::Error> {
+    match cli.command {
+        Command::Train(a) => train::run(&a),
+        Command::Predict(a) => predict::run(&a),
+        Command::Eval(a) => eval::run(&a),
+        Command::Brands(a) => brands::run(&a),
+        Command::Synth(a) => synth::run(&a),
+        Command::Serve(a) => serve::run(&a),
+        Command::Demo(a) => demo::run(&a),
+    }
+}

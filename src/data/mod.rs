@@ -1,0 +1,19 @@
+//! Everything before the model: the event schema, size labels, outcome vocabularies and
+//! readers that turn Parquet / CSV / NDJSON files into the compact [`Events`] table.
+
+pub mod error;
+pub mod ingest;
+pub mod labels;
+pub mod outcome;
+pub mod output;
+pub mod schema;
+
+pub use error::DataError;
+pub use ingest::{
+    ingest, ingest_with_frame, list_inputs, IngestConfig, IngestReport, Ingested, RowFilter,
+    SplitFilter,
+};
+pub use labels::{parse_size, parse_system, LabelError};
+pub use outcome::OutcomeMap;
+pub use output::write_frame;
+pub use schema::{Dict, Events, Outcome, SizeLabel, SizeSystem, NONE};

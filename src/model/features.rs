@@ -1,0 +1,336 @@
+//! Customer feature model: encodes body data (numeric and categorical) into a design
+//! row and predicts a customer's prior size from it with ridge regression.
+
+use crate::data::schema::{CustomerFeatures, NONE};
+use serde::{Deserialize, Serialize};
+
+/// Encoding of one numeric feature: standardised value, its square and a missing flag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NumericEnc {
+    /// Feature name.
+    pub name: String,
+    /// Mean of observed values.
+    pub mean: f64,
+    /// Standard deviation of observed values (1 when constant).
+    pub sd: f64,
+}
+
+/// Encoding of one categorical feature: one-hot over the levels seen in training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalEnc {
+    /// Feature name.
+    pub name: String,
+    /// Levels in code order; unseen levels encode as all zeros.
+    pub levels: Vec<String>,
+}
+
+/// One customer's feature values, by the encoder's feature order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FeatureValues<'a> {
+    /// Numeric values (NaN when unknown), one per numeric feature.
+    pub numeric: Vec<f64>,
+    /// Categorical levels (None when unknown), one per categorical feature.
+    pub categorical: Vec<Option<&'a str>>,
+}
+
+/// Maps customer features to a design row and a prior size.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeatureModel {
+    /// Numeric feature encodings.
+    pub numeric: Vec<NumericEnc>,
+    /// Categorical feature encodings.
+    pub categorical: Vec<CategoricalEnc>,
+    /// Ridge coefficients, one per design column (intercept first).
+    pub coef: Vec<f64>,
+}
+
+/// Standardised values are clipped to this many standard deviations.
+const Z_CLIP: f64 = 5.0;
+
+impl FeatureModel {
+    /// Build the encoding (means, standard deviations, levels) from training features;
+    /// coefficients start at zero except the intercept.
+    pub fn from_training(features: &CustomerFeatures, intercept: f64) -> Self {
+        let numeric = features
+            .numeric
+            .iter()
+            .map(|f| {
+                let (mut n, mut s, mut ss) = (0.0f64, 0.0f64, 0.0f64);
+                for &v in &f.values {
+                    if v.is_finite() {
+                        let v = f64::from(v);
+                        n += 1.0;
+                        s += v;
+                        ss += v * v;
+                    }
+                }
+                let mean = if n > 0.0 { s / n } else { 0.0 };
+                let var = if n > 1.0 { (ss / n - mean * mean).max(0.0) } else { 0.0 };
+                let sd = if var > 1e-12 { var.sqrt() } else { 1.0 };
+                NumericEnc {
+                    name: f.name.clone(),
+                    mean,
+                    sd,
+                }
+            })
+            .collect();
+        let categorical = features
+            .categorical
+            .iter()
+            .map(|f| CategoricalEnc {
+                name: f.name.clone(),
+                levels: f.levels.clone(),
+            })
+            .collect();
+        let mut model = FeatureModel {
+            numeric,
+            categorical,
+            coef: Vec::new(),
+        };
+        model.coef = vec![0.0; model.dim()];
+        if let Some(c) = model.coef.first_mut() {
+            *c = intercept;
+        }
+        model
+    }
+
+    /// Number of design columns: intercept, 3 per numeric feature, one per level.
+    pub fn dim(&self) -> usize {
+        1 + 3 * self.numeric.len() + self.categorical.iter().map(|c| c.levels.len()).sum::<usize>()
+    }
+
+    /// Whether any feature is present in the values.
+    pub fn any_present(values: &FeatureValues<'_>) -> bool {
+        values.numeric.iter().any(|v| v.is_finite()) || values.categorical.iter().any(Option::is_some)
+    }
+
+    /// Write the design row for `values` into `row` (length [`FeatureModel::dim`]).
+    pub fn encode_into(&self, values: &FeatureValues<'_>, row: &mut [f64]) {
+        row.iter_mut().for_each(|r| *r = 0.0);
+        if row.len() != self.dim() {
+            return;
+        }
+        row[0] = 1.0;
+        let mut j = 1;
+        for (i, enc) in self.numeric.iter().enumerate() {
+            match values.numeric.get(i) {
+                Some(v) if v.is_finite() => {
+                    let z = ((v - enc.mean) / enc.sd).clamp(-Z_CLIP, Z_CLIP);
+                    row[j] = z;
+                    row[j + 1] = z * z - 1.0;
+                }
+                _ => row[j + 2] = 1.0,
+            }
+            j += 3;
+        }
+        for (i, enc) in self.categorical.iter().enumerate() {
+            if let Some(Some(level)) = values.categorical.get(i) {
+                if let Some(k) = enc.levels.iter().position(|l| l == level) {
+                    row[j + k] = 1.0;
+                }
+            }
+            j += enc.levels.len();
+        }
+    }
+
+    /// Design row of training customer `c`, read straight from the ingest columns
+    /// (categorical codes there are the encoder's level codes).
+    pub fn encode_training(&self, features: &CustomerFeatures, c: usize, row: &mut [f64]) -> bool {
+        row.iter_mut().for_each(|r| *r = 0.0);
+        if row.len() != self.dim() {
+            return false;
+        }
+        row[0] = 1.0;
+        let mut any = false;
+        let mut j = 1;
+        for (enc, f) in self.numeric.iter().zip(features.numeric.iter()) {
+            match f.values.get(c) {
+                Some(v) if v.is_finite() => {
+                    let z = ((f64::from(*v) - enc.mean) / enc.sd).clamp(-Z_CLIP, Z_CLIP);
+                    row[j] = z;
+                    row[j + 1] = z * z - 1.0;
+                    any = true;
+                }
+                _ => row[j + 2] = 1.0,
+            }
+            j += 3;
+        }
+        for (enc, f) in self.categorical.iter().zip(features.categorical.iter()) {
+            if let Some(&code) = f.codes.get(c) {
+                if code != NONE && (code as usize) < enc.levels.len() {
+                    row[j + code as usize] = 1.0;
+                    any = true;
+                }
+            }
+            j += enc.levels.len();
+        }
+        any
+    }
+
+    /// Prior size for a design row.
+    pub fn predict_row(&self, row: &[f64]) -> f64 {
+        self.coef.iter().zip(row).map(|(c, x)| c * x).sum()
+    }
+
+    /// Prior size for feature values.
+    pub fn predict(&self, values: &FeatureValues<'_>) -> f64 {
+        let mut row = vec![0.0; self.dim()];
+        self.encode_into(values, &mut row);
+        self.predict_row(&row)
+    }
+}
+
+/// Sufficient statistics of a ridge regression: `XᵀX` (upper triangle, row-major full)
+/// and `Xᵀy`; additive, so partial sums from any grouping combine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RidgeStats {
+    /// Dimension.
+    pub dim: usize,
+    /// XᵀX, full `dim × dim`, row-major.
+    pub xtx: Vec<f64>,
+    /// Xᵀy.
+    pub xty: Vec<f64>,
+}
+
+impl RidgeStats {
+    /// Zero statistics of dimension `dim`.
+    pub fn new(dim: usize) -> Self {
+        RidgeStats {
+            dim,
+            xtx: vec![0.0; dim * dim],
+            xty: vec![0.0; dim],
+        }
+    }
+
+    /// Add one observation.
+    pub fn add(&mut self, row: &[f64], y: f64) {
+        for i in 0..self.dim {
+            let xi = row[i];
+            if xi == 0.0 {
+                continue;
+            }
+            self.xty[i] += xi * y;
+            let base = i * self.dim;
+            for k in 0..self.dim {
+                self.xtx[base + k] += xi * row[k];
+            }
+        }
+    }
+
+    /// Add another set of statistics.
+    pub fn merge(&mut self, other: &RidgeStats) {
+        self.xtx.iter_mut().zip(&other.xtx).for_each(|(a, b)| *a += b);
+        self.xty.iter_mut().zip(&other.xty).for_each(|(a, b)| *a += b);
+    }
+
+    /// Solve `(XᵀX + λ·I') β = Xᵀy` where `I'` leaves the intercept (column 0)
+    /// unpenalised. Returns `None` when the system is not positive definite.
+    pub fn solve(&self, lambda: f64) -> Option<Vec<f64>> {
+        let n = self.dim;
+        let mut a = self.xtx.clone();
+        for i in 0..n {
+            a[i * n + i] += if i == 0 { 1e-9 } else { lambda };
+        }
+        cholesky_solve(&mut a, &self.xty, n)
+    }
+}
+
+/// Solve `A x = b` for symmetric positive definite `A` (n × n row-major, overwritten).
+pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in (j + 1)..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s / d;
+        }
+    }
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * n + k] * y[k];
+        }
+        y[i] = s / a[i * n + i];
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in (i + 1)..n {
+            s -= a[k * n + i] * x[k];
+        }
+        x[i] = s / a[i * n + i];
+    }
+    Some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::schema::{CategoricalFeature, NumericFeature};
+
+    #[test]
+    fn cholesky_hand_checked() {
+        // [[4,2],[2,3]] x = [2,1] => x = [0.5, 0]
+        let mut a = vec![4.0, 2.0, 2.0, 3.0];
+        let x = cholesky_solve(&mut a, &[2.0, 1.0], 2).unwrap();
+        assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12);
+        let mut bad = vec![1.0, 2.0, 2.0, 1.0];
+        assert!(cholesky_solve(&mut bad, &[1.0, 1.0], 2).is_none());
+    }
+
+    #[test]
+    fn ridge_recovers_line() {
+        // y = 1 + 2x on x = 0..10, tiny penalty
+        let mut st = RidgeStats::new(2);
+        for i in 0..10 {
+            let x = i as f64;
+            st.add(&[1.0, x], 1.0 + 2.0 * x);
+        }
+        let b = st.solve(1e-9).unwrap();
+        assert!((b[0] - 1.0).abs() < 1e-6 && (b[1] - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn encodes_numeric_missing_and_categorical() {
+        let feats = CustomerFeatures {
+            numeric: vec![NumericFeature {
+                name: "h".into(),
+                values: vec![160.0, 170.0, f32::NAN],
+            }],
+            categorical: vec![CategoricalFeature {
+                name: "shape".into(),
+                codes: vec![0, NONE, 1],
+                levels: vec!["pear".into(), "apple".into()],
+            }],
+        };
+        let m = FeatureModel::from_training(&feats, 3.0);
+        assert_eq!(m.dim(), 1 + 3 + 2);
+        assert!((m.numeric[0].mean - 165.0).abs() < 1e-9);
+        assert!((m.numeric[0].sd - 5.0).abs() < 1e-9);
+        let mut row = vec![0.0; m.dim()];
+        assert!(m.encode_training(&feats, 0, &mut row));
+        assert_eq!(row, vec![1.0, -1.0, 0.0, 0.0, 1.0, 0.0]);
+        assert!(m.encode_training(&feats, 2, &mut row));
+        assert_eq!(row, vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
+        // the same through the serving path
+        let vals = FeatureValues {
+            numeric: vec![160.0],
+            categorical: vec![Some("pear")],
+        };
+        let mut row2 = vec![0.0; m.dim()];
+        m.encode_into(&vals, &mut row2);
+        assert_eq!(row2, vec![1.0, -1.0, 0.0, 0.0, 1.0, 0.0]);
+        assert!((m.predict(&vals) - 3.0).abs() < 1e-12);
+    }
+}

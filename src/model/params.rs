@@ -1,0 +1,128 @@
+//! Fit hyper-parameters: a validated builder in the linfa style,
+//! `FitParams::default().max_iter(30).fit(&events)`.
+
+use super::ModelError;
+
+/// Hyper-parameters of a fit. Every setter documents its default.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitParams {
+    pub(crate) max_iter: usize,
+    pub(crate) min_iter: usize,
+    pub(crate) tol: f64,
+    pub(crate) customer_newton_steps: usize,
+    pub(crate) level_sweeps: usize,
+    pub(crate) ridge_lambda: f64,
+    pub(crate) threads: usize,
+    pub(crate) chunk_events: usize,
+    pub(crate) learn_dispersion: bool,
+    pub(crate) store_customers: bool,
+}
+
+impl Default for FitParams {
+    fn default() -> Self {
+        FitParams {
+            max_iter: 40,
+            min_iter: 5,
+            tol: 1e-5,
+            customer_newton_steps: 2,
+            level_sweeps: 4,
+            ridge_lambda: 1.0,
+            threads: 0,
+            chunk_events: 1 << 16,
+            learn_dispersion: true,
+            store_customers: true,
+        }
+    }
+}
+
+impl FitParams {
+    /// Maximum outer iterations (default 40).
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.max_iter = n;
+        self
+    }
+    /// Minimum outer iterations before the tolerance may stop the fit (default 5).
+    pub fn min_iter(mut self, n: usize) -> Self {
+        self.min_iter = n;
+        self
+    }
+    /// Stop when the objective per event changes by less than this, relatively (default 1e-5).
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+    /// Newton steps per customer per iteration (default 2).
+    pub fn customer_newton_steps(mut self, n: usize) -> Self {
+        self.customer_newton_steps = n;
+        self
+    }
+    /// Coordinate sweeps over the offset hierarchy per iteration (default 4).
+    pub fn level_sweeps(mut self, n: usize) -> Self {
+        self.level_sweeps = n;
+        self
+    }
+    /// Ridge penalty of the customer feature model (default 1.0).
+    pub fn ridge_lambda(mut self, l: f64) -> Self {
+        self.ridge_lambda = l;
+        self
+    }
+    /// Worker threads (default 0 = all cores). Results do not depend on it beyond
+    /// floating-point rounding of sums.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+    /// Target events per work chunk (default 65,536).
+    pub fn chunk_events(mut self, n: usize) -> Self {
+        self.chunk_events = n;
+        self
+    }
+    /// Learn per-brand / category / product fit-band widths (default true).
+    pub fn learn_dispersion(mut self, on: bool) -> Self {
+        self.learn_dispersion = on;
+        self
+    }
+    /// Keep the customer table in the model (default true).
+    pub fn store_customers(mut self, on: bool) -> Self {
+        self.store_customers = on;
+        self
+    }
+
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |name: &str, why: &str| Err(ModelError::Param(format!("{name}: {why}")));
+        if self.max_iter == 0 {
+            return bad("max_iter", "must be at least 1");
+        }
+        if !(self.tol.is_finite() && self.tol > 0.0) {
+            return bad("tol", "must be a positive number");
+        }
+        if self.customer_newton_steps == 0 {
+            return bad("customer_newton_steps", "must be at least 1");
+        }
+        if self.level_sweeps == 0 {
+            return bad("level_sweeps", "must be at least 1");
+        }
+        if !(self.ridge_lambda.is_finite() && self.ridge_lambda >= 0.0) {
+            return bad("ridge_lambda", "must be >= 0");
+        }
+        if self.chunk_events == 0 {
+            return bad("chunk_events", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_rejects_bad_values() {
+        assert!(FitParams::default().validate().is_ok());
+        assert!(FitParams::default().max_iter(0).validate().is_err());
+        assert!(FitParams::default().tol(-1.0).validate().is_err());
+        assert!(FitParams::default().tol(f64::NAN).validate().is_err());
+        assert!(FitParams::default().ridge_lambda(-0.1).validate().is_err());
+    }
+}

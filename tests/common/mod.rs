@@ -1,0 +1,121 @@
+//! Shared helpers for the integration tests: temp dirs, writing frames as Parquet / CSV /
+//! NDJSON (optionally gzip), and the real RentTheRunway file. Helpers are additive: each
+//! test file uses only some of them.
+#![allow(dead_code)]
+
+use polars::prelude::{CsvWriter, DataFrame, JsonFormat, JsonWriter, ParquetWriter, SerWriter};
+use runsize::data::ingest::{ingest, IngestConfig, RowFilter, SplitFilter};
+use runsize::data::Events;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A fresh temporary directory (removed when dropped).
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("create temp dir")
+}
+
+/// Write `df` as Parquet.
+pub fn write_parquet(df: &mut DataFrame, path: &Path) {
+    let f = std::fs::File::create(path).expect("create parquet file");
+    ParquetWriter::new(f).finish(df).expect("write parquet");
+}
+
+/// Write `df` as CSV with a header.
+pub fn write_csv(df: &mut DataFrame, path: &Path) {
+    let f = std::fs::File::create(path).expect("create csv file");
+    CsvWriter::new(f)
+        .include_header(true)
+        .finish(df)
+        .expect("write csv");
+}
+
+/// Write `df` as NDJSON (one object per line).
+pub fn write_ndjson(df: &mut DataFrame, path: &Path) {
+    let f = std::fs::File::create(path).expect("create ndjson file");
+    JsonWriter::new(f)
+        .with_json_format(JsonFormat::JsonLines)
+        .finish(df)
+        .expect("write ndjson");
+}
+
+/// Gzip `bytes` into `path`.
+pub fn write_gz(bytes: &[u8], path: &Path) {
+    let f = std::fs::File::create(path).expect("create gz file");
+    let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("finish gzip");
+}
+
+/// Write `df` to `dir/name`, format by extension: `.parquet`, `.csv`, `.ndjson`,
+/// `.jsonl`, `.csv.gz`, `.ndjson.gz`. Returns the path.
+pub fn write_as(df: &mut DataFrame, dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(plain) = name.strip_suffix(".gz") {
+        let tmp = dir.join(format!(".plain-{plain}"));
+        write_as_plain(df, &tmp, plain);
+        let bytes = std::fs::read(&tmp).expect("read plain file");
+        std::fs::remove_file(&tmp).expect("remove plain file");
+        write_gz(&bytes, &path);
+    } else {
+        write_as_plain(df, &path, name);
+    }
+    path
+}
+
+fn write_as_plain(df: &mut DataFrame, path: &Path, name: &str) {
+    if name.ends_with(".parquet") {
+        write_parquet(df, path)
+    } else if name.ends_with(".csv") {
+        write_csv(df, path)
+    } else if name.ends_with(".ndjson") || name.ends_with(".jsonl") {
+        write_ndjson(df, path)
+    } else {
+        panic!("write_as: unknown extension in {name}")
+    }
+}
+
+/// The real RentTheRunway file (`../shared/data/renttherunway.parquet` relative to the
+/// crate root), or `None` when absent (tests then print a skip message and return).
+pub fn real_data_path() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/renttherunway.parquet");
+    p.is_file().then_some(p)
+}
+
+/// Ingest config for the RentTheRunway file with its column mapping and body features;
+/// `part` = Some(k) keeps part k of the published 80/10/10 random split (seed 0).
+pub fn rtr_config(path: &Path, part: Option<usize>) -> IngestConfig {
+    let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
+    for (k, v) in [
+        ("customer_id", "user_id"),
+        ("product_id", "item_id"),
+        ("outcome", "fit"),
+    ] {
+        cfg.columns.insert(k.to_string(), v.to_string());
+    }
+    cfg.customer_features = [
+        "weight_lbs",
+        "height_in",
+        "bust_size_num",
+        "age",
+        "body_type",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    cfg.filter = RowFilter {
+        split: part.map(|part| SplitFilter {
+            seed: 0,
+            fractions: vec![0.8, 0.1, 0.1],
+            part,
+        }),
+        ..Default::default()
+    };
+    cfg
+}
+
+/// RentTheRunway events (see [`rtr_config`]).
+pub fn rtr_events(path: &Path, part: Option<usize>) -> Events {
+    ingest(&rtr_config(path, part))
+        .expect("ingest renttherunway")
+        .events
+}

@@ -1,0 +1,788 @@
+//! Ingest end to end: formats, column mapping, ids, bad input, directories and globs, row
+//! filters, customer features, batch-prediction frames, and the real RentTheRunway file.
+
+mod common;
+
+use polars::prelude::*;
+use runsize::data::ingest::{
+    ingest, ingest_with_frame, list_inputs, BadReason, IngestConfig, Ingested, RowFilter,
+    SplitFilter,
+};
+use runsize::data::{write_frame, DataError, Events, Outcome, NONE};
+use std::path::Path;
+
+/// Eight events of five customers; customer 101 has three rows with changing body data.
+fn sample() -> DataFrame {
+    df!(
+        "customer_id" => [101i64, 102, 101, 103, 102, 104, 101, 105],
+        "size" => ["M", "8", "L", "32x30", "S", "XL", "M", "10"],
+        "outcome" => ["fit", "small", "large", "fit", "returned", "fit", "small", "large"],
+        "brand" => [Some("acme"), Some("zeta"), None, Some("acme"), Some("zeta"), Some("acme"), Some("acme"), None],
+        "product_id" => ["p1", "p2", "p1", "p3", "p2", "p4", "p5", "p2"],
+        "category" => ["dress", "jeans", "dress", "jeans", "top", "top", "dress", "jeans"],
+        "timestamp" => [
+            "2024-01-01", "2024-01-02T10:00:00Z", "2024-01-03", "2024-01-04",
+            "2024-01-05", "2024-01-06", "2024-01-07", "2024-01-08",
+        ],
+        "height" => [Some(170.0f64), None, Some(171.5), Some(160.0), Some(180.0), None, None, Some(150.0)],
+        "body_type" => [Some("athletic"), None, None, Some("petite"), Some("full"), None, Some("hourglass"), None],
+    )
+    .unwrap()
+}
+
+fn cfg_for(path: &Path) -> IngestConfig {
+    let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
+    cfg.customer_features = vec!["height".into(), "body_type".into()];
+    cfg
+}
+
+fn run(cfg: &IngestConfig) -> Ingested {
+    ingest(cfg).unwrap_or_else(|e| panic!("ingest failed: {e}"))
+}
+
+fn numeric<'a>(ev: &'a Events, name: &str) -> &'a [f32] {
+    &ev.features
+        .numeric
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no numeric feature {name}"))
+        .values
+}
+
+fn categorical(ev: &Events, name: &str, customer: usize) -> Option<String> {
+    let f = ev
+        .features
+        .categorical
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no categorical feature {name}"));
+    let code = f.codes[customer];
+    (code != NONE).then(|| f.levels[code as usize].clone())
+}
+
+/// Two event tables are the same: every column, dictionary, size and feature (NaN = NaN).
+fn assert_same_events(a: &Events, b: &Events, what: &str) {
+    assert_eq!(a.customer, b.customer, "{what}: customer");
+    assert_eq!(a.product, b.product, "{what}: product");
+    assert_eq!(a.brand, b.brand, "{what}: brand");
+    assert_eq!(a.category, b.category, "{what}: category");
+    assert_eq!(a.size, b.size, "{what}: size");
+    assert_eq!(a.outcome, b.outcome, "{what}: outcome");
+    assert_eq!(a.has_outcome, b.has_outcome, "{what}: has_outcome");
+    assert_eq!(a.timestamp, b.timestamp, "{what}: timestamp");
+    assert_eq!(a.row, b.row, "{what}: row");
+    assert_eq!(a.customers, b.customers, "{what}: customers");
+    assert_eq!(a.products, b.products, "{what}: products");
+    assert_eq!(a.brands, b.brands, "{what}: brands");
+    assert_eq!(a.categories, b.categories, "{what}: categories");
+    assert_eq!(a.sizes, b.sizes, "{what}: sizes");
+    assert_eq!(
+        a.features.categorical, b.features.categorical,
+        "{what}: categorical"
+    );
+    assert_eq!(a.features.numeric.len(), b.features.numeric.len(), "{what}");
+    for (x, y) in a.features.numeric.iter().zip(&b.features.numeric) {
+        assert_eq!(x.name, y.name, "{what}");
+        let xb: Vec<u32> = x.values.iter().map(|v| v.to_bits()).collect();
+        let yb: Vec<u32> = y.values.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(xb, yb, "{what}: numeric feature {}", x.name);
+    }
+}
+
+#[test]
+fn same_events_from_every_format() {
+    let dir = common::tempdir();
+    let mut df = sample();
+    let base = {
+        let p = common::write_as(&mut df, dir.path(), "ev.parquet");
+        run(&cfg_for(&p))
+    };
+    let ev = &base.events;
+    // Hand-checked content of the sample.
+    assert_eq!(ev.len(), 8);
+    assert_eq!(ev.customers.names, vec!["101", "102", "103", "104", "105"]);
+    assert_eq!(ev.customer, vec![0, 1, 0, 2, 1, 3, 0, 4]);
+    assert_eq!(ev.products.names, vec!["p1", "p2", "p3", "p4", "p5"]);
+    assert_eq!(ev.brands.names, vec!["acme", "zeta"]);
+    assert_eq!(ev.brand, vec![0, 1, NONE, 0, 1, 0, 0, NONE]);
+    assert_eq!(ev.categories.names, vec!["dress", "jeans", "top"]);
+    assert_eq!(ev.size[0], ev.size[6], "M twice is one size");
+    assert_eq!(ev.sizes.len(), 7);
+    assert_eq!(
+        ev.outcome,
+        vec![
+            Outcome::Fit,
+            Outcome::Small,
+            Outcome::Large,
+            Outcome::Fit,
+            Outcome::Other,
+            Outcome::Fit,
+            Outcome::Small,
+            Outcome::Large
+        ]
+    );
+    assert!(ev.has_outcome);
+    assert_eq!(ev.row, (0..8).collect::<Vec<u64>>());
+    let ts = ev.timestamp.as_ref().expect("timestamps");
+    assert_eq!(ts[0], 1_704_067_200_000); // 2024-01-01T00:00:00Z
+    assert_eq!(ts[1], 1_704_067_200_000 + 86_400_000 + 36_000_000);
+    let r = &base.report;
+    assert_eq!(
+        (r.rows_read, r.rows_kept, r.rows_bad, r.rows_filtered),
+        (8, 8, 0, 0)
+    );
+    assert_eq!(
+        (r.outcomes.small, r.outcomes.fit, r.outcomes.large),
+        (2, 3, 2)
+    );
+    assert_eq!(r.other_outcomes, 1);
+    assert_eq!(
+        (r.customers, r.products, r.brands, r.categories, r.sizes),
+        (5, 5, 2, 3, 7)
+    );
+    assert!(r.summary().contains("kept 8"), "{}", r.summary());
+
+    for name in [
+        "ev.csv",
+        "ev.ndjson",
+        "ev.jsonl",
+        "ev.csv.gz",
+        "ev.ndjson.gz",
+    ] {
+        let p = common::write_as(&mut df, dir.path(), name);
+        let other = run(&cfg_for(&p));
+        assert_same_events(&base.events, &other.events, name);
+        assert_eq!(other.report.rows_kept, 8, "{name}");
+    }
+}
+
+#[test]
+fn features_fold_to_last_non_null_value_per_customer() {
+    let dir = common::tempdir();
+    let p = common::write_as(&mut sample(), dir.path(), "ev.parquet");
+    let ev = run(&cfg_for(&p)).events;
+    let h = numeric(&ev, "height");
+    assert_eq!(h.len(), 5);
+    // customer 101: 170, 171.5, null -> 171.5
+    assert_eq!(h[0], 171.5);
+    // customer 102: null, 180 -> 180
+    assert_eq!(h[1], 180.0);
+    // customer 104: only null -> NaN
+    assert!(h[3].is_nan());
+    // customer 101: athletic, null, hourglass -> hourglass
+    assert_eq!(
+        categorical(&ev, "body_type", 0).as_deref(),
+        Some("hourglass")
+    );
+    assert_eq!(categorical(&ev, "body_type", 1).as_deref(), Some("full"));
+    assert_eq!(categorical(&ev, "body_type", 3), None);
+    let levels = &ev.features.categorical[0].levels;
+    assert_eq!(levels, &vec!["athletic", "petite", "full", "hourglass"]);
+}
+
+#[test]
+fn column_mapping_and_integer_sizes() {
+    let dir = common::tempdir();
+    let mut df = df!(
+        "user_id" => [7i64, 8, 7],
+        "label" => [8i64, 10, 12],
+        "fit" => ["fit", "small", "large"],
+        "item_id" => [1i64, 1, 2],
+    )
+    .unwrap();
+    let p = common::write_as(&mut df, dir.path(), "m.parquet");
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    // Unmapped: customer_id is missing.
+    match ingest(&cfg) {
+        Err(DataError::MissingColumn {
+            path,
+            column,
+            canonical,
+            available,
+        }) => {
+            assert_eq!(path, p);
+            assert_eq!(column, "customer_id");
+            assert_eq!(canonical, "customer_id");
+            assert!(available.contains("user_id") && available.contains("label"));
+        }
+        other => panic!("expected MissingColumn, got {other:?}"),
+    }
+    for (k, v) in [
+        ("customer_id", "user_id"),
+        ("size", "label"),
+        ("outcome", "fit"),
+        ("product_id", "item_id"),
+    ] {
+        cfg.columns.insert(k.into(), v.into());
+    }
+    let ev = run(&cfg).events;
+    assert_eq!(ev.customers.names, vec!["7", "8"]);
+    assert_eq!(ev.products.names, vec!["1", "2"]);
+    assert_eq!(ev.size, vec![0, 1, 2]);
+    let labels: Vec<&str> = ev.sizes.iter().map(|s| s.canonical.as_str()).collect();
+    assert_eq!(labels, vec!["8", "10", "12"]);
+
+    // Float sizes are converted to text: 8.0 -> "8", 8.5 -> "8.5".
+    let mut df = df!(
+        "customer_id" => ["a", "b"],
+        "size" => [8.0f64, 8.5],
+        "outcome" => ["fit", "fit"],
+    )
+    .unwrap();
+    let p = common::write_as(&mut df, dir.path(), "f.parquet");
+    let ev = run(&IngestConfig::new(vec![p.display().to_string()])).events;
+    let a = runsize::data::parse_size("8", None).unwrap();
+    let b = runsize::data::parse_size("8.5", None).unwrap();
+    assert_eq!(ev.sizes, vec![a, b]);
+
+    // A mapped optional column that is absent is an error too.
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    cfg.columns.insert("brand".into(), "maker".into());
+    assert!(matches!(
+        ingest(&cfg),
+        Err(DataError::MissingColumn { ref column, ref canonical, .. }) if column == "maker" && canonical == "brand"
+    ));
+    // An unknown canonical name is a config error listing the canonical names.
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    cfg.columns.insert("shopper".into(), "x".into());
+    let e = ingest(&cfg).unwrap_err().to_string();
+    assert!(e.contains("shopper") && e.contains("customer_id"), "{e}");
+}
+
+#[test]
+fn string_and_integer_ids_give_the_same_keys() {
+    let dir = common::tempdir();
+    let mut ints = df!(
+        "customer_id" => [1i64, 2, 1],
+        "product_id" => [10i32, 20, 30],
+        "size" => ["S", "M", "L"],
+        "outcome" => ["fit", "fit", "small"],
+    )
+    .unwrap();
+    let mut strs = df!(
+        "customer_id" => ["1", "2", "1"],
+        "product_id" => ["10", "20", "30"],
+        "size" => ["S", "M", "L"],
+        "outcome" => ["fit", "fit", "small"],
+    )
+    .unwrap();
+    let a = run(&IngestConfig::new(vec![common::write_as(
+        &mut ints,
+        dir.path(),
+        "i.parquet",
+    )
+    .display()
+    .to_string()]));
+    let b = run(&IngestConfig::new(vec![common::write_as(
+        &mut strs,
+        dir.path(),
+        "s.parquet",
+    )
+    .display()
+    .to_string()]));
+    assert_same_events(&a.events, &b.events, "int vs string ids");
+    // Text ids that are not canonical integers stay distinct ("01" != "1").
+    let mut mixed = df!(
+        "customer_id" => ["u1", "01", "1"],
+        "size" => ["S", "M", "L"],
+        "outcome" => ["fit", "fit", "small"],
+    )
+    .unwrap();
+    let c = run(&IngestConfig::new(vec![common::write_as(
+        &mut mixed,
+        dir.path(),
+        "m.csv",
+    )
+    .display()
+    .to_string()]));
+    assert_eq!(c.events.customers.names, vec!["u1", "01", "1"]);
+}
+
+fn bad_sample() -> DataFrame {
+    // Row 3 (1-based): null customer; row 5: unparseable size; row 6: unknown outcome;
+    // row 8: null size; row 9: null outcome.
+    df!(
+        "customer_id" => [Some(1i64), Some(2), None, Some(4), Some(5), Some(6), Some(7), Some(8), Some(9), Some(10)],
+        "size" => [Some("S"), Some("M"), Some("L"), Some("M"), Some("not-a-size"), Some("S"), Some("M"), None, Some("L"), Some("M")],
+        "outcome" => [Some("fit"), Some("small"), Some("fit"), Some("large"), Some("fit"), Some("meh"), Some("fit"), Some("fit"), None, Some("fit")],
+    )
+    .unwrap()
+}
+
+#[test]
+fn bad_rows_are_counted_by_reason_and_good_rows_kept() {
+    let dir = common::tempdir();
+    for name in ["bad.parquet", "bad.csv", "bad.ndjson"] {
+        let p = common::write_as(&mut bad_sample(), dir.path(), name);
+        let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+        cfg.max_bad_fraction = 0.5;
+        let got = run(&cfg);
+        let r = &got.report;
+        assert_eq!((r.rows_read, r.rows_bad, r.rows_kept), (10, 5, 5), "{name}");
+        let by: Vec<(BadReason, u64, Vec<u64>)> = r
+            .bad_rows
+            .iter()
+            .map(|b| {
+                (
+                    b.reason,
+                    b.count,
+                    b.examples.iter().map(|x| x.row).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by,
+            vec![
+                (BadReason::MissingCustomerId, 1, vec![3]),
+                (BadReason::MissingSize, 1, vec![8]),
+                (BadReason::MissingOutcome, 1, vec![9]),
+                (BadReason::BadSize, 1, vec![5]),
+                (BadReason::UnknownOutcome, 1, vec![6]),
+            ],
+            "{name}"
+        );
+        assert!(r.bad_rows.iter().all(|b| b.examples[0].file == p));
+        let bad_size = r
+            .bad_rows
+            .iter()
+            .find(|b| b.reason == BadReason::BadSize)
+            .unwrap();
+        assert_eq!(bad_size.values, vec!["not-a-size"]);
+        assert_eq!(got.events.row, vec![0, 1, 3, 6, 9], "{name}");
+        assert_eq!(got.events.customers.names, vec!["1", "2", "4", "7", "10"]);
+        let s = r.summary();
+        assert!(s.contains("unknown outcome: 1 row(s)"), "{s}");
+    }
+}
+
+#[test]
+fn too_many_bad_rows_abort_with_file_reason_and_rows() {
+    let dir = common::tempdir();
+    let p = common::write_as(&mut bad_sample(), dir.path(), "bad.csv");
+    let cfg = IngestConfig::new(vec![p.display().to_string()]);
+    match ingest(&cfg) {
+        Err(e @ DataError::TooManyBadRows { .. }) => {
+            let DataError::TooManyBadRows { bad, total, .. } = &e else {
+                unreachable!()
+            };
+            assert_eq!((*bad, *total), (5, 10));
+            let msg = e.to_string();
+            assert!(msg.contains("bad.csv row 3"), "{msg}");
+            assert!(msg.contains("missing customer_id"), "{msg}");
+            assert!(msg.contains("unparseable size"), "{msg}");
+            assert!(msg.contains("'not-a-size'"), "{msg}");
+            assert!(msg.contains("unknown outcome"), "{msg}");
+        }
+        other => panic!("expected TooManyBadRows, got {other:?}"),
+    }
+    // Exactly at the limit passes (5 of 10 with 0.5); just below fails.
+    let mut cfg = cfg.clone();
+    cfg.max_bad_fraction = 0.49;
+    assert!(matches!(
+        ingest(&cfg),
+        Err(DataError::TooManyBadRows { .. })
+    ));
+}
+
+#[test]
+fn wrong_types_are_rejected() {
+    let dir = common::tempdir();
+    // A list column as size.
+    let lists = Series::new(
+        "size".into(),
+        &[
+            Series::new("".into(), &[1i64, 2]),
+            Series::new("".into(), &[3i64]),
+        ],
+    );
+    let mut df = DataFrame::new_infer_height(vec![
+        Series::new("customer_id".into(), &[1i64, 2]).into(),
+        lists.into(),
+        Series::new("outcome".into(), &["fit", "fit"]).into(),
+    ])
+    .unwrap();
+    let p = common::write_as(&mut df, dir.path(), "list.parquet");
+    match ingest(&IngestConfig::new(vec![p.display().to_string()])) {
+        Err(DataError::WrongType { path, column, .. }) => {
+            assert_eq!(path, p);
+            assert_eq!(column, "size");
+        }
+        other => panic!("expected WrongType, got {other:?}"),
+    }
+    // A datetime customer feature.
+    let when = Series::new("when".into(), &[1i64, 2])
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .unwrap();
+    let mut df = DataFrame::new_infer_height(vec![
+        Series::new("customer_id".into(), &[1i64, 2]).into(),
+        Series::new("size".into(), &["S", "M"]).into(),
+        Series::new("outcome".into(), &["fit", "fit"]).into(),
+        when.into(),
+    ])
+    .unwrap();
+    let p = common::write_as(&mut df, dir.path(), "dt.parquet");
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    cfg.customer_features = vec!["when".into()];
+    assert!(matches!(
+        ingest(&cfg),
+        Err(DataError::WrongType { ref column, .. }) if column == "when"
+    ));
+    // A missing feature column names it.
+    cfg.customer_features = vec!["shoe_size".into()];
+    assert!(matches!(
+        ingest(&cfg),
+        Err(DataError::MissingColumn { ref column, .. }) if column == "shoe_size"
+    ));
+}
+
+#[test]
+fn broken_files_give_clear_errors() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.csv", vec![]),
+        ("header.csv", b"customer_id,size,outcome\n".to_vec()),
+        (
+            "garbage.parquet",
+            (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+        (
+            "garbage.csv",
+            (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+        ("garbage.ndjson", b"{not json\n\x00\x01\x02".to_vec()),
+        ("empty.ndjson", vec![]),
+        ("garbage.csv.gz", b"\x1f\x8b\x08\x00garbage".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let r = ingest(&IngestConfig::new(vec![p.display().to_string()]));
+        let e = r
+            .err()
+            .unwrap_or_else(|| panic!("{name}: expected an error"));
+        let msg = e.to_string();
+        assert!(!msg.is_empty(), "{name}");
+        eprintln!("{name}: {msg}");
+    }
+    // Unsupported extension and missing input.
+    let txt = d.join("notes.txt");
+    std::fs::write(&txt, "x").unwrap();
+    assert!(matches!(
+        ingest(&IngestConfig::new(vec![txt.display().to_string()])),
+        Err(DataError::UnsupportedFormat(_))
+    ));
+    assert!(matches!(
+        ingest(&IngestConfig::new(vec![d
+            .join("nope.csv")
+            .display()
+            .to_string()])),
+        Err(DataError::NoInput(_))
+    ));
+}
+
+#[test]
+fn directory_and_glob_inputs_read_files_in_path_order() {
+    let dir = common::tempdir();
+    let d = dir.path().join("events");
+    std::fs::create_dir(&d).unwrap();
+    let full = sample();
+    // Three files whose sorted order is the original order, in different formats.
+    common::write_as(&mut full.slice(0, 3), &d, "a-part.parquet");
+    common::write_as(&mut full.slice(3, 3), &d, "b-part.csv");
+    common::write_as(&mut full.slice(6, 2), &d, "c-part.ndjson");
+    std::fs::write(d.join("README.txt"), "not data").unwrap();
+    let single = common::write_as(&mut full.clone(), dir.path(), "all.parquet");
+    let whole = run(&cfg_for(&single));
+
+    let by_dir = run(&cfg_for(&d));
+    assert_eq!(by_dir.report.files.len(), 3);
+    assert_same_events(&whole.events, &by_dir.events, "directory");
+
+    let mut cfg = cfg_for(&d);
+    cfg.inputs = vec![format!("{}/*-part.*", d.display())];
+    let by_glob = run(&cfg);
+    assert_same_events(&whole.events, &by_glob.events, "glob");
+
+    let files = list_inputs(&[d.display().to_string()]).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["a-part.parquet", "b-part.csv", "c-part.ndjson"]);
+    assert!(matches!(
+        list_inputs(&[format!("{}/*.xyz", d.display())]),
+        Err(DataError::NoInput(_))
+    ));
+    // Bad-row examples name the file and the row within it.
+    let mut bad = bad_sample();
+    common::write_as(&mut bad, &d, "d-bad.csv");
+    let mut cfg = cfg_for(&d);
+    cfg.customer_features.clear();
+    cfg.max_bad_fraction = 0.5;
+    let got = run(&cfg);
+    let ex = &got.report.bad_rows[0].examples[0];
+    assert!(ex.file.ends_with("d-bad.csv"));
+    assert_eq!(ex.row, 3);
+    // Global row numbers continue across files.
+    assert_eq!(got.events.row[8], 8);
+    assert_eq!(*got.events.row.last().unwrap(), 8 + 9);
+}
+
+fn big_frame(n: usize) -> DataFrame {
+    let cust: Vec<i64> = (0..n as i64).map(|i| i % 97).collect();
+    let sizes: Vec<&str> = (0..n).map(|i| ["S", "M", "L"][i % 3]).collect();
+    let outs: Vec<&str> = (0..n).map(|i| ["fit", "small", "large"][i % 3]).collect();
+    let ts: Vec<i64> = (0..n as i64).map(|i| 1_700_000_000 + i * 3600).collect();
+    df!(
+        "customer_id" => cust,
+        "size" => sizes,
+        "outcome" => outs,
+        "timestamp" => ts,
+    )
+    .unwrap()
+}
+
+#[test]
+fn split_filter_partitions_rows_exactly_and_deterministically() {
+    let dir = common::tempdir();
+    let p = common::write_as(&mut big_frame(5000), dir.path(), "big.parquet");
+    let mut all_rows: Vec<u64> = Vec::new();
+    let mut sizes = Vec::new();
+    for part in 0..3 {
+        let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+        cfg.chunk_rows = 777; // batching must not matter
+        cfg.filter.split = Some(SplitFilter {
+            seed: 42,
+            fractions: vec![0.8, 0.1, 0.1],
+            part,
+        });
+        let got = run(&cfg);
+        assert_eq!(got.report.rows_read, 5000);
+        assert_eq!(got.report.rows_kept + got.report.rows_filtered, 5000);
+        assert_eq!(got.report.rows_bad, 0);
+        // Deterministic, and independent of the batch size.
+        cfg.chunk_rows = 4_000_000;
+        let again = run(&cfg);
+        assert_eq!(again.events.row, got.events.row);
+        sizes.push(got.events.len());
+        all_rows.extend(&got.events.row);
+    }
+    assert!(sizes[0] > 3700 && sizes[0] < 4300, "{sizes:?}");
+    assert!(sizes[1] > 350 && sizes[1] < 650, "{sizes:?}");
+    all_rows.sort_unstable();
+    assert_eq!(
+        all_rows,
+        (0..5000).collect::<Vec<u64>>(),
+        "disjoint and complete"
+    );
+    // Invalid part.
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    cfg.filter.split = Some(SplitFilter {
+        seed: 0,
+        fractions: vec![0.5, 0.5],
+        part: 2,
+    });
+    assert!(matches!(ingest(&cfg), Err(DataError::Config { .. })));
+}
+
+#[test]
+fn time_filter_keeps_the_window() {
+    let dir = common::tempdir();
+    let p = common::write_as(&mut big_frame(100), dir.path(), "t.csv");
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    // Epoch seconds: row i at 1_700_000_000 + 3600 i. Keep rows 10..30.
+    cfg.filter = RowFilter {
+        split: None,
+        since_ms: Some((1_700_000_000 + 10 * 3600) * 1000),
+        before_ms: Some((1_700_000_000 + 30 * 3600) * 1000),
+    };
+    let got = run(&cfg);
+    assert_eq!(got.events.row, (10..30).collect::<Vec<u64>>());
+    assert_eq!(got.report.rows_filtered, 80);
+    assert_eq!(
+        got.events.timestamp.as_ref().unwrap()[0],
+        (1_700_000_000 + 36_000) * 1000
+    );
+    // Without a timestamp column a time filter is a config error.
+    let mut df = bad_sample().drop_nulls::<String>(None).unwrap();
+    let q = common::write_as(&mut df, dir.path(), "nots.parquet");
+    cfg.inputs = vec![q.display().to_string()];
+    let e = ingest(&cfg).unwrap_err();
+    assert!(matches!(e, DataError::Config { .. }), "{e}");
+    assert!(e.to_string().contains("timestamp"), "{e}");
+}
+
+#[test]
+fn timestamps_of_every_type() {
+    let dir = common::tempdir();
+    let day = 86_400_000i64;
+    let dt = Series::new("timestamp".into(), &[day * 1000, day * 1000 + 1])
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap();
+    let date = Series::new("timestamp".into(), &[1i32, 2])
+        .cast(&DataType::Date)
+        .unwrap();
+    for (i, (col, want)) in [(dt, vec![day, day]), (date, vec![day, 2 * day])]
+        .into_iter()
+        .enumerate()
+    {
+        let mut df = DataFrame::new_infer_height(vec![
+            Series::new("customer_id".into(), &[1i64, 2]).into(),
+            Series::new("size".into(), &["S", "M"]).into(),
+            Series::new("outcome".into(), &["fit", "fit"]).into(),
+            col.into(),
+        ])
+        .unwrap();
+        let p = common::write_as(&mut df, dir.path(), &format!("ts{i}.parquet"));
+        let ev = run(&IngestConfig::new(vec![p.display().to_string()])).events;
+        assert_eq!(ev.timestamp.unwrap(), want);
+    }
+    // Unparseable text => bad row "bad timestamp"; null => "missing timestamp".
+    let mut df = df!(
+        "customer_id" => [1i64, 2, 3, 4],
+        "size" => ["S", "M", "L", "S"],
+        "outcome" => ["fit", "fit", "fit", "fit"],
+        "when" => [Some("2024-01-01"), Some("yesterday"), None, Some("2024-02-30")],
+    )
+    .unwrap();
+    let p = common::write_as(&mut df, dir.path(), "badts.csv");
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    cfg.columns.insert("timestamp".into(), "when".into());
+    cfg.max_bad_fraction = 1.0;
+    let got = run(&cfg);
+    let by: Vec<(BadReason, u64)> = got
+        .report
+        .bad_rows
+        .iter()
+        .map(|b| (b.reason, b.count))
+        .collect();
+    assert_eq!(
+        by,
+        vec![
+            (BadReason::MissingTimestamp, 1),
+            (BadReason::BadTimestamp, 2)
+        ]
+    );
+    let bad = got
+        .report
+        .bad_rows
+        .iter()
+        .find(|b| b.reason == BadReason::BadTimestamp)
+        .unwrap();
+    assert_eq!(bad.values, vec!["yesterday", "2024-02-30"]);
+    assert_eq!(got.events.row, vec![0]);
+}
+
+#[test]
+fn optional_outcomes_for_prediction() {
+    let dir = common::tempdir();
+    let mut df = df!(
+        "customer_id" => [1i64, 2, 3],
+        "size" => ["S", "M", "L"],
+    )
+    .unwrap();
+    let p = common::write_as(&mut df, dir.path(), "noout.parquet");
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    assert!(matches!(
+        ingest(&cfg),
+        Err(DataError::MissingColumn { ref canonical, .. }) if canonical == "outcome"
+    ));
+    cfg.require_outcome = false;
+    let got = run(&cfg);
+    assert!(!got.events.has_outcome);
+    assert_eq!(got.events.outcome, vec![Outcome::Other; 3]);
+    assert_eq!(got.report.rows_without_outcome, 3);
+    // With the column present, null and unknown values become Other, not bad.
+    let mut cfg = IngestConfig::new(vec![common::write_as(
+        &mut bad_sample(),
+        dir.path(),
+        "b.parquet",
+    )
+    .display()
+    .to_string()]);
+    cfg.require_outcome = false;
+    cfg.max_bad_fraction = 0.5;
+    let got = run(&cfg);
+    assert!(got.events.has_outcome);
+    let reasons: Vec<BadReason> = got.report.bad_rows.iter().map(|b| b.reason).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            BadReason::MissingCustomerId,
+            BadReason::MissingSize,
+            BadReason::BadSize
+        ]
+    );
+    assert_eq!(got.events.len(), 7);
+    assert_eq!(got.events.row, vec![0, 1, 3, 5, 6, 8, 9]);
+    assert_eq!(got.events.outcome[3], Outcome::Other); // "meh" (row 6)
+    assert_eq!(got.events.outcome[5], Outcome::Other); // null (row 9)
+    assert_eq!(got.events.outcome[0], Outcome::Fit);
+    assert_eq!(got.report.rows_without_outcome, 1);
+}
+
+#[test]
+fn frame_with_events_for_batch_prediction() {
+    let dir = common::tempdir();
+    let d = dir.path().join("in");
+    std::fs::create_dir(&d).unwrap();
+    let full = bad_sample();
+    common::write_as(&mut full.slice(0, 4), &d, "a.parquet");
+    common::write_as(&mut full.slice(4, 6), &d, "b.parquet");
+    let mut cfg = IngestConfig::new(vec![d.display().to_string()]);
+    cfg.require_outcome = false;
+    cfg.max_bad_fraction = 0.5;
+    let (mut frame, got) = ingest_with_frame(&cfg).unwrap();
+    assert_eq!(frame.height(), 10);
+    assert_eq!(frame.width(), 3);
+    // events.row indexes the frame.
+    let ids = frame.column("customer_id").unwrap().i64().unwrap().clone();
+    for (i, &r) in got.events.row.iter().enumerate() {
+        let id = ids.get(r as usize).unwrap();
+        assert_eq!(
+            got.events.customers.names[got.events.customer[i] as usize],
+            id.to_string()
+        );
+    }
+    // The frame can be written back out atomically.
+    let out = dir.path().join("out.csv");
+    write_frame(&mut frame, &out).unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 11);
+    // Filters are not allowed here.
+    cfg.filter.since_ms = Some(0);
+    assert!(matches!(
+        ingest_with_frame(&cfg),
+        Err(DataError::Config { .. })
+    ));
+}
+
+#[test]
+fn real_renttherunway_file_ingests_cleanly() {
+    let Some(path) = common::real_data_path() else {
+        eprintln!("skipping: ../shared/data/renttherunway.parquet not present");
+        return;
+    };
+    let got = run(&common::rtr_config(&path, None));
+    let r = &got.report;
+    println!("{}", r.summary());
+    assert_eq!(r.rows_bad, 0, "{}", r.summary());
+    assert_eq!(got.events.len(), 154_033);
+    assert_eq!(r.rows_kept, 154_033);
+    assert_eq!(
+        (r.outcomes.small, r.outcomes.fit, r.outcomes.large),
+        (20_200, 113_998, 19_835)
+    );
+    assert!(got.events.customers.len() > 50_000);
+    assert_eq!(got.events.features.numeric.len(), 4);
+    assert_eq!(got.events.features.categorical.len(), 1);
+    assert_eq!(
+        got.events.features.numeric[0].values.len(),
+        got.events.customers.len()
+    );
+    // Parts of the published split cover all rows.
+    let parts: Vec<usize> = (0..3)
+        .map(|k| common::rtr_events(&path, Some(k)).len())
+        .collect();
+    assert_eq!(parts.iter().sum::<usize>(), 154_033);
+}
