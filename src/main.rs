@@ -2,7 +2,7 @@
 //! to an exit code. All work happens in the library.
 
 use clap::Parser;
-use runsize::cli::{run, Cli};
+use runsize::cli::{run, Cli, Command};
 use std::process::ExitCode;
 
 fn init_logging(filter: &str, json: bool) {
@@ -19,8 +19,23 @@ fn init_logging(filter: &str, json: bool) {
     }
 }
 
+/// Report commands (eval, brands, ...) piped into `head` should stop quietly when the
+/// pipe closes, as Unix tools do, instead of panicking on a failed print. The server
+/// keeps Rust's default (SIGPIPE ignored) so a closed socket is an error, not an exit.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at startup before any thread is spawned; restores the
+    // default disposition of one signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
+        default_sigpipe();
+    }
     init_logging(&cli.log, cli.log_json);
     match run(cli).map_err(anyhow::Error::from) {
         Ok(()) => ExitCode::SUCCESS,

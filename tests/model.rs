@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 #[test]
 fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
-    let fx = common::synth_split(150_000, 11, 30);
+    let fx = common::synth_split(150_000, 11, 30, Some(25));
     let model = FitParams::default().fit(&fx.train).unwrap();
     let truth = &fx.truth;
 
@@ -31,8 +31,10 @@ fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
     assert!(a.len() >= 25);
     assert!(r_brand >= 0.98, "brand offset correlation {r_brand}");
 
-    // products: offset relative to the brand (model: product + its category term)
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    // products: how each runs in total (brand + category + product, what `brands --by
+    // product` reports) and relative to its brand
+    let brand_truth: HashMap<&str, f64> = truth.brands.iter().map(|b| (b.name.as_str(), b.offset)).collect();
+    let (mut tt, mut te, mut rt, mut re) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pt in &truth.products {
         let Some(&i) = model.index.product.get(&pt.product_id) else {
             continue;
@@ -41,15 +43,19 @@ fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
         if p.offset.n < 100 {
             continue;
         }
-        let info = &model.product_info[i as usize];
-        let cat = runsize::model::fitted::group_value(&model.categories, info.category);
-        a.push(pt.offset);
-        b.push(p.offset.value + cat);
+        let total = model.product_profile(i as usize).unwrap().offset;
+        let brand_est = model.brand_offset(model.product_info[i as usize].brand);
+        tt.push(pt.offset + brand_truth[pt.brand.as_str()]);
+        te.push(total);
+        rt.push(pt.offset);
+        re.push(total - brand_est);
     }
-    let r_prod = common::pearson(&a, &b);
-    println!("product offsets: r = {r_prod:.4} over {} products", a.len());
-    assert!(a.len() >= 50);
-    assert!(r_prod >= 0.90, "product offset correlation {r_prod}");
+    let r_total = common::pearson(&tt, &te);
+    let r_rel = common::pearson(&rt, &re);
+    println!("product offsets: total r = {r_total:.4}, relative to brand r = {r_rel:.4}, over {} products", tt.len());
+    assert!(tt.len() >= 100);
+    assert!(r_total >= 0.90, "product offset correlation {r_total}");
+    assert!(r_rel >= 0.80, "product offset (relative to brand) correlation {r_rel}");
 
     // calibration on held-out events
     let report = model.evaluate(&fx.test).unwrap();
@@ -63,7 +69,7 @@ fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
 
 #[test]
 fn same_result_with_one_and_two_threads_and_round_trip_is_exact() {
-    let fx = common::synth_split(40_000, 5, 12);
+    let fx = common::synth_split(40_000, 5, 12, None);
     let m1 = FitParams::default().max_iter(8).threads(1).fit(&fx.train).unwrap();
     let m2 = FitParams::default().max_iter(8).threads(2).fit(&fx.train).unwrap();
     for (x, y) in m1.brands.iter().zip(&m2.brands) {
@@ -91,7 +97,7 @@ fn same_result_with_one_and_two_threads_and_round_trip_is_exact() {
 
 #[test]
 fn fitting_twice_is_deterministic() {
-    let fx = common::synth_split(20_000, 3, 8);
+    let fx = common::synth_split(20_000, 3, 8, None);
     let a = FitParams::default().max_iter(6).fit(&fx.train).unwrap();
     let b = FitParams::default().max_iter(6).fit(&fx.train).unwrap();
     assert_eq!(

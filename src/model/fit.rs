@@ -29,6 +29,9 @@ use std::time::Instant;
 
 /// Number of size systems.
 const N_SYS: usize = SizeSystem::ALL.len();
+/// Iterations of location-only fitting before fit-band widths are learned.
+const DISPERSION_FROM: usize = 8;
+
 /// Largest outcome slope per size step: beyond it sizes no longer explain outcomes and
 /// the latent scale is not identified (offsets would shrink as the slope grows).
 const W_MAX: f64 = 8.0;
@@ -190,7 +193,7 @@ fn run(p: &FitParams, meta: &Events, data: &FitData, on_iter: &mut (dyn FnMut(&I
         let acc = st.article_pass(&chunks);
         let objective = acc.objective / acc.n.max(1.0);
         let loo = acc.loo_nll / acc.n.max(1.0);
-        st.update(&acc, p);
+        st.update(&acc, p, iter);
         tracing::debug!(target: "runsize::fit", iter, globals = ?st.model.globals, "globals");
         let stats = IterationStats {
             iter,
@@ -645,7 +648,13 @@ impl<'a> State<'a> {
             acc.n += 1.0;
             let dt = (kappa * g.w, kappa * g.w);
             let de = (kappa * g.h * e_eta, -kappa * g.h * e_eta);
-            let dw = (-kappa * d_gap, -kappa * d_gap);
+            // the slope also widens or narrows the uncertainty scale: ∂κ/∂w = −κ³·π·w·v/8
+            let dkappa = -kappa.powi(3) * std::f64::consts::PI * g.w / (8.0 * prec);
+            let half = g.h * e_eta;
+            let dw = (
+                -kappa * d_gap + dkappa * (g.c + half - g.w * d_gap),
+                -kappa * d_gap + dkappa * (g.c - half - g.w * d_gap),
+            );
             let dc = (kappa, kappa);
             let dh = (kappa * e_eta, -kappa * e_eta);
             acc.gt[j] += d.grad(dt.0, dt.1);
@@ -692,7 +701,7 @@ impl<'a> State<'a> {
     }
 
     /// All closed-form and quadratic updates from pass 2's sums.
-    fn update(&mut self, acc: &Acc, p: &FitParams) {
+    fn update(&mut self, acc: &Acc, p: &FitParams, iter: usize) {
         let delta = self.update_globals(acc);
         // fold the global step into the article-size gradients (block Gauss-Seidel)
         let n_as = acc.gt.len();
@@ -704,7 +713,9 @@ impl<'a> State<'a> {
             ge[j] += cr[3] * delta[0] + cr[4] * delta[1] + cr[5] * delta[2];
         }
         self.update_locations(&gt, &acc.ht, p.level_sweeps);
-        if p.learn_dispersion {
+        // band widths only once locations have settled: early on they would absorb
+        // misfit that the offsets are about to explain
+        if p.learn_dispersion && iter > DISPERSION_FROM {
             self.update_bands(&ge, &acc.he, p.level_sweeps);
         }
         self.update_choice(acc);

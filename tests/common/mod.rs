@@ -119,3 +119,70 @@ pub fn rtr_events(path: &Path, part: Option<usize>) -> Events {
         .expect("ingest renttherunway")
         .events
 }
+
+/// Synthetic events with known answers, split 80/20 into train and test.
+pub struct SynthSplit {
+    /// Training events (part 0).
+    pub train: Events,
+    /// Held-out events (part 1).
+    pub test: Events,
+    /// What generated them.
+    pub truth: runsize::synth::Truth,
+    /// Keeps the files alive.
+    pub dir: tempfile::TempDir,
+}
+
+/// Generate `events` synthetic events (seed, brands, products per brand or the
+/// generator's default) as Parquet in a temp dir and ingest an 80/20 split of them with
+/// the body features.
+pub fn synth_split(events: u64, seed: u64, brands: usize, products_per_brand: Option<usize>) -> SynthSplit {
+    let dir = tempdir();
+    let path = dir.path().join("synth.parquet");
+    let cfg = runsize::synth::SynthConfig {
+        events,
+        seed,
+        brands,
+        products_per_brand,
+        customer_truth: false,
+        ..runsize::synth::SynthConfig::default()
+    };
+    runsize::synth::generate(&cfg, &path).expect("generate synthetic events");
+    let (truth_path, _) = runsize::synth::truth_paths(&path);
+    let truth = runsize::synth::read_truth(&truth_path).expect("read truth");
+    let part = |k: usize| {
+        let mut c = IngestConfig::new(vec![path.display().to_string()]);
+        c.customer_features = ["height_cm", "weight_kg", "body_shape"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        c.filter = RowFilter {
+            split: Some(SplitFilter {
+                seed: 1,
+                fractions: vec![0.8, 0.2],
+                part: k,
+            }),
+            ..Default::default()
+        };
+        ingest(&c).expect("ingest synthetic events").events
+    };
+    SynthSplit {
+        train: part(0),
+        test: part(1),
+        truth,
+        dir,
+    }
+}
+
+/// Pearson correlation of two equally long series.
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len()) as f64;
+    let ma = a.iter().sum::<f64>() / n;
+    let mb = b.iter().sum::<f64>() / n;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt()
+}
