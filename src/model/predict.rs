@@ -133,6 +133,52 @@ impl Model {
         self.true_size(a) - a.pos / self.scale(a.system) - self.align(a.system)
     }
 
+    /// Variance of the article's true size: each level's standard error where the model
+    /// knows the key, its prior variance where it does not (a new product of a known
+    /// brand is as uncertain as products of that brand vary).
+    pub fn article_var(&self, a: &ArticleRef) -> f64 {
+        let g = &self.globals;
+        let level = |i: u32, groups: &[super::fitted::GroupParams], sd: f64| -> f64 {
+            if groups.is_empty() {
+                0.0
+            } else if i == NONE {
+                sd * sd
+            } else {
+                groups.get(i as usize).map_or(sd * sd, |x| x.offset.se * x.offset.se)
+            }
+        };
+        let label = if a.label == NONE {
+            g.sd_label * g.sd_label
+        } else {
+            self.labels
+                .get(a.label as usize)
+                .map_or(g.sd_label * g.sd_label, |l| l.offset.se * l.offset.se)
+        };
+        let article_size = match self.index.article_size.get(&(a.product, a.label)) {
+            Some(&i) => self
+                .article_sizes
+                .get(i as usize)
+                .map_or(0.0, |x| x.offset.se * x.offset.se),
+            None if self.article_sizes.is_empty() => 0.0,
+            None => g.sd_article_size * g.sd_article_size,
+        };
+        label
+            + level(a.brand, &self.brands, g.sd_brand)
+            + level(a.category, &self.categories, g.sd_category)
+            + level(a.product, &self.products, g.sd_product)
+            + article_size
+    }
+
+    /// Probabilities `[small, fit, large]` of a purchase-time size belief in an article,
+    /// integrating both the shopper's and the article's uncertainty.
+    pub fn probs_article(&self, belief: SizeBelief, a: &ArticleRef) -> [f64; 3] {
+        let widened = SizeBelief {
+            mean: belief.mean,
+            var: belief.var + self.article_var(a),
+        };
+        self.probs_for(widened, self.true_size(a), self.band(a))
+    }
+
     /// The article's fit-band log-width (brand + category + product).
     pub fn band(&self, a: &ArticleRef) -> f64 {
         group_eta(&self.brands, a.brand) + group_eta(&self.categories, a.category) + group_eta(&self.products, a.product)

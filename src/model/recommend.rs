@@ -342,7 +342,7 @@ impl Model {
         let mut best = 0usize;
         for (i, (text, label)) in offered.iter().enumerate() {
             let a = self.article(b, p, c, label);
-            let pr = self.probs_for(belief, self.true_size(&a), self.band(&a));
+            let pr = self.probs_article(belief, &a);
             sizes.push(SizeOdds {
                 size: text.clone(),
                 p_small: pr[0],

@@ -155,7 +155,7 @@ impl Model {
             .into_par_iter()
             .with_min_len(4096)
             .map(|i| match self.event_view(events, &r, i, opts) {
-                Some((a, belief)) => self.probs_for(belief, self.true_size(&a), self.band(&a)),
+                Some((a, belief)) => self.probs_article(belief, &a),
                 None => [f64::NAN; 3],
             })
             .collect()
