@@ -20,6 +20,9 @@ pub struct TrainArgs {
     /// Maximum fitting iterations.
     #[arg(long, default_value_t = 40)]
     pub max_iter: usize,
+    /// Minimum fitting iterations before the tolerance may stop the fit.
+    #[arg(long, default_value_t = 5)]
+    pub min_iter: usize,
     /// Stop when the objective changes by less than this (relative).
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
@@ -46,6 +49,7 @@ impl TrainArgs {
     pub fn fit_params(&self) -> FitParams {
         FitParams::default()
             .max_iter(self.max_iter)
+            .min_iter(self.min_iter)
             .tol(self.tol)
             .threads(self.threads)
             .store_customers(!self.no_customers)

@@ -21,7 +21,7 @@ use super::fitted::{
 };
 use super::math::{event_deriv, probs, uncertainty_scale};
 use super::params::FitParams;
-use super::predict::{cut_points, solve_customer, ArticleRef, EvidenceTerm, SizeBelief};
+use super::predict::{cut_points, inv2, solve_customer, ArticleRef, CustomerState, EvidenceTerm};
 use super::ModelError;
 use crate::data::schema::{Events, SizeSystem, NONE};
 use rayon::prelude::*;
@@ -103,9 +103,10 @@ struct State<'a> {
     as_pos: Vec<f64>,
     as_sys: Vec<u8>,
     ref_system: usize,
-    /// Customers: size mean, information, prior mean, whether features exist.
+    /// Customers: size mean, fit bias, their covariance, prior mean, whether features exist.
     s: Vec<f64>,
-    info: Vec<f32>,
+    u: Vec<f32>,
+    cov: Vec<[f32; 3]>,
     m: Vec<f32>,
     has_feat: Vec<bool>,
 }
@@ -132,6 +133,8 @@ struct Acc {
     ridge: RidgeStats,
     /// (n, Σ resid² + var) for customers with / without features.
     tau: [f64; 4],
+    /// (n, Σ bias² + var) over customers with events.
+    bias: [f64; 2],
 }
 
 impl Acc {
@@ -152,6 +155,7 @@ impl Acc {
             sum_var: 0.0,
             ridge: RidgeStats::new(dim),
             tau: [0.0; 4],
+            bias: [0.0; 2],
         }
     }
 
@@ -176,6 +180,7 @@ impl Acc {
         self.sum_var += o.sum_var;
         self.ridge.merge(&o.ridge);
         add(&mut self.tau, &o.tau);
+        add(&mut self.bias, &o.bias);
     }
 }
 
@@ -223,7 +228,10 @@ fn run(p: &FitParams, meta: &Events, data: &FitData, on_iter: &mut (dyn FnMut(&I
         model.customers = CustomerTable {
             ids: meta.customers.names.clone(),
             mean: st.s.iter().map(|&x| x as f32).collect(),
-            var: st.info.iter().map(|&i| 1.0 / i.max(1e-9)).collect(),
+            var: st.cov.iter().map(|c| c[0]).collect(),
+            bias: st.u.clone(),
+            bias_var: st.cov.iter().map(|c| c[2]).collect(),
+            cov: st.cov.iter().map(|c| c[1]).collect(),
             n: (0..data.customers())
                 .map(|c| (data.cust_start[c + 1] - data.cust_start[c]) as u32)
                 .collect(),
@@ -449,7 +457,8 @@ impl<'a> State<'a> {
             as_sys,
             ref_system,
             m: vec![pop_mean as f32; nc],
-            info: vec![1.0; nc],
+            u: vec![0.0; nc],
+            cov: vec![[1.0, 0.0, 0.1]; nc],
             s,
             has_feat,
         };
@@ -496,17 +505,14 @@ impl<'a> State<'a> {
         }
     }
 
-    fn prior_of(&self, c: usize) -> SizeBelief {
+    fn prior_of(&self, c: usize) -> CustomerState {
         let g = &self.model.globals;
         let sd = if self.has_feat[c] {
             g.sd_customer_features
         } else {
             g.sd_customer_population
         };
-        SizeBelief {
-            mean: f64::from(self.m[c]),
-            var: sd * sd,
-        }
+        CustomerState::prior(f64::from(self.m[c]), sd * sd, g.sd_customer_bias * g.sd_customer_bias)
     }
 
     fn terms(&self, lo: usize, hi: usize) -> impl Iterator<Item = EvidenceTerm> + '_ {
@@ -521,45 +527,48 @@ impl<'a> State<'a> {
         })
     }
 
-    /// Pass 1: Newton steps on every customer's size (parallel over customer chunks).
+    /// Pass 1: Newton steps on every customer's size and fit bias (parallel over
+    /// customer chunks; each chunk owns its customers' slots).
     fn customer_pass(&mut self, chunks: &[(usize, usize)], steps: usize) {
         let mut s = std::mem::take(&mut self.s);
-        let mut info = std::mem::take(&mut self.info);
+        let mut u = std::mem::take(&mut self.u);
+        let mut cov = std::mem::take(&mut self.cov);
         {
             let this = &*self;
-            let mut s_parts: Vec<&mut [f64]> = Vec::with_capacity(chunks.len());
-            let mut i_parts: Vec<&mut [f32]> = Vec::with_capacity(chunks.len());
-            let (mut s_rest, mut i_rest) = (&mut s[..], &mut info[..]);
+            let mut parts: Vec<(&mut [f64], &mut [f32], &mut [[f32; 3]])> = Vec::with_capacity(chunks.len());
+            let (mut s_rest, mut u_rest, mut c_rest) = (&mut s[..], &mut u[..], &mut cov[..]);
             for &(lo, hi) in chunks {
                 let (a, b) = s_rest.split_at_mut(hi - lo);
-                s_parts.push(a);
                 s_rest = b;
-                let (a, b) = i_rest.split_at_mut(hi - lo);
-                i_parts.push(a);
-                i_rest = b;
+                let (x, y) = u_rest.split_at_mut(hi - lo);
+                u_rest = y;
+                let (p, q) = c_rest.split_at_mut(hi - lo);
+                c_rest = q;
+                parts.push((a, x, p));
             }
-            s_parts
+            parts
                 .into_par_iter()
-                .zip(i_parts)
                 .zip(chunks.par_iter())
-                .for_each(|((sp, ip), &(lo, _))| {
-                    for (k, (sc, ic)) in sp.iter_mut().zip(ip.iter_mut()).enumerate() {
+                .for_each(|((sp, up, cp), &(lo, _))| {
+                    for k in 0..sp.len() {
                         let c = lo + k;
                         let (elo, ehi) = (this.data.cust_start[c] as usize, this.data.cust_start[c + 1] as usize);
                         let prior = this.prior_of(c);
-                        if ehi == elo {
-                            *sc = prior.mean;
-                            *ic = (1.0 / prior.var) as f32;
-                            continue;
-                        }
-                        let b = solve_customer(&this.model.globals, prior, *sc, steps, || this.terms(elo, ehi));
-                        *sc = b.mean;
-                        *ic = (1.0 / b.var) as f32;
+                        let st = if ehi == elo {
+                            prior
+                        } else {
+                            let start = (sp[k], f64::from(up[k]));
+                            solve_customer(&this.model.globals, &prior, start, steps, || this.terms(elo, ehi))
+                        };
+                        sp[k] = st.s;
+                        up[k] = st.u as f32;
+                        cp[k] = [st.ss as f32, st.su as f32, st.uu as f32];
                     }
                 });
         }
         self.s = s;
-        self.info = info;
+        self.u = u;
+        self.cov = cov;
     }
 
     /// Pass 2: leave-one-out derivatives aggregated by article-size and globally.
@@ -597,47 +606,56 @@ impl<'a> State<'a> {
         let g = &self.model.globals;
         let prior = self.prior_of(c);
         let s = self.s[c];
+        let u = f64::from(self.u[c]);
         // a past choice measures the size at that purchase (choice noise + drift)
         let hist_prec = 1.0 / (g.sd_choice * g.sd_choice + g.sd_drift * g.sd_drift);
-        let own_prec = 1.0 / (g.sd_choice * g.sd_choice);
+        let total_var = 1.0 / hist_prec;
+        let own_var = g.sd_choice * g.sd_choice;
         let drift_var = g.sd_drift * g.sd_drift;
-        // full information and per-event terms at s (outcome + choice)
-        let mut info = 1.0 / prior.var;
-        let mut obj = 0.5 * (s - prior.mean).powi(2) / prior.var;
+        // full information and per-event terms at (s, u): outcome on s + u, choice on s
+        let (mut hss, mut hsu, mut huu) = (1.0 / prior.ss, 0.0, 1.0 / prior.uu);
+        let mut obj = 0.5 * (s - prior.s).powi(2) / prior.ss + 0.5 * u * u / prior.uu;
         scratch.clear();
         for e in lo..hi {
             let j = data.ev_as[e] as usize;
             let y = data.ev_y[e] as usize;
-            let (a, b) = cut_points(g, s - self.as_t[j], self.as_eta[j], 1.0);
+            let (a, b) = cut_points(g, s + u - self.as_t[j], self.as_eta[j], 1.0);
             let d = event_deriv(a, b, y);
-            let ge = d.grad(-g.w, -g.w) + (s - self.as_xc[j]) * hist_prec;
-            let he = d.info(-g.w, -g.w) + hist_prec;
-            info += he;
+            let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
+            hss += ho + hist_prec;
+            hsu += ho;
+            huu += ho;
             obj += d.nll + 0.5 * (s - self.as_xc[j]).powi(2) * hist_prec;
-            scratch.push((ge, he));
+            scratch.push((go, ho));
         }
         acc.objective += obj;
-        let var = 1.0 / info;
+        let (vss, _, vuu) = inv2(hss, hsu, huu);
         for (k, e) in (lo..hi).enumerate() {
             let j = data.ev_as[e] as usize;
             let y = data.ev_y[e] as usize;
-            let (ge, he) = scratch[k];
-            // the customer's long-run size from all *other* purchases (one Newton step)
-            let info_loo = (info - he).max(1e-9);
-            let s_loo = s + ge / info_loo;
+            let (go, ho) = scratch[k];
             let xc = self.as_xc[j];
+            // the customer from all *other* purchases (one Newton step from the optimum)
+            let (css, csu, cuu) = inv2(hss - ho - hist_prec, hsu - ho, huu - ho);
+            let gs = go + (s - xc) * hist_prec;
+            let s_loo = s + css * gs + csu * go;
+            let u_loo = u + csu * gs + cuu * go;
+            let loo = CustomerState {
+                s: s_loo,
+                u: u_loo,
+                ss: css,
+                su: csu,
+                uu: cuu,
+            };
             // at this purchase: drift, then this purchase's own choice
-            let now_var = 1.0 / info_loo + drift_var;
-            let prec = 1.0 / now_var + own_prec;
-            let s_now = (s_loo / now_var + xc * own_prec) / prec;
-            let kappa = uncertainty_scale(g.w, 1.0 / prec);
-            let total_var = 1.0 / hist_prec;
+            let now = super::predict::purchase_belief(&loo, drift_var, Some((xc, own_var)));
+            let (s_now, v_now) = (now.mean, now.var);
+            let kappa = uncertainty_scale(g.w, v_now);
+            let prec = 1.0 / v_now;
             for (slot, step) in DRIFT_STEPS.iter().enumerate() {
                 let rho = drift_share(g, *step);
-                let nv = 1.0 / info_loo + rho * total_var;
-                let pr = 1.0 / nv + 1.0 / ((1.0 - rho) * total_var);
-                let sn = (s_loo / nv + xc / ((1.0 - rho) * total_var)) / pr;
-                let (a, b) = cut_points(g, sn - self.as_t[j], self.as_eta[j], uncertainty_scale(g.w, 1.0 / pr));
+                let alt = super::predict::purchase_belief(&loo, rho * total_var, Some((xc, (1.0 - rho) * total_var)));
+                let (a, b) = cut_points(g, alt.mean - self.as_t[j], self.as_eta[j], uncertainty_scale(g.w, alt.var));
                 acc.drift_nll[slot] -= probs(a, b)[y].max(super::math::P_MIN).ln();
             }
             let d_gap = s_now - self.as_t[j];
@@ -689,12 +707,14 @@ impl<'a> State<'a> {
             {
                 sy[slot] += v;
             }
-            acc.sum_var += var;
+            acc.sum_var += vss;
         }
         // feature model and prior variance sums
         self.model.features.encode_training(&self.meta.features, c, row);
         acc.ridge.add(row, s);
-        let resid = (s - prior.mean).powi(2) + var;
+        let resid = (s - prior.s).powi(2) + vss;
+        acc.bias[0] += 1.0;
+        acc.bias[1] += u * u + vuu;
         let slot = if self.has_feat[c] { 0 } else { 2 };
         acc.tau[slot] += 1.0;
         acc.tau[slot + 1] += resid;
@@ -895,6 +915,13 @@ impl<'a> State<'a> {
         }
         if acc.tau[2] > 0.0 {
             g.sd_customer_population = (acc.tau[3] / acc.tau[2]).sqrt().clamp(0.05, 10.0);
+        }
+        if acc.bias[0] > 0.0 {
+            // empirical Bayes, with an inverse-gamma prior worth EB_A0 customers at 0.3 sizes
+            let guess = 0.3f64;
+            g.sd_customer_bias = ((acc.bias[1] + 2.0 * EB_A0 * guess * guess) / (acc.bias[0] + 2.0 * EB_A0))
+                .sqrt()
+                .clamp(0.01, 5.0);
         }
         self.refresh_prior_means();
     }

@@ -30,6 +30,8 @@ pub struct Globals {
     pub sd_customer_features: f64,
     /// Prior sd of a customer's size when nothing is known about them.
     pub sd_customer_population: f64,
+    /// Prior sd of a customer's fit bias (how their verdicts lean beyond their size).
+    pub sd_customer_bias: f64,
     /// Prior sd of size-label offsets.
     pub sd_label: f64,
     /// Prior sd of brand offsets.
@@ -61,6 +63,7 @@ impl Default for Globals {
             sd_drift: 0.3,
             sd_customer_features: 1.0,
             sd_customer_population: 2.0,
+            sd_customer_bias: 0.3,
             sd_label: 0.3,
             sd_brand: 0.5,
             sd_category: 0.3,
@@ -151,8 +154,14 @@ pub struct CustomerTable {
     pub ids: Vec<String>,
     /// Posterior mean size (common scale).
     pub mean: Vec<f32>,
-    /// Posterior variance.
+    /// Posterior variance of the size.
     pub var: Vec<f32>,
+    /// Posterior mean fit bias.
+    pub bias: Vec<f32>,
+    /// Posterior variance of the fit bias.
+    pub bias_var: Vec<f32>,
+    /// Posterior covariance of size and fit bias.
+    pub cov: Vec<f32>,
     /// Fit events in training.
     pub n: Vec<u32>,
 }

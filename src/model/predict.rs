@@ -51,47 +51,115 @@ pub struct SizeBelief {
 /// Largest Newton step on a customer's size, in size steps.
 pub const MAX_STEP: f64 = 2.0;
 
-/// Newton solve of one customer's size: prior `N(prior.mean, prior.var)`, a Gaussian
-/// term per choice, an ordinal-logistic term per observed outcome. Starts at `start`
-/// and takes `steps` Fisher-scoring steps. Returns the belief (variance = 1 / information
-/// at the final point). `terms` is called once per step and must yield the same items.
-pub fn solve_customer<I, F>(g: &Globals, prior: SizeBelief, start: f64, steps: usize, terms: F) -> SizeBelief
+/// Gaussian belief about a customer: long-run size `s` (what they choose around) and fit
+/// bias `u` (how their fit verdicts lean beyond their size: > 0 reports "too small" more
+/// often), with their 2x2 covariance. The size that decides fit is `s + u`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CustomerState {
+    /// Mean size.
+    pub s: f64,
+    /// Mean fit bias.
+    pub u: f64,
+    /// Var(s).
+    pub ss: f64,
+    /// Cov(s, u).
+    pub su: f64,
+    /// Var(u).
+    pub uu: f64,
+}
+
+impl CustomerState {
+    /// An independent prior: size `N(mean, var_s)`, bias `N(0, var_u)`.
+    pub fn prior(mean: f64, var_s: f64, var_u: f64) -> CustomerState {
+        CustomerState {
+            s: mean,
+            u: 0.0,
+            ss: var_s,
+            su: 0.0,
+            uu: var_u,
+        }
+    }
+}
+
+/// Inverse of a symmetric 2x2 matrix `[[a, b], [b, c]]` as `(a', b', c')`.
+#[inline]
+pub fn inv2(a: f64, b: f64, c: f64) -> (f64, f64, f64) {
+    let det = (a * c - b * b).max(1e-300);
+    (c / det, -b / det, a / det)
+}
+
+/// Newton (Fisher scoring) solve of one customer: a Gaussian prior on size and bias, a
+/// Gaussian term per past choice (on the size), an ordinal-logistic term per observed
+/// outcome (on size + bias). Starts at `start` = (s, u) and takes `steps` steps; the
+/// covariance is the inverse information at the final point. `terms` is called once per
+/// step and must yield the same items.
+pub fn solve_customer<I, F>(g: &Globals, prior: &CustomerState, start: (f64, f64), steps: usize, terms: F) -> CustomerState
 where
     F: Fn() -> I,
     I: Iterator<Item = EvidenceTerm>,
 {
-    let prior_prec = 1.0 / prior.var.max(1e-9);
+    let ps = 1.0 / prior.ss.max(1e-9);
+    let pu = 1.0 / prior.uu.max(1e-9);
     // a past choice measures the shopper's size at that purchase: choice noise + drift
     let choice_prec = 1.0 / (g.sd_choice * g.sd_choice + g.sd_drift * g.sd_drift).max(1e-9);
-    let mut s = start;
-    let mut info = prior_prec;
+    let (mut s, mut u) = start;
+    let (mut hss, mut hsu, mut huu) = (ps, 0.0, pu);
     for step in 0..=steps {
-        let mut grad = (s - prior.mean) * prior_prec;
-        info = prior_prec;
+        let mut gs = (s - prior.s) * ps;
+        let mut gu = (u - prior.u) * pu;
+        hss = ps;
+        hsu = 0.0;
+        huu = pu;
         for e in terms() {
             if let Some(x) = e.choice {
-                grad += (s - x) * choice_prec;
-                info += choice_prec;
+                gs += (s - x) * choice_prec;
+                hss += choice_prec;
             }
             if let Some(y) = e.class {
-                let (a, b) = cut_points(g, s - e.t, e.eta, 1.0);
+                let (a, b) = cut_points(g, s + u - e.t, e.eta, 1.0);
                 let d = event_deriv(a, b, y);
-                grad += d.grad(-g.w, -g.w);
-                info += d.info(-g.w, -g.w);
+                let go = d.grad(-g.w, -g.w);
+                let ho = d.info(-g.w, -g.w);
+                gs += go;
+                gu += go;
+                hss += ho;
+                hsu += ho;
+                huu += ho;
             }
         }
         if step == steps {
             break;
         }
-        let delta = (grad / info).clamp(-MAX_STEP, MAX_STEP);
-        s -= delta;
-        if delta.abs() < 1e-9 {
+        let (iss, isu, iuu) = inv2(hss, hsu, huu);
+        let ds = (iss * gs + isu * gu).clamp(-MAX_STEP, MAX_STEP);
+        let du = (isu * gs + iuu * gu).clamp(-MAX_STEP, MAX_STEP);
+        s -= ds;
+        u -= du;
+        if ds.abs() < 1e-9 && du.abs() < 1e-9 {
             break;
         }
     }
-    SizeBelief {
-        mean: s,
-        var: 1.0 / info,
+    let (ss, su, uu) = inv2(hss, hsu, huu);
+    CustomerState { s, u, ss, su, uu }
+}
+
+/// The fit-size belief at a new purchase from a customer state: drift widens the size,
+/// and the purchase's own chosen size (choice centre `x`, noise sd `sd_choice`), when
+/// given, is conditioned on.
+pub fn purchase_belief(st: &CustomerState, drift_var: f64, choice: Option<(f64, f64)>) -> SizeBelief {
+    let ss = st.ss + drift_var;
+    let fs = st.ss + st.su + drift_var;
+    let ff = st.ss + 2.0 * st.su + st.uu + drift_var;
+    let f = st.s + st.u;
+    match choice {
+        Some((x, choice_var)) => {
+            let gain = fs / (ss + choice_var).max(1e-12);
+            SizeBelief {
+                mean: f + gain * (x - st.s),
+                var: (ff - gain * fs).max(1e-12),
+            }
+        }
+        None => SizeBelief { mean: f, var: ff },
     }
 }
 
@@ -202,51 +270,56 @@ impl Model {
         }
     }
 
-    /// Prior belief about a customer's size from their features (or the population).
-    pub fn customer_prior(&self, features: Option<&FeatureValues<'_>>) -> SizeBelief {
+    /// Prior belief about a customer from their features (or the population).
+    pub fn customer_prior(&self, features: Option<&FeatureValues<'_>>) -> CustomerState {
         let g = &self.globals;
+        let bias_var = g.sd_customer_bias * g.sd_customer_bias;
         match features {
-            Some(f) if super::features::FeatureModel::any_present(f) => SizeBelief {
-                mean: self.features.predict(f),
-                var: g.sd_customer_features * g.sd_customer_features,
-            },
-            _ => SizeBelief {
-                mean: self.features.predict(&FeatureValues {
+            Some(f) if super::features::FeatureModel::any_present(f) => CustomerState::prior(
+                self.features.predict(f),
+                g.sd_customer_features * g.sd_customer_features,
+                bias_var,
+            ),
+            _ => CustomerState::prior(
+                self.features.predict(&FeatureValues {
                     numeric: vec![f64::NAN; self.features.numeric.len()],
                     categorical: vec![None; self.features.categorical.len()],
                 }),
-                var: g.sd_customer_population * g.sd_customer_population,
-            },
+                g.sd_customer_population * g.sd_customer_population,
+                bias_var,
+            ),
         }
     }
 
-    /// Posterior belief from a prior and evidence terms (converged Newton solve).
-    pub fn posterior(&self, prior: SizeBelief, terms: &[EvidenceTerm]) -> SizeBelief {
+    /// Posterior from a prior and evidence terms (converged Newton solve).
+    pub fn posterior(&self, prior: CustomerState, terms: &[EvidenceTerm]) -> CustomerState {
         if terms.is_empty() {
             return prior;
         }
-        solve_customer(&self.globals, prior, prior.mean, 12, || terms.iter().copied())
+        solve_customer(&self.globals, &prior, (prior.s, prior.u), 12, || terms.iter().copied())
     }
 
-    /// Belief about the shopper's size at a new purchase: the long-run belief widened by
-    /// the drift between purchases.
-    pub fn at_purchase(&self, belief: SizeBelief) -> SizeBelief {
-        let d = self.globals.sd_drift;
-        SizeBelief {
-            mean: belief.mean,
-            var: belief.var + d * d,
-        }
+    /// The customer's state as stored for training customer `c`, if any.
+    pub fn known_customer(&self, c: usize) -> Option<CustomerState> {
+        let t = &self.customers;
+        Some(CustomerState {
+            s: f64::from(*t.mean.get(c)?),
+            u: f64::from(*t.bias.get(c)?),
+            ss: f64::from(*t.var.get(c)?),
+            su: f64::from(*t.cov.get(c)?),
+            uu: f64::from(*t.bias_var.get(c)?),
+        })
     }
 
-    /// Add the size chosen at this purchase (choice centre `x`) to a purchase-time belief.
-    pub fn with_choice(&self, belief: SizeBelief, x: f64) -> SizeBelief {
-        let sd = self.globals.sd_choice;
-        let choice_prec = 1.0 / (sd * sd).max(1e-12);
-        let prec = 1.0 / belief.var.max(1e-12) + choice_prec;
-        SizeBelief {
-            mean: (belief.mean / belief.var.max(1e-12) + x * choice_prec) / prec,
-            var: 1.0 / prec,
-        }
+    /// Fit-size belief at a new purchase, optionally conditioned on the size chosen
+    /// there (its choice centre).
+    pub fn at_purchase(&self, st: &CustomerState, chosen: Option<f64>) -> SizeBelief {
+        let g = &self.globals;
+        purchase_belief(
+            st,
+            g.sd_drift * g.sd_drift,
+            chosen.map(|x| (x, g.sd_choice * g.sd_choice)),
+        )
     }
 
     /// Probabilities `[small, fit, large]` for a customer with size belief `belief`

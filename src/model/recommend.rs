@@ -5,7 +5,7 @@
 
 use super::features::FeatureValues;
 use super::fitted::Model;
-use super::predict::{ArticleRef, EvidenceTerm, SizeBelief};
+use super::predict::{ArticleRef, CustomerState, EvidenceTerm};
 use super::report::{describe, FitProfile};
 use crate::data::schema::{Outcome, SizeLabel, NONE};
 use crate::data::{parse_size, OutcomeMap};
@@ -197,8 +197,8 @@ impl Model {
         (b, p, c)
     }
 
-    /// The shopper's size belief and what it is based on.
-    pub fn shopper_belief(&self, shopper: &Shopper) -> Result<(SizeBelief, Vec<String>), RecommendError> {
+    /// The shopper's long-run size and fit bias (posterior) and what it is based on.
+    pub fn shopper_belief(&self, shopper: &Shopper) -> Result<(CustomerState, Vec<String>), RecommendError> {
         let mut basis = Vec::new();
         let values = FeatureValues {
             numeric: self
@@ -241,15 +241,9 @@ impl Model {
             basis.push("features".to_string());
         }
         if let Some(id) = &shopper.customer_id {
-            if let Some(&c) = self.index.customer.get(id) {
-                let c = c as usize;
-                if let (Some(&m), Some(&v)) = (self.customers.mean.get(c), self.customers.var.get(c)) {
-                    prior = SizeBelief {
-                        mean: f64::from(m),
-                        var: f64::from(v),
-                    };
-                    basis.push("customer".to_string());
-                }
+            if let Some(st) = self.index.customer.get(id).and_then(|&c| self.known_customer(c as usize)) {
+                prior = st;
+                basis.push("customer".to_string());
             }
         }
         let outcomes = OutcomeMap::standard();
@@ -336,8 +330,8 @@ impl Model {
             }
         };
         offered.sort_by(|x, y| x.1.cmp_order(&y.1));
-        let (long_run, basis) = self.shopper_belief(shopper)?;
-        let belief = self.at_purchase(long_run);
+        let (state, basis) = self.shopper_belief(shopper)?;
+        let belief = self.at_purchase(&state, None);
         let mut sizes = Vec::with_capacity(offered.len());
         let mut best = 0usize;
         for (i, (text, label)) in offered.iter().enumerate() {

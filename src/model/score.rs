@@ -4,7 +4,7 @@
 
 use super::features::FeatureValues;
 use super::fitted::Model;
-use super::predict::{ArticleRef, SizeBelief};
+use super::predict::{ArticleRef, CustomerState, SizeBelief};
 use crate::data::schema::{Dict, Events, NONE};
 use rayon::prelude::*;
 
@@ -38,8 +38,8 @@ pub struct Resolved {
     pub category: Vec<u32>,
     /// Model label index per events size.
     pub label: Vec<u32>,
-    /// Size belief per events customer (training posterior, or prior from features).
-    pub belief: Vec<SizeBelief>,
+    /// Belief per events customer (training posterior, or prior from features).
+    pub belief: Vec<CustomerState>,
 }
 
 fn map_dict(dict: &Dict, index: &std::collections::HashMap<String, u32>) -> Vec<u32> {
@@ -79,12 +79,8 @@ impl Model {
             .enumerate()
             .map(|(c, &mc)| {
                 if mc != NONE {
-                    let i = mc as usize;
-                    if let (Some(&m), Some(&v)) = (self.customers.mean.get(i), self.customers.var.get(i)) {
-                        return SizeBelief {
-                            mean: f64::from(m),
-                            var: f64::from(v),
-                        };
+                    if let Some(st) = self.known_customer(mc as usize) {
+                        return st;
                     }
                 }
                 let values = FeatureValues {
@@ -135,12 +131,9 @@ impl Model {
             system: label.system,
             pos: label.pos,
         };
-        let long_run = *r.belief.get(events.customer[i] as usize)?;
-        let now = self.at_purchase(long_run);
-        if !opts.choice_evidence {
-            return Some((a, now));
-        }
-        Some((a, self.with_choice(now, self.choice_centre(&a))))
+        let st = r.belief.get(events.customer[i] as usize)?;
+        let chosen = opts.choice_evidence.then(|| self.choice_centre(&a));
+        Some((a, self.at_purchase(st, chosen)))
     }
 
     /// Probabilities `[small, fit, large]` for every event, in order.

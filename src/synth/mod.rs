@@ -37,6 +37,9 @@ use std::path::{Path, PathBuf};
 /// Most events one run may write (10 billion).
 pub const MAX_EVENTS: u64 = 10_000_000_000;
 
+/// Largest customer universe (one billion; the run keeps one bit per customer).
+pub const MAX_CUSTOMERS: u64 = 1_000_000_000;
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SynthConfig {
@@ -44,7 +47,8 @@ pub struct SynthConfig {
     pub events: u64,
     /// Number of brands. Default 40.
     pub brands: usize,
-    /// Size of the customer universe. Default `None` = `events / 2` (at least 1).
+    /// Size of the customer universe, 1..=10^9. Default `None` = `events / 2` (at least 1,
+    /// at most 10^9).
     pub customers: Option<u64>,
     /// Random seed. Default 0.
     pub seed: u64,
@@ -86,7 +90,9 @@ impl SynthConfig {
 
     /// The customer universe size this config uses.
     pub fn effective_customers(&self) -> u64 {
-        self.customers.unwrap_or(self.events / 2).max(1)
+        self.customers
+            .unwrap_or((self.events / 2).min(MAX_CUSTOMERS))
+            .max(1)
     }
 
     /// The average products per brand this config uses.
@@ -116,8 +122,10 @@ impl SynthConfig {
             )));
         }
         if let Some(c) = self.customers {
-            if c == 0 || c > MAX_EVENTS {
-                return Err(bad(format!("--customers {c}: expected 1..={MAX_EVENTS}")));
+            if c == 0 || c > MAX_CUSTOMERS {
+                return Err(bad(format!(
+                    "--customers {c}: expected 1..={MAX_CUSTOMERS}"
+                )));
             }
         }
         if self.chunk_events == 0 || self.chunk_events > 50_000_000 {

@@ -283,9 +283,18 @@ impl AtomicFile {
         self.tmp.as_file_mut()
     }
 
-    /// Sync and rename the temporary file onto the destination.
+    /// Sync and rename the temporary file onto the destination (made readable by all,
+    /// `0644` on Unix, like a file created normally).
     pub(crate) fn commit(self) -> Result<u64, DataError> {
         let dest = self.dest;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| io_err(&dest, e))?;
+        }
         self.tmp
             .as_file()
             .sync_all()
@@ -307,7 +316,7 @@ impl AtomicFile {
 /// (the caller passes `&mut BufWriter<File>` and flushes it after [`Sink::finish`]).
 pub(crate) enum Sink<W: Write> {
     /// Parquet, one row group per chunk.
-    Parquet(polars::io::parquet::write::BatchedWriter<W>),
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<W>>),
     /// CSV with the header already written.
     Csv(W),
 }
@@ -321,7 +330,7 @@ impl<W: Write> Sink<W> {
                     .with_compression(ParquetCompression::Zstd(None))
                     .batched(&schema())
                     .map_err(|e| polars_err(path, e))?;
-                Ok(Sink::Parquet(writer))
+                Ok(Sink::Parquet(Box::new(writer)))
             }
             Format::Csv => {
                 let header = COLUMNS.join(",");

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Whole-process benchmarks at 1M, 10M and 100M synthetic events (not part of CI; 100M
+# takes minutes and several GB of disk): generate, train (ingest + fit + write) under
+# /usr/bin/time -v for wall time and peak memory, then batch prediction.
+#   SIZES="1000000 10000000" benches/scale.sh        # subset
+# Needs: a release build (cargo build --release) and /usr/bin/time (apt-get install time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=${SIZES:-"1000000 10000000 100000000"}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/runsize}
+OUT=${OUT:-/tmp/runsize-bench}
+ITERS=${ITERS:-10}
+mkdir -p "$OUT"
+[[ -x /usr/bin/time ]] || { echo "needs /usr/bin/time (apt-get install -y time)" >&2; exit 1; }
+for n in $SIZES; do
+  data="$OUT/synth-$n.parquet"
+  if [[ ! -f $data ]]; then
+    /usr/bin/time -f "synth $n: %e s wall, %M KB max RSS" \
+      "$BIN" synth --events "$n" --brands 40 --seed 1 --out "$data" --no-customer-truth --quiet --log warn
+  fi
+  echo "== train $n events ($ITERS iterations)"
+  /usr/bin/time -v "$BIN" train --events "$data" --customer-features height_cm,weight_kg,body_shape \
+    --out "$OUT/model-$n.runsize" --max-iter "$ITERS" --min-iter "$ITERS" --quiet --log info \
+    2> "$OUT/train-$n.log" | grep -E "^(events|fit) "
+  grep -E "Elapsed|Maximum resident" "$OUT/train-$n.log"
+  grep -oE "read [0-9]+ rows.*" "$OUT/train-$n.log" | head -1 || true
+  grep -E "iteration" "$OUT/train-$n.log" | sed -E 's/.*iter=([0-9]+).*seconds=([0-9.]+).*/  iteration \1: \2 s/' | tail -3
+  if [[ $n -le 10000000 ]]; then
+    echo "== predict $n events"
+    /usr/bin/time -f "  predict: %e s wall, %M KB max RSS" "$BIN" predict --model "$OUT/model-$n.runsize" \
+      --events "$data" --customer-features height_cm,weight_kg,body_shape --out "$OUT/scored-$n.parquet" --log info 2>&1 \
+      | grep -E "rows_per_second|predict:" | sed -E 's/.*rows=([0-9]+) seconds=([0-9.]+) rows_per_second=([0-9.]+).*/  scored \1 rows in \2 s: \3 rows\/s (excluding file I\/O)/'
+  fi
+done
