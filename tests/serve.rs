@@ -226,7 +226,8 @@ async fn recommend_history_only_matches_the_model() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["model_id"], f.header.model_id.as_str());
 
-    let (belief, basis) = m.shopper_belief(&shopper).unwrap();
+    let (state, basis) = m.shopper_belief(&shopper).unwrap();
+    let belief = m.at_purchase(&state, None);
     assert_eq!(basis, vec!["history".to_string()]);
     let info = &m.product_info[p];
     let sizes = b["sizes"].as_array().unwrap();
@@ -244,7 +245,7 @@ async fn recommend_history_only_matches_the_model() {
             system: lp.system,
             pos: lp.pos,
         };
-        let want = m.probs_for(belief, m.true_size(&a), m.band(&a));
+        let want = m.probs_article(belief, &a);
         let got = [
             s["p_small"].as_f64().unwrap(),
             s["p_fit"].as_f64().unwrap(),
@@ -859,7 +860,8 @@ async fn real_socket_with_reqwest() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let b: Value = resp.json().await.unwrap();
-    let (belief, _) = f.model.shopper_belief(&shopper).unwrap();
+    let (state, _) = f.model.shopper_belief(&shopper).unwrap();
+    let belief = f.model.at_purchase(&state, None);
     assert!(close(
         b["confidence"]["shopper_size_sd"].as_f64().unwrap(),
         belief.var.sqrt()
