@@ -29,11 +29,19 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(fit_events));
         // one iteration = 2 passes over the events + the final pass for standard errors
         group.bench_with_input(BenchmarkId::new("one_iteration", n), &ev, |b, ev| {
-            b.iter(|| FitParams::default().max_iter(1).min_iter(1).fit(ev).expect("fit"))
+            b.iter(|| {
+                FitParams::default()
+                    .max_iter(1)
+                    .min_iter(1)
+                    .fit(ev)
+                    .expect("fit")
+            })
         });
         let model = FitParams::default().max_iter(5).fit(&ev).expect("fit");
         group.throughput(Throughput::Elements(ev.len() as u64));
-        group.bench_with_input(BenchmarkId::new("score", n), &ev, |b, ev| b.iter(|| model.score(ev)));
+        group.bench_with_input(BenchmarkId::new("score", n), &ev, |b, ev| {
+            b.iter(|| model.score(ev))
+        });
     }
     group.finish();
 }

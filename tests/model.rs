@@ -33,7 +33,11 @@ fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
 
     // products: how each runs in total (brand + category + product, what `brands --by
     // product` reports) and relative to its brand
-    let brand_truth: HashMap<&str, f64> = truth.brands.iter().map(|b| (b.name.as_str(), b.offset)).collect();
+    let brand_truth: HashMap<&str, f64> = truth
+        .brands
+        .iter()
+        .map(|b| (b.name.as_str(), b.offset))
+        .collect();
     let (mut tt, mut te, mut rt, mut re) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pt in &truth.products {
         let Some(&i) = model.index.product.get(&pt.product_id) else {
@@ -55,7 +59,10 @@ fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
     println!("product offsets: total r = {r_total:.4}, relative to brand r = {r_rel:.4}, over {} products", tt.len());
     assert!(tt.len() >= 100);
     assert!(r_total >= 0.90, "product offset correlation {r_total}");
-    assert!(r_rel >= 0.80, "product offset (relative to brand) correlation {r_rel}");
+    assert!(
+        r_rel >= 0.80,
+        "product offset (relative to brand) correlation {r_rel}"
+    );
 
     // calibration on held-out events
     let report = model.evaluate(&fx.test).unwrap();
@@ -70,8 +77,16 @@ fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
 #[test]
 fn same_result_with_one_and_two_threads_and_round_trip_is_exact() {
     let fx = common::synth_split(40_000, 5, 12, None);
-    let m1 = FitParams::default().max_iter(8).threads(1).fit(&fx.train).unwrap();
-    let m2 = FitParams::default().max_iter(8).threads(2).fit(&fx.train).unwrap();
+    let m1 = FitParams::default()
+        .max_iter(8)
+        .threads(1)
+        .fit(&fx.train)
+        .unwrap();
+    let m2 = FitParams::default()
+        .max_iter(8)
+        .threads(2)
+        .fit(&fx.train)
+        .unwrap();
     for (x, y) in m1.brands.iter().zip(&m2.brands) {
         assert!((x.offset.value - y.offset.value).abs() < 1e-6);
     }

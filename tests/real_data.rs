@@ -23,6 +23,10 @@ fn rtr_random_split_beats_published_auc() {
         m.auc_avg, m.auc[0], m.auc[1], m.auc[2], m.log_loss, m.ece
     );
     assert_eq!(m.n, test.len());
-    assert!(m.auc_avg > 0.719, "average AUC {} does not beat 0.719", m.auc_avg);
+    assert!(
+        m.auc_avg > 0.719,
+        "average AUC {} does not beat 0.719",
+        m.auc_avg
+    );
     assert!(m.ece < 0.05, "ECE {}", m.ece);
 }

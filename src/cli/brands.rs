@@ -43,10 +43,16 @@ pub fn run(args: &BrandsArgs) -> Result<(), crate::Error> {
     let mut profiles = model.profiles(by);
     profiles.truncate(args.top);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&profiles).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&profiles).unwrap_or_default()
+        );
         return Ok(());
     }
-    println!("{:<26} {:>7} {:>17} {:>9}  verdict", "key", "offset", "95% interval", "events");
+    println!(
+        "{:<26} {:>7} {:>17} {:>9}  verdict",
+        "key", "offset", "95% interval", "events"
+    );
     for p in &profiles {
         println!(
             "{:<26} {:>+7.2} [{:>+6.2}, {:>+6.2}] {:>9}  {}: {}",

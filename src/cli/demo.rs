@@ -35,7 +35,10 @@ pub fn ensure_model(args: &DemoArgs) -> Result<PathBuf, crate::Error> {
             println!("using demo model {}", args.model.display());
             return Ok(args.model.clone());
         }
-        println!("demo model {} is unreadable: retraining", args.model.display());
+        println!(
+            "demo model {} is unreadable: retraining",
+            args.model.display()
+        );
     }
     let mut cfg = IngestConfig::new(vec![args.data.display().to_string()]);
     cfg.customer_features = DEMO_FEATURES.iter().map(|s| s.to_string()).collect();
@@ -50,14 +53,22 @@ pub fn ensure_model(args: &DemoArgs) -> Result<PathBuf, crate::Error> {
 
 /// An example request for the demo model: the first brand's first product.
 pub fn example_request(model: &crate::model::Model) -> String {
-    let product = model.products.first().map(|p| p.name.clone()).unwrap_or_default();
+    let product = model
+        .products
+        .first()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     let brand = model
         .product_info
         .first()
         .and_then(|i| model.brands.get(i.brand as usize))
         .map(|b| b.name.clone())
         .unwrap_or_default();
-    let other = model.brands.get(1).map(|b| b.name.clone()).unwrap_or_else(|| brand.clone());
+    let other = model
+        .brands
+        .get(1)
+        .map(|b| b.name.clone())
+        .unwrap_or_else(|| brand.clone());
     let body = serde_json::json!({
         "product": {"brand": brand, "product_id": product},
         "shopper": {

@@ -29,7 +29,11 @@ pub struct PredictArgs {
 }
 
 /// Append probability columns to `df` for the scored rows.
-pub fn append_probabilities(df: &mut DataFrame, rows: &[u64], probs: &[[f64; 3]]) -> Result<(), DataError> {
+pub fn append_probabilities(
+    df: &mut DataFrame,
+    rows: &[u64],
+    probs: &[[f64; 3]],
+) -> Result<(), DataError> {
     let n = df.height();
     let mut cols: [Vec<Option<f64>>; 3] = [vec![None; n], vec![None; n], vec![None; n]];
     for (&r, p) in rows.iter().zip(probs) {

@@ -67,15 +67,20 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(args.max_iter as u64);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("fitting {bar:30} {pos}/{len} iterations  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "fitting {bar:30} {pos}/{len} iterations  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         pb
     });
     let mut on_iter = |s: &IterationStats| {
         if let Some(pb) = &bar {
             pb.set_position(s.iter as u64);
-            pb.set_message(format!("objective {:.5}  held-out log loss {:.5}", s.objective, s.loo_log_loss));
+            pb.set_message(format!(
+                "objective {:.5}  held-out log loss {:.5}",
+                s.objective, s.loo_log_loss
+            ));
         }
         tracing::info!(
             target: "runsize::train",
@@ -138,7 +143,11 @@ pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
     println!(
         "fit         {} iterations{} in {:.1}s; objective {:.5}, held-out log loss {:.5}",
         s.iterations,
-        if s.converged { " (converged)" } else { " (max-iter reached)" },
+        if s.converged {
+            " (converged)"
+        } else {
+            " (max-iter reached)"
+        },
         s.fit_seconds,
         last.map_or(f64::NAN, |h| h.objective),
         last.map_or(f64::NAN, |h| h.loo_log_loss)
@@ -154,7 +163,10 @@ pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
         "spread      brands ±{:.2}, categories ±{:.2}, products ±{:.2}, product sizes ±{:.2} sizes",
         g.sd_brand, g.sd_category, g.sd_product, g.sd_article_size
     );
-    for (by, title) in [(ProfileBy::Brand, "brands"), (ProfileBy::Category, "categories")] {
+    for (by, title) in [
+        (ProfileBy::Brand, "brands"),
+        (ProfileBy::Category, "categories"),
+    ] {
         let profiles = model.profiles(by);
         if profiles.is_empty() {
             continue;

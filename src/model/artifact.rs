@@ -51,7 +51,8 @@ fn err(path: &Path, message: impl Into<String>) -> ModelError {
 
 /// Serialise a model to bytes (header + body + checksum); returns the bytes and the header.
 pub fn to_bytes(model: &Model) -> Result<(Vec<u8>, ArtifactHeader), ModelError> {
-    let body = postcard::to_stdvec(model).map_err(|e| err(Path::new("<memory>"), format!("encode: {e}")))?;
+    let body = postcard::to_stdvec(model)
+        .map_err(|e| err(Path::new("<memory>"), format!("encode: {e}")))?;
     let sum = fnv1a(&body);
     let header = ArtifactHeader {
         format_version: FORMAT_VERSION,
@@ -62,7 +63,8 @@ pub fn to_bytes(model: &Model) -> Result<(Vec<u8>, ArtifactHeader), ModelError> 
         model_id: format!("{sum:016x}"),
         summary: model.summary.clone(),
     };
-    let json = serde_json::to_vec_pretty(&header).map_err(|e| err(Path::new("<memory>"), format!("header: {e}")))?;
+    let json = serde_json::to_vec_pretty(&header)
+        .map_err(|e| err(Path::new("<memory>"), format!("header: {e}")))?;
     let mut out = Vec::with_capacity(body.len() + json.len() + 32);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -86,16 +88,23 @@ pub fn save(model: &Model, path: &Path) -> Result<ArtifactHeader, ModelError> {
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| err(path, format!("temp file: {e}")))?;
-    tmp.write_all(&bytes).map_err(|e| err(path, format!("write: {e}")))?;
-    tmp.as_file().sync_all().map_err(|e| err(path, format!("sync: {e}")))?;
-    tmp.persist(path).map_err(|e| err(path, format!("rename into place: {}", e.error)))?;
+    tmp.write_all(&bytes)
+        .map_err(|e| err(path, format!("write: {e}")))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| err(path, format!("sync: {e}")))?;
+    tmp.persist(path)
+        .map_err(|e| err(path, format!("rename into place: {}", e.error)))?;
     Ok(header)
 }
 
 /// Parse an artifact from bytes (`path` is only used in messages).
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Model, ArtifactHeader), ModelError> {
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
-        return Err(err(path, "not a runsize model (bad magic; expected a file written by `runsize train`)"));
+        return Err(err(
+            path,
+            "not a runsize model (bad magic; expected a file written by `runsize train`)",
+        ));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != FORMAT_VERSION {
@@ -107,19 +116,26 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Model, ArtifactHeader), 
     let hlen = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
     let body_start = 16usize.checked_add(hlen).filter(|&e| e + 8 <= bytes.len());
     let Some(body_start) = body_start else {
-        return Err(err(path, "truncated artifact (header runs past the end of the file)"));
+        return Err(err(
+            path,
+            "truncated artifact (header runs past the end of the file)",
+        ));
     };
-    let header: ArtifactHeader =
-        serde_json::from_slice(&bytes[16..body_start]).map_err(|e| err(path, format!("corrupt header: {e}")))?;
+    let header: ArtifactHeader = serde_json::from_slice(&bytes[16..body_start])
+        .map_err(|e| err(path, format!("corrupt header: {e}")))?;
     let body_end = bytes.len() - 8;
     let body = &bytes[body_start..body_end];
     let mut sum_bytes = [0u8; 8];
     sum_bytes.copy_from_slice(&bytes[body_end..]);
     let stored = u64::from_le_bytes(sum_bytes);
     if fnv1a(body) != stored {
-        return Err(err(path, "checksum mismatch: the file is corrupt or truncated"));
+        return Err(err(
+            path,
+            "checksum mismatch: the file is corrupt or truncated",
+        ));
     }
-    let mut model: Model = postcard::from_bytes(body).map_err(|e| err(path, format!("corrupt body: {e}")))?;
+    let mut model: Model =
+        postcard::from_bytes(body).map_err(|e| err(path, format!("corrupt body: {e}")))?;
     model.reindex();
     Ok((model, header))
 }
@@ -155,11 +171,16 @@ mod tests {
         bytes[n - 9] ^= 0xff;
         let e = from_bytes(&bytes, &path).unwrap_err().to_string();
         assert!(e.contains("checksum") || e.contains("corrupt"), "{e}");
-        let e = from_bytes(b"hello world, not a model", &path).unwrap_err().to_string();
+        let e = from_bytes(b"hello world, not a model", &path)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a runsize model"), "{e}");
         let mut v2 = std::fs::read(&path).unwrap();
         v2[8] = 99;
-        assert!(from_bytes(&v2, &path).unwrap_err().to_string().contains("version 99"));
+        assert!(from_bytes(&v2, &path)
+            .unwrap_err()
+            .to_string()
+            .contains("version 99"));
         assert!(from_bytes(&bytes[..20], &path).is_err());
         // no temp files left behind
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

@@ -102,10 +102,11 @@ pub fn metrics(probs: &[[f64; 3]], classes: &[usize]) -> Metrics {
     let mut cw = [[[0.0f64; 3]; BINS]; 3];
     for (p, &c) in probs[..n].iter().zip(&classes[..n]) {
         ll -= p[c].max(1e-15).ln();
-        let (arg, conf) = p
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc });
+        let (arg, conf) =
+            p.iter().enumerate().fold(
+                (0, f64::NEG_INFINITY),
+                |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc },
+            );
         if arg == c {
             correct += 1;
         }
@@ -169,7 +170,11 @@ impl Model {
             }
             all_p.push(*p);
             all_c.push(c);
-            let mc = r.customer.get(events.customer[i] as usize).copied().unwrap_or(NONE);
+            let mc = r
+                .customer
+                .get(events.customer[i] as usize)
+                .copied()
+                .unwrap_or(NONE);
             let cn = if mc == NONE {
                 0
             } else {
@@ -178,7 +183,10 @@ impl Model {
             let mp = if events.product[i] == NONE {
                 NONE
             } else {
-                r.product.get(events.product[i] as usize).copied().unwrap_or(NONE)
+                r.product
+                    .get(events.product[i] as usize)
+                    .copied()
+                    .unwrap_or(NONE)
             };
             let pn = if mp == NONE {
                 0
@@ -218,19 +226,33 @@ mod tests {
     #[test]
     fn auc_hand_values() {
         // perfect ranking
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), 1.0);
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            1.0
+        );
         // reversed
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), 0.0);
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            0.0
+        );
         // all tied: 0.5
         assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), 0.5);
         // one inversion out of 4 pairs: 0.75
-        assert_eq!(roc_auc(&[0.1, 0.6, 0.5, 0.9], &[false, false, true, true]), 0.75);
+        assert_eq!(
+            roc_auc(&[0.1, 0.6, 0.5, 0.9], &[false, false, true, true]),
+            0.75
+        );
         assert!(roc_auc(&[0.1, 0.2], &[true, true]).is_nan());
     }
 
     #[test]
     fn metrics_hand_values() {
-        let probs = [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.1, 0.8, 0.1]];
+        let probs = [
+            [0.8, 0.1, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.1, 0.1, 0.8],
+            [0.1, 0.8, 0.1],
+        ];
         let m = metrics(&probs, &[0, 1, 2, 0]);
         assert_eq!(m.n, 4);
         assert!((m.accuracy - 0.75).abs() < 1e-12);

@@ -65,7 +65,11 @@ impl FeatureModel {
                     }
                 }
                 let mean = if n > 0.0 { s / n } else { 0.0 };
-                let var = if n > 1.0 { (ss / n - mean * mean).max(0.0) } else { 0.0 };
+                let var = if n > 1.0 {
+                    (ss / n - mean * mean).max(0.0)
+                } else {
+                    0.0
+                };
                 let sd = if var > 1e-12 { var.sqrt() } else { 1.0 };
                 NumericEnc {
                     name: f.name.clone(),
@@ -96,12 +100,18 @@ impl FeatureModel {
 
     /// Number of design columns: intercept, 3 per numeric feature, one per level.
     pub fn dim(&self) -> usize {
-        1 + 3 * self.numeric.len() + self.categorical.iter().map(|c| c.levels.len()).sum::<usize>()
+        1 + 3 * self.numeric.len()
+            + self
+                .categorical
+                .iter()
+                .map(|c| c.levels.len())
+                .sum::<usize>()
     }
 
     /// Whether any feature is present in the values.
     pub fn any_present(values: &FeatureValues<'_>) -> bool {
-        values.numeric.iter().any(|v| v.is_finite()) || values.categorical.iter().any(Option::is_some)
+        values.numeric.iter().any(|v| v.is_finite())
+            || values.categorical.iter().any(Option::is_some)
     }
 
     /// Write the design row for `values` into `row` (length [`FeatureModel::dim`]).
@@ -204,23 +214,29 @@ impl RidgeStats {
 
     /// Add one observation.
     pub fn add(&mut self, row: &[f64], y: f64) {
-        for i in 0..self.dim {
-            let xi = row[i];
+        let dim = self.dim;
+        for (i, &xi) in row.iter().enumerate().take(dim) {
             if xi == 0.0 {
                 continue;
             }
             self.xty[i] += xi * y;
-            let base = i * self.dim;
-            for k in 0..self.dim {
-                self.xtx[base + k] += xi * row[k];
+            let out = &mut self.xtx[i * dim..(i + 1) * dim];
+            for (o, &xk) in out.iter_mut().zip(row) {
+                *o += xi * xk;
             }
         }
     }
 
     /// Add another set of statistics.
     pub fn merge(&mut self, other: &RidgeStats) {
-        self.xtx.iter_mut().zip(&other.xtx).for_each(|(a, b)| *a += b);
-        self.xty.iter_mut().zip(&other.xty).for_each(|(a, b)| *a += b);
+        self.xtx
+            .iter_mut()
+            .zip(&other.xtx)
+            .for_each(|(a, b)| *a += b);
+        self.xty
+            .iter_mut()
+            .zip(&other.xty)
+            .for_each(|(a, b)| *a += b);
     }
 
     /// Solve `(XᵀX + λ·I') β = Xᵀy` where `I'` leaves the intercept (column 0)

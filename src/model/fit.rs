@@ -16,8 +16,8 @@
 use super::features::{FeatureModel, RidgeStats};
 use super::fitdata::FitData;
 use super::fitted::{
-    ArticleSizeParams, CustomerTable, GroupParams, IterationStats, LabelParams, Model, Offset, ProductInfo, SystemParams,
-    TrainingSummary,
+    ArticleSizeParams, CustomerTable, GroupParams, IterationStats, LabelParams, Model, Offset,
+    ProductInfo, SystemParams, TrainingSummary,
 };
 use super::math::{event_deriv, probs, uncertainty_scale};
 use super::params::FitParams;
@@ -58,7 +58,11 @@ impl FitParams {
     }
 
     /// Fit, calling `on_iter` after every iteration (progress, logging).
-    pub fn fit_with(&self, events: &Events, on_iter: &mut (dyn FnMut(&IterationStats) + Send)) -> Result<Model, ModelError> {
+    pub fn fit_with(
+        &self,
+        events: &Events,
+        on_iter: &mut (dyn FnMut(&IterationStats) + Send),
+    ) -> Result<Model, ModelError> {
         self.validate()?;
         let data = FitData::from_events(events);
         self.fit_prepared(events, &data, on_iter)
@@ -110,6 +114,9 @@ struct State<'a> {
     m: Vec<f32>,
     has_feat: Vec<bool>,
 }
+
+/// One chunk's customer slots in pass 1: sizes, fit biases, covariances.
+type CustomerSlots<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [[f32; 3]]);
 
 /// Sums of pass 2 for one chunk of customers.
 struct Acc {
@@ -184,7 +191,12 @@ impl Acc {
     }
 }
 
-fn run(p: &FitParams, meta: &Events, data: &FitData, on_iter: &mut (dyn FnMut(&IterationStats) + Send)) -> Result<Model, ModelError> {
+fn run(
+    p: &FitParams,
+    meta: &Events,
+    data: &FitData,
+    on_iter: &mut (dyn FnMut(&IterationStats) + Send),
+) -> Result<Model, ModelError> {
     let started = Instant::now();
     let mut st = State::init(meta, data)?;
     let chunks = data.customer_chunks(p.chunk_events);
@@ -207,7 +219,9 @@ fn run(p: &FitParams, meta: &Events, data: &FitData, on_iter: &mut (dyn FnMut(&I
             seconds: t0.elapsed().as_secs_f64(),
         };
         if !objective.is_finite() {
-            return Err(ModelError::Diverged(format!("objective is {objective} at iteration {iter}")));
+            return Err(ModelError::Diverged(format!(
+                "objective is {objective} at iteration {iter}"
+            )));
         }
         on_iter(&stats);
         history.push(stats);
@@ -284,7 +298,10 @@ fn system_scale(system: SizeSystem, positions: &mut [(f64, u64)]) -> f64 {
         v.last().map_or(0.0, |x| x.0)
     };
     let med = weighted_median(positions);
-    let mut dev: Vec<(f64, u64)> = positions.iter().map(|&(x, n)| ((x - med).abs(), n)).collect();
+    let mut dev: Vec<(f64, u64)> = positions
+        .iter()
+        .map(|&(x, n)| ((x - med).abs(), n))
+        .collect();
     let mad = weighted_median(&mut dev);
     if mad > 1e-9 {
         mad / 0.9
@@ -395,21 +412,33 @@ impl<'a> State<'a> {
             sys_pos[si] += as_pos[j] * data.as_count[j] as f64;
         }
         for info in &mut model.product_info {
-            info.sizes.sort_by(|&x, &y| match (meta.sizes.get(x as usize), meta.sizes.get(y as usize)) {
-                (Some(a), Some(b)) => a.cmp_order(b),
-                _ => x.cmp(&y),
+            info.sizes.sort_by(|&x, &y| {
+                match (meta.sizes.get(x as usize), meta.sizes.get(y as usize)) {
+                    (Some(a), Some(b)) => a.cmp_order(b),
+                    _ => x.cmp(&y),
+                }
             });
         }
         // align systems so their mean chosen positions coincide with the busiest system's
         let ref_system = (0..N_SYS).max_by_key(|&i| sys_n[i]).unwrap_or(0);
-        let mean_pos = |i: usize| if sys_n[i] > 0 { sys_pos[i] / sys_n[i] as f64 } else { 0.0 };
+        let mean_pos = |i: usize| {
+            if sys_n[i] > 0 {
+                sys_pos[i] / sys_n[i] as f64
+            } else {
+                0.0
+            }
+        };
         model.systems = SizeSystem::ALL
             .iter()
             .filter(|s| sys_n[s.index()] > 0)
             .map(|&s| SystemParams {
                 system: s,
                 scale: scales[s.index()],
-                align: if s.index() == ref_system { 0.0 } else { mean_pos(ref_system) - mean_pos(s.index()) },
+                align: if s.index() == ref_system {
+                    0.0
+                } else {
+                    mean_pos(ref_system) - mean_pos(s.index())
+                },
                 n: sys_n[s.index()],
             })
             .collect();
@@ -487,13 +516,16 @@ impl<'a> State<'a> {
     fn refresh_prior_means(&mut self) {
         let fm = &self.model.features;
         let feats = &self.meta.features;
-        self.m.par_chunks_mut(4096).enumerate().for_each(|(ci, chunk)| {
-            let mut row = vec![0.0; fm.dim()];
-            for (k, m) in chunk.iter_mut().enumerate() {
-                fm.encode_training(feats, ci * 4096 + k, &mut row);
-                *m = fm.predict_row(&row) as f32;
-            }
-        });
+        self.m
+            .par_chunks_mut(4096)
+            .enumerate()
+            .for_each(|(ci, chunk)| {
+                let mut row = vec![0.0; fm.dim()];
+                for (k, m) in chunk.iter_mut().enumerate() {
+                    fm.encode_training(feats, ci * 4096 + k, &mut row);
+                    *m = fm.predict_row(&row) as f32;
+                }
+            });
     }
 
     /// Recompute per-article-size true size, band and choice centre from the model.
@@ -512,7 +544,11 @@ impl<'a> State<'a> {
         } else {
             g.sd_customer_population
         };
-        CustomerState::prior(f64::from(self.m[c]), sd * sd, g.sd_customer_bias * g.sd_customer_bias)
+        CustomerState::prior(
+            f64::from(self.m[c]),
+            sd * sd,
+            g.sd_customer_bias * g.sd_customer_bias,
+        )
     }
 
     fn terms(&self, lo: usize, hi: usize) -> impl Iterator<Item = EvidenceTerm> + '_ {
@@ -535,7 +571,7 @@ impl<'a> State<'a> {
         let mut cov = std::mem::take(&mut self.cov);
         {
             let this = &*self;
-            let mut parts: Vec<(&mut [f64], &mut [f32], &mut [[f32; 3]])> = Vec::with_capacity(chunks.len());
+            let mut parts: Vec<CustomerSlots<'_>> = Vec::with_capacity(chunks.len());
             let (mut s_rest, mut u_rest, mut c_rest) = (&mut s[..], &mut u[..], &mut cov[..]);
             for &(lo, hi) in chunks {
                 let (a, b) = s_rest.split_at_mut(hi - lo);
@@ -552,13 +588,18 @@ impl<'a> State<'a> {
                 .for_each(|((sp, up, cp), &(lo, _))| {
                     for k in 0..sp.len() {
                         let c = lo + k;
-                        let (elo, ehi) = (this.data.cust_start[c] as usize, this.data.cust_start[c + 1] as usize);
+                        let (elo, ehi) = (
+                            this.data.cust_start[c] as usize,
+                            this.data.cust_start[c + 1] as usize,
+                        );
                         let prior = this.prior_of(c);
                         let st = if ehi == elo {
                             prior
                         } else {
                             let start = (sp[k], f64::from(up[k]));
-                            solve_customer(&this.model.globals, &prior, start, steps, || this.terms(elo, ehi))
+                            solve_customer(&this.model.globals, &prior, start, steps, || {
+                                this.terms(elo, ehi)
+                            })
                         };
                         sp[k] = st.s;
                         up[k] = st.u as f32;
@@ -597,7 +638,13 @@ impl<'a> State<'a> {
         total
     }
 
-    fn article_pass_customer(&self, c: usize, acc: &mut Acc, scratch: &mut Vec<(f64, f64)>, row: &mut [f64]) {
+    fn article_pass_customer(
+        &self,
+        c: usize,
+        acc: &mut Acc,
+        scratch: &mut Vec<(f64, f64)>,
+        row: &mut [f64],
+    ) {
         let data = self.data;
         let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
         if hi == lo {
@@ -654,8 +701,17 @@ impl<'a> State<'a> {
             let prec = 1.0 / v_now;
             for (slot, step) in DRIFT_STEPS.iter().enumerate() {
                 let rho = drift_share(g, *step);
-                let alt = super::predict::purchase_belief(&loo, rho * total_var, Some((xc, (1.0 - rho) * total_var)));
-                let (a, b) = cut_points(g, alt.mean - self.as_t[j], self.as_eta[j], uncertainty_scale(g.w, alt.var));
+                let alt = super::predict::purchase_belief(
+                    &loo,
+                    rho * total_var,
+                    Some((xc, (1.0 - rho) * total_var)),
+                );
+                let (a, b) = cut_points(
+                    g,
+                    alt.mean - self.as_t[j],
+                    self.as_eta[j],
+                    uncertainty_scale(g.w, alt.var),
+                );
                 acc.drift_nll[slot] -= probs(a, b)[y].max(super::math::P_MIN).ln();
             }
             let d_gap = s_now - self.as_t[j];
@@ -697,20 +753,34 @@ impl<'a> State<'a> {
             acc.iglob[5] += d.info(dh.0, dh.1);
             // choice model: s − pos = align + k·reputation + k_product·product + noise
             let a_ref = &self.as_ref[j];
-            let r1 = self.model.brand_offset(a_ref.brand) + super::fitted::group_value(&self.model.categories, a_ref.category);
+            let r1 = self.model.brand_offset(a_ref.brand)
+                + super::fitted::group_value(&self.model.categories, a_ref.category);
             let r2 = super::fitted::group_value(&self.model.products, a_ref.product);
             let ev = s - self.as_pos[j];
             let sy = &mut acc.sys[self.as_sys[j] as usize];
-            for (slot, v) in [1.0, ev, r1, r2, r1 * r1, r1 * r2, r2 * r2, ev * r1, ev * r2, ev * ev]
-                .into_iter()
-                .enumerate()
+            for (slot, v) in [
+                1.0,
+                ev,
+                r1,
+                r2,
+                r1 * r1,
+                r1 * r2,
+                r2 * r2,
+                ev * r1,
+                ev * r2,
+                ev * ev,
+            ]
+            .into_iter()
+            .enumerate()
             {
                 sy[slot] += v;
             }
             acc.sum_var += vss;
         }
         // feature model and prior variance sums
-        self.model.features.encode_training(&self.meta.features, c, row);
+        self.model
+            .features
+            .encode_training(&self.meta.features, c, row);
         acc.ridge.add(row, s);
         let resid = (s - prior.s).powi(2) + vss;
         acc.bias[0] += 1.0;
@@ -760,7 +830,11 @@ impl<'a> State<'a> {
         let g = &mut self.model.globals;
         // keep slope and band positive
         let mut scale: f64 = 1.0;
-        while scale > 1e-3 && (g.w + scale * step[0] < 0.05 || g.w + scale * step[0] > W_MAX || g.h + scale * step[2] < 0.05) {
+        while scale > 1e-3
+            && (g.w + scale * step[0] < 0.05
+                || g.w + scale * step[0] > W_MAX
+                || g.h + scale * step[2] < 0.05)
+        {
             scale *= 0.5;
         }
         for x in &mut step {
@@ -777,16 +851,47 @@ impl<'a> State<'a> {
     fn update_locations(&mut self, g: &[f64], h: &[f64], sweeps: usize) {
         let gl = &self.model.globals;
         let mut levels = [
-            Level::new(self.as_ref.iter().map(|a| a.label).collect(), self.model.labels.iter().map(|l| l.offset.value).collect(), gl.sd_label),
-            Level::new(self.as_ref.iter().map(|a| a.brand).collect(), values(&self.model.brands), gl.sd_brand),
-            Level::new(self.as_ref.iter().map(|a| a.category).collect(), values(&self.model.categories), gl.sd_category),
-            Level::new(self.as_ref.iter().map(|a| a.product).collect(), values(&self.model.products), gl.sd_product),
+            Level::new(
+                self.as_ref.iter().map(|a| a.label).collect(),
+                self.model.labels.iter().map(|l| l.offset.value).collect(),
+                gl.sd_label,
+            ),
+            Level::new(
+                self.as_ref.iter().map(|a| a.brand).collect(),
+                values(&self.model.brands),
+                gl.sd_brand,
+            ),
+            Level::new(
+                self.as_ref.iter().map(|a| a.category).collect(),
+                values(&self.model.categories),
+                gl.sd_category,
+            ),
+            Level::new(
+                self.as_ref.iter().map(|a| a.product).collect(),
+                values(&self.model.products),
+                gl.sd_product,
+            ),
             Level::new(
                 self.as_ref
                     .iter()
-                    .map(|a| if a.product == NONE { NONE } else { self.model.index.article_size.get(&(a.product, a.label)).copied().unwrap_or(NONE) })
+                    .map(|a| {
+                        if a.product == NONE {
+                            NONE
+                        } else {
+                            self.model
+                                .index
+                                .article_size
+                                .get(&(a.product, a.label))
+                                .copied()
+                                .unwrap_or(NONE)
+                        }
+                    })
                     .collect(),
-                self.model.article_sizes.iter().map(|x| x.offset.value).collect(),
+                self.model
+                    .article_sizes
+                    .iter()
+                    .map(|x| x.offset.value)
+                    .collect(),
                 gl.sd_article_size,
             ),
         ];
@@ -814,9 +919,21 @@ impl<'a> State<'a> {
         let gl = &self.model.globals;
         let etas = |gs: &[GroupParams]| gs.iter().map(|x| x.eta).collect::<Vec<_>>();
         let mut levels = [
-            Level::new(self.as_ref.iter().map(|a| a.brand).collect(), etas(&self.model.brands), gl.sd_eta_brand),
-            Level::new(self.as_ref.iter().map(|a| a.category).collect(), etas(&self.model.categories), gl.sd_eta_category),
-            Level::new(self.as_ref.iter().map(|a| a.product).collect(), etas(&self.model.products), gl.sd_eta_product),
+            Level::new(
+                self.as_ref.iter().map(|a| a.brand).collect(),
+                etas(&self.model.brands),
+                gl.sd_eta_brand,
+            ),
+            Level::new(
+                self.as_ref.iter().map(|a| a.category).collect(),
+                etas(&self.model.categories),
+                gl.sd_eta_category,
+            ),
+            Level::new(
+                self.as_ref.iter().map(|a| a.product).collect(),
+                etas(&self.model.products),
+                gl.sd_eta_product,
+            ),
         ];
         solve_levels(g, h, &mut levels, sweeps);
         let [bra, cat, pro] = levels;
@@ -919,7 +1036,8 @@ impl<'a> State<'a> {
         if acc.bias[0] > 0.0 {
             // empirical Bayes, with an inverse-gamma prior worth EB_A0 customers at 0.3 sizes
             let guess = 0.3f64;
-            g.sd_customer_bias = ((acc.bias[1] + 2.0 * EB_A0 * guess * guess) / (acc.bias[0] + 2.0 * EB_A0))
+            g.sd_customer_bias = ((acc.bias[1] + 2.0 * EB_A0 * guess * guess)
+                / (acc.bias[0] + 2.0 * EB_A0))
                 .sqrt()
                 .clamp(0.01, 5.0);
         }
@@ -1036,7 +1154,9 @@ impl Level {
             .zip(&self.hess)
             .map(|(v, h)| v * v + 1.0 / h.max(1e-12))
             .sum();
-        ((ss + 2.0 * EB_A0 * guess * guess) / (n + 2.0 * EB_A0)).sqrt().clamp(0.01, 30.0)
+        ((ss + 2.0 * EB_A0 * guess * guess) / (n + 2.0 * EB_A0))
+            .sqrt()
+            .clamp(0.01, 30.0)
     }
 }
 
@@ -1068,10 +1188,9 @@ fn solve_levels(g: &[f64], h: &[f64], levels: &mut [Level], sweeps: usize) {
                 lv.val[k] += step[k];
                 lv.hess[k] = hk;
             }
-            for j in 0..n_as {
-                let k = lv.of_as[j];
+            for (uj, &k) in u.iter_mut().zip(&lv.of_as) {
                 if k != NONE && (k as usize) < n {
-                    u[j] += step[k as usize];
+                    *uj += step[k as usize];
                 }
             }
         }

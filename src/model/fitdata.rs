@@ -41,7 +41,7 @@ impl FitData {
         let mut article_sizes = Vec::new();
         let mut as_of_event = vec![NONE; events.len()];
         let mut counts = vec![0u64; n_customers + 1];
-        for i in 0..events.len() {
+        for (i, slot) in as_of_event.iter_mut().enumerate() {
             if events.outcome[i].class().is_none() {
                 continue;
             }
@@ -56,7 +56,7 @@ impl FitData {
                 article_sizes.push(key);
                 next
             });
-            as_of_event[i] = idx;
+            *slot = idx;
             let c = events.customer[i] as usize;
             if c < n_customers {
                 counts[c + 1] += 1;

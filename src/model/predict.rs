@@ -93,7 +93,13 @@ pub fn inv2(a: f64, b: f64, c: f64) -> (f64, f64, f64) {
 /// outcome (on size + bias). Starts at `start` = (s, u) and takes `steps` steps; the
 /// covariance is the inverse information at the final point. `terms` is called once per
 /// step and must yield the same items.
-pub fn solve_customer<I, F>(g: &Globals, prior: &CustomerState, start: (f64, f64), steps: usize, terms: F) -> CustomerState
+pub fn solve_customer<I, F>(
+    g: &Globals,
+    prior: &CustomerState,
+    start: (f64, f64),
+    steps: usize,
+    terms: F,
+) -> CustomerState
 where
     F: Fn() -> I,
     I: Iterator<Item = EvidenceTerm>,
@@ -146,7 +152,11 @@ where
 /// The fit-size belief at a new purchase from a customer state: drift widens the size,
 /// and the purchase's own chosen size (choice centre `x`, noise sd `sd_choice`), when
 /// given, is conditioned on.
-pub fn purchase_belief(st: &CustomerState, drift_var: f64, choice: Option<(f64, f64)>) -> SizeBelief {
+pub fn purchase_belief(
+    st: &CustomerState,
+    drift_var: f64,
+    choice: Option<(f64, f64)>,
+) -> SizeBelief {
     let ss = st.ss + drift_var;
     let fs = st.ss + st.su + drift_var;
     let ff = st.ss + 2.0 * st.su + st.uu + drift_var;
@@ -168,7 +178,10 @@ pub fn purchase_belief(st: &CustomerState, drift_var: f64, choice: Option<(f64, 
 #[inline]
 pub fn cut_points(g: &Globals, d: f64, eta: f64, kappa: f64) -> (f64, f64) {
     let half = g.h * eta.exp();
-    (kappa * (g.c + half - g.w * d), kappa * (g.c - half - g.w * d))
+    (
+        kappa * (g.c + half - g.w * d),
+        kappa * (g.c - half - g.w * d),
+    )
 }
 
 impl Model {
@@ -212,7 +225,9 @@ impl Model {
             } else if i == NONE {
                 sd * sd
             } else {
-                groups.get(i as usize).map_or(sd * sd, |x| x.offset.se * x.offset.se)
+                groups
+                    .get(i as usize)
+                    .map_or(sd * sd, |x| x.offset.se * x.offset.se)
             }
         };
         let label = if a.label == NONE {
@@ -249,15 +264,21 @@ impl Model {
 
     /// The article's fit-band log-width (brand + category + product).
     pub fn band(&self, a: &ArticleRef) -> f64 {
-        group_eta(&self.brands, a.brand) + group_eta(&self.categories, a.category) + group_eta(&self.products, a.product)
+        group_eta(&self.brands, a.brand)
+            + group_eta(&self.categories, a.category)
+            + group_eta(&self.products, a.product)
     }
 
     /// The customer size implied by choosing this article-size (shoppers partly correct
     /// for brand and category reputation).
     pub fn choice_centre(&self, a: &ArticleRef) -> f64 {
-        let reputation = group_value(&self.brands, a.brand) + group_value(&self.categories, a.category);
+        let reputation =
+            group_value(&self.brands, a.brand) + group_value(&self.categories, a.category);
         let own = group_value(&self.products, a.product);
-        a.pos / self.scale(a.system) + self.align(a.system) + self.globals.k * reputation + self.globals.k_product * own
+        a.pos / self.scale(a.system)
+            + self.align(a.system)
+            + self.globals.k * reputation
+            + self.globals.k_product * own
     }
 
     /// Evidence term of one past purchase.
@@ -296,7 +317,9 @@ impl Model {
         if terms.is_empty() {
             return prior;
         }
-        solve_customer(&self.globals, &prior, (prior.s, prior.u), 12, || terms.iter().copied())
+        solve_customer(&self.globals, &prior, (prior.s, prior.u), 12, || {
+            terms.iter().copied()
+        })
     }
 
     /// The customer's state as stored for training customer `c`, if any.

@@ -177,15 +177,27 @@ impl Model {
             product,
             brand,
             category,
-            label: self.index.label.get(&label.canonical).copied().unwrap_or(NONE),
+            label: self
+                .index
+                .label
+                .get(&label.canonical)
+                .copied()
+                .unwrap_or(NONE),
             system: label.system,
             pos: label.pos,
         }
     }
 
-    fn resolve_product(&self, brand: Option<&String>, product: Option<&String>, category: Option<&String>) -> (u32, u32, u32) {
+    fn resolve_product(
+        &self,
+        brand: Option<&String>,
+        product: Option<&String>,
+        category: Option<&String>,
+    ) -> (u32, u32, u32) {
         let p = lookup(&self.index.product, product);
-        let info = (p != NONE).then(|| self.product_info.get(p as usize)).flatten();
+        let info = (p != NONE)
+            .then(|| self.product_info.get(p as usize))
+            .flatten();
         let b = match lookup(&self.index.brand, brand) {
             NONE => info.map_or(NONE, |i| i.brand),
             b => b,
@@ -198,7 +210,10 @@ impl Model {
     }
 
     /// The shopper's long-run size and fit bias (posterior) and what it is based on.
-    pub fn shopper_belief(&self, shopper: &Shopper) -> Result<(CustomerState, Vec<String>), RecommendError> {
+    pub fn shopper_belief(
+        &self,
+        shopper: &Shopper,
+    ) -> Result<(CustomerState, Vec<String>), RecommendError> {
         let mut basis = Vec::new();
         let values = FeatureValues {
             numeric: self
@@ -225,13 +240,22 @@ impl Model {
             let known_cat = self.features.categorical.iter().any(|f| &f.name == name);
             match v {
                 FeatureValue::Number(x) if known_num && !x.is_finite() => {
-                    return Err(invalid(format!("shopper.features.{name}"), "expected a finite number"))
+                    return Err(invalid(
+                        format!("shopper.features.{name}"),
+                        "expected a finite number",
+                    ))
                 }
                 FeatureValue::Text(_) if known_num => {
-                    return Err(invalid(format!("shopper.features.{name}"), "expected a number"))
+                    return Err(invalid(
+                        format!("shopper.features.{name}"),
+                        "expected a number",
+                    ))
                 }
                 FeatureValue::Number(_) if known_cat => {
-                    return Err(invalid(format!("shopper.features.{name}"), "expected a text category"))
+                    return Err(invalid(
+                        format!("shopper.features.{name}"),
+                        "expected a text category",
+                    ))
                 }
                 _ => {}
             }
@@ -241,7 +265,12 @@ impl Model {
             basis.push("features".to_string());
         }
         if let Some(id) = &shopper.customer_id {
-            if let Some(st) = self.index.customer.get(id).and_then(|&c| self.known_customer(c as usize)) {
+            if let Some(st) = self
+                .index
+                .customer
+                .get(id)
+                .and_then(|&c| self.known_customer(c as usize))
+            {
                 prior = st;
                 basis.push("customer".to_string());
             }
@@ -257,7 +286,8 @@ impl Model {
                     format!("unknown outcome '{}': expected e.g. kept, fit, too_small, too_large, returned_other", h.outcome),
                 )
             })?;
-            let (b, p, c) = self.resolve_product(h.brand.as_ref(), h.product_id.as_ref(), h.category.as_ref());
+            let (b, p, c) =
+                self.resolve_product(h.brand.as_ref(), h.product_id.as_ref(), h.category.as_ref());
             let a = self.article(b, p, c, &label);
             terms.push(self.evidence(&a, outcome.class(), true));
         }
@@ -282,8 +312,16 @@ impl Model {
     }
 
     /// Recommend a size of `product` for `shopper`.
-    pub fn recommend(&self, product: &ProductQuery, shopper: &Shopper) -> Result<Recommendation, RecommendError> {
-        let (b, p, c) = self.resolve_product(product.brand.as_ref(), product.product_id.as_ref(), product.category.as_ref());
+    pub fn recommend(
+        &self,
+        product: &ProductQuery,
+        shopper: &Shopper,
+    ) -> Result<Recommendation, RecommendError> {
+        let (b, p, c) = self.resolve_product(
+            product.brand.as_ref(),
+            product.product_id.as_ref(),
+            product.category.as_ref(),
+        );
         if b == NONE && p == NONE && c == NONE && product.sizes.is_none() {
             return Err(RecommendError::NotFound {
                 field: "product".into(),
@@ -305,7 +343,9 @@ impl Model {
                 v
             }
             None => {
-                let info = (p != NONE).then(|| self.product_info.get(p as usize)).flatten();
+                let info = (p != NONE)
+                    .then(|| self.product_info.get(p as usize))
+                    .flatten();
                 let Some(info) = info else {
                     return Err(invalid(
                         "product.sizes",
@@ -357,7 +397,9 @@ impl Model {
         } else {
             "low"
         };
-        let brand_fit = (b != NONE).then(|| self.brand_profile(b as usize)).flatten();
+        let brand_fit = (b != NONE)
+            .then(|| self.brand_profile(b as usize))
+            .flatten();
         let explanation = self.explain(&ExplainInput {
             brand: brand_fit.as_ref(),
             shopper,
@@ -400,7 +442,11 @@ impl Model {
                 None => format!("based on the {} you usually wear", r.size),
             }
         } else if let Some(h) = x.shopper.history.last() {
-            format!("based on your past purchases (the {} was {})", h.size, h.outcome.replace('_', " "))
+            format!(
+                "based on your past purchases (the {} was {})",
+                h.size,
+                h.outcome.replace('_', " ")
+            )
         } else if x.basis.iter().any(|b| b == "customer") {
             "based on your purchase history".to_string()
         } else if x.basis.iter().any(|b| b == "features") {

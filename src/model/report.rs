@@ -48,16 +48,28 @@ pub fn describe(offset: f64, se: f64) -> (String, String) {
     let dir = if offset < 0.0 { "small" } else { "large" };
     let act = if offset < 0.0 { "size up" } else { "size down" };
     let (verdict, advice) = if mag < 0.15 {
-        ("true to size".to_string(), "take your usual size".to_string())
+        (
+            "true to size".to_string(),
+            "take your usual size".to_string(),
+        )
     } else if mag < 0.35 {
-        (format!("runs slightly {dir}"), format!("take your usual size; {act} if between sizes"))
+        (
+            format!("runs slightly {dir}"),
+            format!("take your usual size; {act} if between sizes"),
+        )
     } else if mag < 0.75 {
-        (format!("runs {dir} by about half a size"), format!("{act} if between sizes"))
+        (
+            format!("runs {dir} by about half a size"),
+            format!("{act} if between sizes"),
+        )
     } else if mag < 1.25 {
         (format!("runs about a full size {dir}"), act.to_string())
     } else {
         let n = mag.round();
-        (format!("runs about {n:.0} sizes {dir}"), format!("{act} {n:.0}"))
+        (
+            format!("runs about {n:.0} sizes {dir}"),
+            format!("{act} {n:.0}"),
+        )
     };
     if se.is_finite() && (offset.abs() < 1.96 * se) && mag >= 0.15 {
         (format!("{verdict} (not yet certain)"), advice)
@@ -93,9 +105,13 @@ impl Model {
     pub fn product_profile(&self, i: usize) -> Option<FitProfile> {
         let p = self.products.get(i)?;
         let info = self.product_info.get(i)?;
-        let brand = (info.brand != NONE).then(|| self.brands.get(info.brand as usize)).flatten();
+        let brand = (info.brand != NONE)
+            .then(|| self.brands.get(info.brand as usize))
+            .flatten();
         let bse = brand.map_or(0.0, |b| b.offset.se);
-        let offset = p.offset.value + group_value(&self.brands, info.brand) + group_value(&self.categories, info.category);
+        let offset = p.offset.value
+            + group_value(&self.brands, info.brand)
+            + group_value(&self.categories, info.category);
         let se = (p.offset.se * p.offset.se + bse * bse).sqrt();
         Some(profile(p, offset, se, brand.map(|b| b.name.clone())))
     }
@@ -109,9 +125,15 @@ impl Model {
     /// All profiles of a kind, most certain large effects first.
     pub fn profiles(&self, by: ProfileBy) -> Vec<FitProfile> {
         let mut out: Vec<FitProfile> = match by {
-            ProfileBy::Brand => (0..self.brands.len()).filter_map(|i| self.brand_profile(i)).collect(),
-            ProfileBy::Product => (0..self.products.len()).filter_map(|i| self.product_profile(i)).collect(),
-            ProfileBy::Category => (0..self.categories.len()).filter_map(|i| self.category_profile(i)).collect(),
+            ProfileBy::Brand => (0..self.brands.len())
+                .filter_map(|i| self.brand_profile(i))
+                .collect(),
+            ProfileBy::Product => (0..self.products.len())
+                .filter_map(|i| self.product_profile(i))
+                .collect(),
+            ProfileBy::Category => (0..self.categories.len())
+                .filter_map(|i| self.category_profile(i))
+                .collect(),
         };
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)));
         out

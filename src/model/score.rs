@@ -66,13 +66,25 @@ impl Model {
             .features
             .numeric
             .iter()
-            .map(|f| events.features.numeric.iter().position(|c| c.name == f.name))
+            .map(|f| {
+                events
+                    .features
+                    .numeric
+                    .iter()
+                    .position(|c| c.name == f.name)
+            })
             .collect();
         let cat_cols: Vec<Option<usize>> = self
             .features
             .categorical
             .iter()
-            .map(|f| events.features.categorical.iter().position(|c| c.name == f.name))
+            .map(|f| {
+                events
+                    .features
+                    .categorical
+                    .iter()
+                    .position(|c| c.name == f.name)
+            })
             .collect();
         let belief = customer
             .par_iter()
@@ -120,7 +132,13 @@ impl Model {
 
     /// The model's view of event `i`: its article and the customer's belief
     /// including this purchase's own size choice.
-    pub fn event_view(&self, events: &Events, r: &Resolved, i: usize, opts: &ScoreOptions) -> Option<(ArticleRef, SizeBelief)> {
+    pub fn event_view(
+        &self,
+        events: &Events,
+        r: &Resolved,
+        i: usize,
+        opts: &ScoreOptions,
+    ) -> Option<(ArticleRef, SizeBelief)> {
         let size = *events.size.get(i)?;
         let label = events.sizes.get(size as usize)?;
         let a = ArticleRef {

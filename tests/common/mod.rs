@@ -135,7 +135,12 @@ pub struct SynthSplit {
 /// Generate `events` synthetic events (seed, brands, products per brand or the
 /// generator's default) as Parquet in a temp dir and ingest an 80/20 split of them with
 /// the body features.
-pub fn synth_split(events: u64, seed: u64, brands: usize, products_per_brand: Option<usize>) -> SynthSplit {
+pub fn synth_split(
+    events: u64,
+    seed: u64,
+    brands: usize,
+    products_per_brand: Option<usize>,
+) -> SynthSplit {
     let dir = tempdir();
     let path = dir.path().join("synth.parquet");
     let cfg = runsize::synth::SynthConfig {
