@@ -8,6 +8,7 @@ pub mod features;
 pub mod fit;
 pub mod fitdata;
 pub mod fitted;
+pub mod levels;
 pub mod math;
 pub mod params;
 pub mod predict;
