@@ -5,7 +5,10 @@
 //! Run: `cargo bench --bench ingest` (criterion reports throughput in elements = events).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use polars::prelude::{df, CsvWriter, DataFrame, ParquetWriter, SerWriter};
+use polars::prelude::{
+    df, CsvWriter, DataFrame, LazyCsvReader, LazyFileListReader, LazyFrame, ParquetWriter,
+    PlRefPath, SerWriter,
+};
 use runsize::data::{ingest, IngestConfig};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +64,16 @@ fn write(df: &mut DataFrame, dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     (pq, csv)
 }
 
+fn polars_read(path: &Path) -> DataFrame {
+    let p = PlRefPath::try_from_path(path).expect("path");
+    let lf = if path.extension().is_some_and(|e| e == "parquet") {
+        LazyFrame::scan_parquet(p, Default::default()).expect("scan")
+    } else {
+        LazyCsvReader::new(p).finish().expect("scan")
+    };
+    lf.collect().expect("read")
+}
+
 fn bench_ingest(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut group = c.benchmark_group("ingest");
@@ -68,14 +81,33 @@ fn bench_ingest(c: &mut Criterion) {
     for n in [100_000usize, 1_000_000] {
         let (pq, csv) = write(&mut frame(n), dir.path(), n);
         group.throughput(Throughput::Elements(n as u64));
-        for (name, path) in [("parquet", &pq), ("csv", &csv)] {
+        // (label, file, customer features?, rows per batch)
+        let cases = [
+            ("parquet", &pq, true, 4_000_000),
+            ("parquet_no_features", &pq, false, 4_000_000),
+            ("parquet_batch_250k", &pq, true, 250_000),
+            ("csv", &csv, true, 4_000_000),
+        ];
+        for (name, path, features, chunk_rows) in cases {
             let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
-            cfg.customer_features = vec!["height".into(), "body_type".into()];
+            cfg.chunk_rows = chunk_rows;
+            if features {
+                cfg.customer_features = vec!["height".into(), "body_type".into()];
+            }
             let check = ingest(&cfg).expect("ingest");
             assert_eq!(check.report.rows_kept, n as u64);
             group.bench_with_input(BenchmarkId::new(name, n), &cfg, |b, cfg| {
                 b.iter(|| ingest(cfg).expect("ingest").events.len())
             });
+            if name != "parquet" && name != "csv" {
+                continue;
+            }
+            // Baseline: polars alone reading the file into memory.
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}_polars_read_only"), n),
+                path,
+                |b, path| b.iter(|| polars_read(path).height()),
+            );
         }
     }
     group.finish();

@@ -1187,7 +1187,7 @@ enum FeatureState {
         name: String,
         codes: Vec<u32>,
         levels: Vec<String>,
-        index: HashMap<String, u32>,
+        index: HashMap<String, u32, MixState>,
     },
 }
 
@@ -1208,7 +1208,7 @@ impl FeatureState {
                 name: name.to_string(),
                 codes: Vec::new(),
                 levels: Vec::new(),
-                index: HashMap::new(),
+                index: HashMap::default(),
             }
         }
     }
@@ -1271,8 +1271,14 @@ impl FeatureState {
                     }
                     let Some(&c) = ci.next() else { break };
                     let Some(v) = v else { continue };
-                    let code = match index.get(v) {
-                        Some(&code) => code,
+                    // Few levels (the usual case): a linear scan beats hashing.
+                    let small = if levels.len() <= 16 {
+                        levels.iter().position(|l| l == v).map(|p| p as u32)
+                    } else {
+                        index.get(v).copied()
+                    };
+                    let code = match small {
+                        Some(code) => code,
                         None => {
                             let code = levels.len() as u32;
                             levels.push(v.to_string());

@@ -265,8 +265,8 @@ pub struct Events {
     pub category: Vec<u32>,
     /// Size index per event (into `sizes`).
     pub size: Vec<u32>,
-    /// Outcome per event ([`Outcome::Fit`] placeholder when ingest did not require outcomes
-    /// and the row had none; see `has_outcome`).
+    /// Outcome per event ([`Outcome::Other`] when ingest did not require outcomes and the
+    /// row had none or an unknown value; see `has_outcome`).
     pub outcome: Vec<Outcome>,
     /// Whether the file had an outcome for the row (false only when outcomes are optional).
     pub has_outcome: bool,
