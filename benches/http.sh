@@ -7,7 +7,8 @@
 # Needs wrk (Debian: apt-get install -y wrk) and python3.
 # Environment (defaults): MODEL (none: synthesise EVENTS events and train), EVENTS (200000),
 # DURATION (15s), CONNS (64), WRK_THREADS (1), WORKERS (server worker threads, 0 = cores),
-# PORT (18080; the bare server uses PORT+1), CARGO_TARGET_DIR (<repo>/target).
+# PORT (18080; the bare server uses PORT+1), BIN (a built runsize binary; default: build
+# it with cargo in release), CARGO_TARGET_DIR (<repo>/target).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,8 +24,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 not found" >&2; exit 1; }
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin runsize
-BIN="$CARGO_TARGET_DIR/release/runsize"
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin runsize
+    BIN="$CARGO_TARGET_DIR/release/runsize"
+fi
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -160,6 +160,12 @@ pub struct Recommendation {
     pub explanation: String,
 }
 
+/// The standard outcome vocabulary, built once (it was rebuilt on every request).
+fn standard_outcomes() -> &'static OutcomeMap {
+    static MAP: std::sync::OnceLock<OutcomeMap> = std::sync::OnceLock::new();
+    MAP.get_or_init(OutcomeMap::standard)
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> RecommendError {
     RecommendError::Invalid {
         field: field.into(),
@@ -275,7 +281,7 @@ impl Model {
                 basis.push("customer".to_string());
             }
         }
-        let outcomes = OutcomeMap::standard();
+        let outcomes = standard_outcomes();
         let mut terms: Vec<EvidenceTerm> = Vec::new();
         for (i, h) in shopper.history.iter().enumerate() {
             let label = parse_size(&h.size, h.size_system.as_deref())
@@ -428,7 +434,7 @@ impl Model {
             parts.push(format!("{} {}", bf.key, verdict));
         }
         let because = if let Some(h) = x.shopper.history.iter().rev().find(|h| {
-            OutcomeMap::standard()
+            standard_outcomes()
                 .classify(&h.outcome)
                 .is_some_and(|o| o == Outcome::Fit)
         }) {

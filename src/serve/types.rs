@@ -234,6 +234,11 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await?;
+        // fast path: plain serde_json; only a failure is parsed again with axum's
+        // path-tracking deserializer to name the offending field
+        if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
+            return Ok(ApiJson(value));
+        }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(ApiJson(value))
     }
