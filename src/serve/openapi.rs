@@ -3,8 +3,8 @@
 use super::error::ErrorBody;
 use super::routes;
 use super::types::{
-    BatchRequest, BatchResponse, BatchResult, FitProfileDoc, ModelInfo, ProfileResponse,
-    ProfilesPage, RecommendRequest, RecommendResponse, ReloadRequest, ReloadResponse, Status,
+    BatchRequest, BatchResponse, BatchResult, ModelInfo, ProfileResponse, ProfilesPage,
+    RecommendRequest, RecommendResponse, ReloadRequest, ReloadResponse, Status,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -37,7 +37,7 @@ use utoipa::{Modify, OpenApi};
         BatchRequest,
         BatchResult,
         BatchResponse,
-        FitProfileDoc,
+        crate::model::report::FitProfile,
         ProfilesPage,
         ProfileResponse,
         ReloadRequest,

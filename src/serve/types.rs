@@ -93,33 +93,6 @@ pub struct ProfilesQuery {
     pub offset: Option<String>,
 }
 
-/// How one brand, product or category runs (documentation mirror of
-/// [`crate::model::report::FitProfile`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = FitProfile)]
-pub struct FitProfileDoc {
-    /// Brand name, product id or category.
-    pub key: String,
-    /// Brand of a product, when known.
-    pub brand: Option<String>,
-    /// How it runs, in sizes (> 0 large, < 0 small).
-    pub offset: f64,
-    /// Standard error of the offset.
-    pub se: f64,
-    /// 95% interval of the offset.
-    pub interval: [f64; 2],
-    /// Fit events behind the estimate.
-    pub n: u64,
-    /// Fit-band log-width (> 0: fits a wider range of shoppers).
-    pub band: f64,
-    /// Verdict in words.
-    pub verdict: String,
-    /// Advice for shoppers.
-    pub advice: String,
-    /// Ranking score: the effect size we are 1-se sure of.
-    pub score: f64,
-}
-
 /// A page of fit profiles.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProfilesPage {
@@ -138,7 +111,6 @@ pub struct ProfilesPage {
     /// Items skipped.
     pub offset: usize,
     /// This page.
-    #[schema(value_type = Vec<FitProfileDoc>)]
     pub items: Vec<FitProfile>,
 }
 
@@ -148,7 +120,6 @@ pub struct ProfileResponse {
     /// Id of the model artifact that answered.
     pub model_id: String,
     /// The profile.
-    #[schema(value_type = FitProfileDoc)]
     pub profile: FitProfile,
     /// Products only: the sizes seen in training, in size order (the default offer of
     /// `POST /v1/recommend`).
