@@ -26,6 +26,14 @@ pub struct TrainArgs {
     /// Stop when the objective changes by less than this (relative).
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+    /// Also stop when article sizes and band widths move by less than this per
+    /// iteration (RMS, in sizes).
+    #[arg(long, default_value_t = 1e-3)]
+    pub param_tol: f64,
+    /// Big data: iterate on a sample of customers with about this many events until the
+    /// parameters settle, then refine on all events (0 = always all events).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub warm_start_events: usize,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -51,6 +59,8 @@ impl TrainArgs {
             .max_iter(self.max_iter)
             .min_iter(self.min_iter)
             .tol(self.tol)
+            .param_tol(self.param_tol)
+            .warm_start_events(self.warm_start_events)
             .threads(self.threads)
             .store_customers(!self.no_customers)
             .learn_dispersion(!self.no_dispersion)
@@ -88,6 +98,10 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             objective = s.objective,
             loo_log_loss = s.loo_log_loss,
             seconds = s.seconds,
+            param_change = s.param_change,
+            events = s.events,
+            customer_pass_seconds = s.customer_pass_seconds,
+            article_pass_seconds = s.article_pass_seconds,
             "iteration"
         );
     };
