@@ -2,6 +2,7 @@
 
 use super::ingest_args::IngestArgs;
 use crate::data::ingest;
+use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
 use crate::model::report::ProfileBy;
 use crate::model::{artifact, FitParams, Model};
@@ -69,11 +70,25 @@ impl TrainArgs {
 
 /// Train and write the model; returns it.
 pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
-    let cfg = args.ingest.to_config(true)?;
+    let mut cfg = args.ingest.to_config(true)?;
+    // The fit never reads timestamps (time filters are applied while reading).
+    cfg.keep_timestamps = false;
     let params = args.fit_params();
     params.validate()?;
-    let ingested = ingest(&cfg)?;
+    let mut ingested = ingest(&cfg)?;
     tracing::info!(target: "runsize::train", "{}", ingested.report.summary());
+    log_memory("ingested", ingested.events.heap_bytes());
+    // Group the fit events by customer, then free the per-event columns: the fit reads only
+    // the prepared data plus dictionaries, size labels and customer features.
+    let data = FitData::from_events(&ingested.events);
+    let freed = ingested.events.release_event_columns();
+    tracing::info!(
+        target: "runsize::train",
+        fit_events = data.len(),
+        freed_mib = mib(freed),
+        "prepared fit data; per-event columns freed"
+    );
+    log_memory("prepared", ingested.events.heap_bytes());
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(args.max_iter as u64);
         pb.set_style(
@@ -105,14 +120,18 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             "iteration"
         );
     };
-    let mut model = params.fit_with(&ingested.events, &mut on_iter)?;
+    let mut model = params.fit_prepared(&ingested.events, &data, &mut on_iter)?;
+    drop(data);
+    // Dictionaries and features are in the model now: free them before it is serialised.
+    let report = ingested.report;
+    drop(ingested.events);
+    log_memory("fitted", 0);
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
     model.summary.source = format!(
         "files: {}",
-        ingested
-            .report
+        report
             .files
             .iter()
             .map(|p| p.display().to_string())
@@ -120,19 +139,50 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             .join(", ")
     );
     let header = artifact::save(&model, &args.out)?;
+    log_memory("saved", 0);
     if args.json {
         let out = serde_json::json!({
             "model": args.out,
             "model_id": header.model_id,
             "summary": model.summary,
             "globals": model.globals,
-            "ingest": ingested.report,
+            "ingest": report,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         print_summary(&model, &args.out, &header.model_id);
     }
     Ok(model)
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Resident and peak resident memory of this process in bytes (`VmRSS`, `VmHWM` from
+/// `/proc/self/status`; `None` where that file does not exist).
+pub fn process_memory() -> Option<(usize, usize)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<usize> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Log process memory at a stage of training, with the event table's own heap bytes.
+fn log_memory(stage: &str, events_bytes: usize) {
+    if let Some((rss, peak)) = process_memory() {
+        tracing::info!(
+            target: "runsize::train",
+            stage,
+            rss_mib = mib(rss),
+            peak_rss_mib = mib(peak),
+            events_mib = mib(events_bytes),
+            "memory"
+        );
+    }
 }
 
 /// `runsize train`.

@@ -399,7 +399,7 @@ fn run(
     let mut model = st.model;
     if p.store_customers {
         model.customers = CustomerTable {
-            ids: meta.customers.names.clone(),
+            ids: meta.customers.names(),
             mean: st.s.iter().map(|&x| x as f32).collect(),
             var: st.cov.iter().map(|c| c[0]).collect(),
             bias: st.u.clone(),
@@ -503,9 +503,9 @@ impl<'a> State<'a> {
                     offset: Offset::default(),
                 })
                 .collect(),
-            brands: group_params(&meta.brands.names),
-            categories: group_params(&meta.categories.names),
-            products: group_params(&meta.products.names),
+            brands: group_params(&meta.brands.names()),
+            categories: group_params(&meta.categories.names()),
+            products: group_params(&meta.products.names()),
             product_info: vec![
                 ProductInfo {
                     brand: NONE,

@@ -172,9 +172,7 @@ mod tests {
                 Outcome::Large,
                 Outcome::Fit,
             ],
-            customers: Dict {
-                names: vec!["a".into(), "b".into(), "c".into()],
-            },
+            customers: ["a", "b", "c"].into_iter().collect::<Dict>(),
             ..Default::default()
         }
     }

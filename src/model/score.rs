@@ -43,9 +43,8 @@ pub struct Resolved {
 }
 
 fn map_dict(dict: &Dict, index: &std::collections::HashMap<String, u32>) -> Vec<u32> {
-    dict.names
-        .iter()
-        .map(|n| index.get(n).copied().unwrap_or(NONE))
+    dict.iter()
+        .map(|n| index.get(n.as_ref()).copied().unwrap_or(NONE))
         .collect()
 }
 
