@@ -61,6 +61,10 @@ const SAMPLE_SWITCH: f64 = 5.0;
 /// merging; it must stay well above the core count for load balance.
 const MAX_SHARDS: usize = 16;
 
+/// Pass 2 runs over at least this many shards when there are enough chunks (load
+/// balance on a few cores).
+const MIN_SHARDS: usize = 4;
+
 /// Drift share `ρ = sd_drift² / (sd_drift² + sd_choice²)` moved by `step` on the logit scale.
 fn drift_share(g: &super::fitted::Globals, step: f64) -> f64 {
     let d = g.sd_drift * g.sd_drift;
@@ -199,7 +203,12 @@ impl Plan {
             .step_by(every.max(1))
             .collect();
         let events: usize = chunks.iter().map(ev).sum();
-        let per_shard = events.div_ceil(MAX_SHARDS).max(1);
+        // a shard's sums are as big as the article-size table: keep at least ~8 events
+        // per article-size in each (a small sample of a big catalogue gets few shards)
+        let n_shards = events
+            .div_ceil(8 * data.article_sizes.len().max(1))
+            .clamp(MIN_SHARDS, MAX_SHARDS);
+        let per_shard = events.div_ceil(n_shards).max(1);
         let mut shards = Vec::new();
         let mut cur = Vec::new();
         let mut n = 0;
@@ -1348,29 +1357,39 @@ mod tests {
         assert_eq!(got, vec![vec![1, 2], vec![3], vec![7, 8, 9]]);
     }
 
-    /// `n` customers with `k` events each.
-    fn data(n: usize, k: usize) -> FitData {
+    /// `n` customers with `k` events each, `n_as` article-sizes.
+    fn data(n: usize, k: usize, n_as: usize) -> FitData {
+        let key = super::super::fitdata::ArticleSizeKey {
+            product: 0,
+            brand: 0,
+            category: 0,
+            label: 0,
+        };
         FitData {
             cust_start: (0..=n).map(|c| (c * k) as u64).collect(),
             ev_as: vec![0; n * k],
             ev_y: vec![1; n * k],
-            article_sizes: Vec::new(),
-            as_count: Vec::new(),
+            article_sizes: vec![key; n_as],
+            as_count: vec![0; n_as],
         }
     }
 
     #[test]
     fn plan_covers_everything_or_a_fixed_sample_in_few_shards() {
-        let d = data(1000, 3);
+        let d = data(1000, 3, 10);
         let full = Plan::new(&d, 30, 1);
         assert_eq!(full.events, 3000);
         assert_eq!(full.chunks.len(), 100);
-        assert!(full.shards.len() <= MAX_SHARDS + 1);
+        assert!(full.shards.len() > MIN_SHARDS && full.shards.len() <= MAX_SHARDS);
         let in_shards: Vec<(usize, usize)> = full.shards.concat();
         assert_eq!(in_shards, full.chunks);
         // every 4th chunk: 25 chunks of 10 customers = 750 events
         let sample = Plan::new(&d, 30, 4);
         assert_eq!(sample.events, 750);
         assert_eq!(sample.chunks[1], full.chunks[4]);
+        // a big catalogue: 3000 events over 100 article-sizes => ceil(3000 / 800) = 4 shards
+        let few = Plan::new(&data(1000, 3, 100), 30, 1);
+        assert_eq!(few.shards.len(), 4);
+        assert_eq!(few.shards.concat(), few.chunks);
     }
 }
