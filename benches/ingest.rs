@@ -157,8 +157,19 @@ fn polars_stream(path: &Path, columns: &[String], chunk_rows: usize) -> usize {
         .collect();
     let rows = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let r2 = rows.clone();
+    // Simulated consumer cost per row (ns), to see how the reader buffers ahead of a slow
+    // consumer (RUNSIZE_INGEST_SLOW_NS; default 0).
+    let slow_ns: u64 = std::env::var("RUNSIZE_INGEST_SLOW_NS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let cb = PlanCallback::new(move |df: DataFrame| {
         r2.fetch_add(df.height(), std::sync::atomic::Ordering::Relaxed);
+        if slow_ns > 0 {
+            std::thread::sleep(std::time::Duration::from_nanos(
+                slow_ns * df.height() as u64,
+            ));
+        }
         Ok(false)
     });
     lf.select(exprs)
@@ -167,6 +178,29 @@ fn polars_stream(path: &Path, columns: &[String], chunk_rows: usize) -> usize {
         .collect_with_engine(Engine::Streaming)
         .expect("stream");
     rows.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Resident and peak memory now, then resident after returning free heap pages to the OS.
+fn memory_note() -> String {
+    let rss = |name: &str| -> String {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let (now, peak) = (rss("VmRSS:"), rss("VmHWM:"));
+    // SAFETY: malloc_trim only hands free allocator memory back to the OS.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    format!(
+        "RSS {now} kB (peak {peak} kB), {} kB after malloc_trim",
+        rss("VmRSS:")
+    )
 }
 
 /// One-shot measurement of a big file (see the module docs); prints one line per side.
@@ -214,8 +248,9 @@ fn one_shot(path: &str) {
             rows = got.report.rows_read;
             eprintln!("{}", got.report.summary());
             eprintln!(
-                "events table: {:.1} MiB",
-                got.events.heap_bytes() as f64 / 1048576.0
+                "events table: {:.1} MiB; {}",
+                got.events.heap_bytes() as f64 / 1048576.0,
+                memory_note()
             );
         }
         if only != "ingest" {

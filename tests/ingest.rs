@@ -606,13 +606,31 @@ fn encoders_give_first_appearance_codes_across_batches_and_key_kinds() {
     let dir = common::tempdir();
     let (want_c, want_cc) = first_appearance(&cust);
     let (want_p, want_pc) = first_appearance(&prod);
-    for name in ["keys.parquet", "keys.csv"] {
-        let path = common::write_as(&mut df, dir.path(), name);
+    // Parquet with 5k-row groups too (read in units of whole row groups), and read_rows
+    // below the row-group size of the single-group file (ranged reads inside a group).
+    let rg_path = dir.path().join("keys-rg.parquet");
+    ParquetWriter::new(std::fs::File::create(&rg_path).unwrap())
+        .with_row_group_size(Some(5_000))
+        .finish(&mut df)
+        .unwrap();
+    let groups = ParquetReader::new(std::fs::File::open(&rg_path).unwrap())
+        .get_metadata()
+        .unwrap()
+        .row_groups
+        .len();
+    assert_eq!(groups, 14, "70k rows in 5k-row groups");
+    for name in ["keys.parquet", "keys.csv", "keys-rg.parquet"] {
+        let path = if name == "keys-rg.parquet" {
+            rg_path.clone()
+        } else {
+            common::write_as(&mut df, dir.path(), name)
+        };
         // One batch; many small ones; a first batch big enough for the caches to judge
         // their hit rate (customer ids miss: that cache switches off for the second batch).
-        for chunk_rows in [4_000_000, 9_999, 66_000] {
+        for (chunk_rows, read_rows) in [(4_000_000, 1 << 20), (9_999, 7_000), (66_000, 30_000)] {
             let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
             cfg.chunk_rows = chunk_rows;
+            cfg.read_rows = read_rows;
             let got = run(&cfg);
             let ev = &got.events;
             assert_eq!(ev.len(), n, "{name}");

@@ -27,9 +27,9 @@ use super::DataError;
 use hashbrown::HashTable;
 use polars::prelude::{
     ChunkedArray, Column, DataFrame, DataType, Engine, Float64Chunked, HiveOptions, Int64Chunked,
-    LazyCsvReader, LazyFileListReader, LazyFrame, LazyJsonLineReader, PlRefPath, PlanCallback,
-    PolarsDataType, PolarsError, PolarsNumericType, ScanArgsParquet, Schema, SchemaRef,
-    StringChunked, StringType, TimeUnit,
+    LazyCsvReader, LazyFileListReader, LazyFrame, LazyJsonLineReader, ParquetReader, PlRefPath,
+    PlanCallback, PolarsDataType, PolarsError, PolarsNumericType, ScanArgsParquet, Schema,
+    SchemaRef, SerReader, StringChunked, StringType, TimeUnit,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -64,6 +64,10 @@ pub struct IngestConfig {
     pub filter: RowFilter,
     /// Rows per processing batch (default 4_000_000).
     pub chunk_rows: usize,
+    /// Parquet rows decoded per read (default 1_048_576): consecutive row groups are read
+    /// together up to this many rows, a longer row group in ranges of this many rows. About
+    /// two reads are in memory at once (the one being encoded and the next).
+    pub read_rows: usize,
     /// Keep the timestamps in [`Events::timestamp`] (default true). Time filters and
     /// timestamp checks work either way; training turns this off to save 8 bytes per event.
     pub keep_timestamps: bool,
@@ -72,7 +76,7 @@ pub struct IngestConfig {
 impl IngestConfig {
     /// A config reading `inputs` with all defaults: identity column names, no customer
     /// features, the standard outcome map, `max_bad_fraction` 0.01, outcomes required, no
-    /// filter, `chunk_rows` 4_000_000, timestamps kept.
+    /// filter, `chunk_rows` 4_000_000, `read_rows` 1_048_576, timestamps kept.
     pub fn new(inputs: Vec<String>) -> Self {
         IngestConfig {
             inputs,
@@ -83,6 +87,7 @@ impl IngestConfig {
             require_outcome: true,
             filter: RowFilter::default(),
             chunk_rows: 4_000_000,
+            read_rows: 1 << 20,
             keep_timestamps: true,
         }
     }
@@ -524,9 +529,10 @@ fn hash_bytes(seed: u64, b: &[u8]) -> u64 {
     mix64(h)
 }
 
-/// Hasher for integer keys and short strings.
+/// Hasher for integer keys and short strings (fast, not DoS-resistant: keys come from the
+/// operator's own files).
 #[derive(Default, Clone, Copy)]
-struct MixHasher(u64);
+pub struct MixHasher(u64);
 
 impl Hasher for MixHasher {
     fn finish(&self) -> u64 {
@@ -556,8 +562,9 @@ impl Hasher for MixHasher {
     }
 }
 
+/// Builds [`MixHasher`]s (for `HashMap<K, V, MixState>`).
 #[derive(Default, Clone, Copy)]
-struct MixState;
+pub struct MixState;
 
 impl BuildHasher for MixState {
     type Hasher = MixHasher;
@@ -1684,10 +1691,13 @@ fn validate_config(cfg: &IngestConfig) -> Result<(), DataError> {
             message: format!("must be within 0..=1, got {}", cfg.max_bad_fraction),
         });
     }
-    if cfg.chunk_rows == 0 {
+    if cfg.chunk_rows == 0 || cfg.read_rows == 0 {
         return Err(DataError::Config {
             what: "chunk rows",
-            message: "must be at least 1".into(),
+            message: format!(
+                "chunk_rows ({}) and read_rows ({}) must be at least 1",
+                cfg.chunk_rows, cfg.read_rows
+            ),
         });
     }
     if let Some(s) = &cfg.filter.split {
@@ -1934,6 +1944,127 @@ fn scan_file(cfg: &IngestConfig, path: &Path) -> Result<LazyFrame, DataError> {
 enum Msg {
     Batch(DataFrame),
     Done(Result<(), DataError>),
+}
+
+/// Row ranges `(offset, len)` to read a Parquet file in: consecutive row groups together
+/// while they stay within `unit` rows, a row group longer than `2 * unit` in ranges of
+/// `unit` rows.
+fn parquet_units(row_groups: &[usize], unit: usize) -> Vec<(usize, usize)> {
+    let unit = unit.max(1);
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0usize, 0usize);
+    for &n in row_groups {
+        if len > 0 && len + n > unit {
+            out.push((start, len));
+            start += len;
+            len = 0;
+        }
+        if n > 2 * unit {
+            let mut off = 0;
+            while off < n {
+                let l = unit.min(n - off);
+                out.push((start + off, l));
+                off += l;
+            }
+            start += n;
+        } else {
+            len += n;
+        }
+    }
+    if len > 0 {
+        out.push((start, len));
+    }
+    out
+}
+
+/// Read a Parquet file's `columns` unit by unit (see [`parquet_units`],
+/// [`IngestConfig::read_rows`]) with polars' in-memory reader on a helper thread, one unit
+/// ahead, and feed them to `f` in slices of [`IngestConfig::chunk_rows`] rows, in order.
+///
+/// Why not the streaming engine: with a consumer slower than the decoder (ours, by
+/// design) polars' streaming Parquet source decodes far ahead: 2.6 GB of buffered row
+/// groups for a 100M-row file with 1M-row groups, plus the whole file mapped. Here at most
+/// two units (the one being processed and the next) are in memory, and each unit's file
+/// mapping is dropped once it is decoded.
+fn read_parquet_units(
+    path: &Path,
+    columns: &[String],
+    cfg: &IngestConfig,
+    mut f: impl FnMut(DataFrame) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    let chunk_rows = cfg.chunk_rows;
+    let open = |p: &Path| {
+        std::fs::File::open(p).map_err(|e| DataError::Io {
+            path: p.to_path_buf(),
+            source: e,
+        })
+    };
+    let metadata = {
+        let mut reader = ParquetReader::new(open(path)?);
+        guarded(path, || reader.get_metadata().cloned())?
+    };
+    let row_groups: Vec<usize> = metadata.row_groups.iter().map(|rg| rg.num_rows()).collect();
+    let units = parquet_units(&row_groups, cfg.read_rows);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(0);
+    let thread_path = path.to_path_buf();
+    let columns = columns.to_vec();
+    let handle = std::thread::Builder::new()
+        .name("runsize-parquet-reader".into())
+        .spawn(move || {
+            for unit in units {
+                let file = match open(&thread_path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = tx.send(Msg::Done(Err(e)));
+                        return;
+                    }
+                };
+                let md = metadata.clone();
+                let read = guarded(&thread_path, || {
+                    let mut reader = ParquetReader::new(file)
+                        .with_columns(Some(columns.clone()))
+                        .with_slice(Some(unit));
+                    reader.set_metadata(md);
+                    reader.finish()
+                });
+                let msg = match read {
+                    Ok(df) => Msg::Batch(df),
+                    Err(e) => Msg::Done(Err(e)),
+                };
+                let stop = matches!(msg, Msg::Done(_));
+                if tx.send(msg).is_err() || stop {
+                    return;
+                }
+            }
+            let _ = tx.send(Msg::Done(Ok(())));
+        })
+        .map_err(|e| DataError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    let chunk = chunk_rows.max(1);
+    let mut result = Err(read_err(path, "the reader stopped unexpectedly"));
+    'units: while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Batch(df) => {
+                let mut offset = 0usize;
+                while offset < df.height() {
+                    if let Err(e) = f(df.slice(offset as i64, chunk)) {
+                        result = Err(e);
+                        break 'units;
+                    }
+                    offset += chunk;
+                }
+            }
+            Msg::Done(r) => {
+                result = r;
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let _ = handle.join();
+    result
 }
 
 /// Stream a lazy frame through `f` in batches of about `chunk_rows` rows, in order.
@@ -2437,9 +2568,8 @@ pub fn ingest(cfg: &IngestConfig) -> Result<Ingested, DataError> {
             .iter()
             .map(|c| polars::prelude::col(c.as_str()))
             .collect();
-        let lf = lf.select(projection);
         let mut file_row0 = 0u64;
-        stream_batches(lf, cfg.chunk_rows, path, |df| {
+        let each = |df: DataFrame| {
             let batch = Batch {
                 df: &df,
                 path,
@@ -2449,7 +2579,12 @@ pub fn ingest(cfg: &IngestConfig) -> Result<Ingested, DataError> {
             builder.process(&batch)?;
             file_row0 += df.height() as u64;
             Ok(())
-        })?;
+        };
+        if detect_format(path)? == InputFormat::Parquet {
+            read_parquet_units(path, &cols.projection(), cfg, each)?;
+        } else {
+            stream_batches(lf.select(projection), cfg.chunk_rows, path, each)?;
+        }
     }
     builder.finish(started)
 }
@@ -2516,6 +2651,24 @@ pub fn ingest_with_frame(cfg: &IngestConfig) -> Result<(DataFrame, Ingested), Da
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parquet_units_group_small_row_groups_and_split_big_ones() {
+        assert_eq!(parquet_units(&[], 10), vec![]);
+        assert_eq!(parquet_units(&[4, 4, 4], 10), vec![(0, 8), (8, 4)]);
+        assert_eq!(parquet_units(&[10, 10], 10), vec![(0, 10), (10, 10)]);
+        assert_eq!(parquet_units(&[15], 10), vec![(0, 15)]);
+        assert_eq!(
+            parquet_units(&[3, 25, 2], 10),
+            vec![(0, 3), (3, 10), (13, 10), (23, 5), (28, 2)]
+        );
+        let units = parquet_units(&[7, 1, 30, 0, 9, 9], 8);
+        let total: usize = units.iter().map(|u| u.1).sum();
+        assert_eq!(total, 56);
+        for w in units.windows(2) {
+            assert_eq!(w[0].0 + w[0].1, w[1].0, "contiguous: {units:?}");
+        }
+    }
 
     #[test]
     fn float_text_drops_integral_fraction() {
