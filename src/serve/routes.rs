@@ -5,11 +5,12 @@ use super::error::{ApiError, ErrorBody};
 use super::openapi;
 use super::state::{AppState, Loaded};
 use super::types::{
-    check_limits, ApiJson, BatchRequest, BatchResponse, BatchResult, ModelInfo, ProfileResponse,
-    ProfilesPage, ProfilesQuery, RecommendRequest, RecommendResponse, ReloadRequest,
-    ReloadResponse, Status, DEFAULT_PAGE, MAX_PAGE,
+    check_limits_ref, ApiBody, ApiJson, BatchRequest, BatchResponse, BatchResult, ModelInfo,
+    ProfileResponse, ProfilesPage, ProfilesQuery, RecommendRequest, RecommendRequestRef,
+    RecommendResponse, ReloadRequest, ReloadResponse, Status, DEFAULT_PAGE, MAX_PAGE,
 };
 use super::Metrics;
+use crate::model::recommend::Recommendation;
 use crate::model::report::{FitProfile, ProfileBy};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -205,17 +206,35 @@ pub async fn openapi_json() -> Response {
 fn recommend_one(
     loaded: &Loaded,
     state: &AppState,
-    req: &RecommendRequest,
-) -> Result<RecommendResponse, ApiError> {
-    check_limits(req)?;
-    let recommendation = loaded.model.recommend(&req.product, &req.shopper)?;
+    req: &RecommendRequestRef<'_>,
+) -> Result<Recommendation, ApiError> {
+    check_limits_ref(req)?;
+    let recommendation = loaded
+        .model
+        .recommend_ref(&loaded.index, &req.product, &req.shopper)?;
     state
         .metrics()
         .recommendation(&recommendation.confidence.level);
-    Ok(RecommendResponse {
-        model_id: loaded.header.model_id.clone(),
-        recommendation,
-    })
+    Ok(recommendation)
+}
+
+/// The JSON of a [`RecommendResponse`] without building one: `model_id` first, then the
+/// recommendation's fields (what `#[serde(flatten)]` writes), into one buffer.
+fn recommend_json(model_id: &str, r: &Recommendation) -> Result<Vec<u8>, ApiError> {
+    let failed = |e: serde_json::Error| ApiError::Internal {
+        message: format!("cannot serialise the answer: {e}"),
+    };
+    let mut out = Vec::with_capacity(1536);
+    out.extend_from_slice(b"{\"model_id\":");
+    serde_json::to_writer(&mut out, model_id).map_err(failed)?;
+    out.push(b',');
+    let start = out.len();
+    serde_json::to_writer(&mut out, r).map_err(failed)?;
+    // the recommendation is a non-empty object: drop its '{', its fields continue ours
+    if out.get(start) == Some(&b'{') {
+        out.remove(start);
+    }
+    Ok(out)
 }
 
 /// Recommend a size of one product for one shopper.
@@ -233,10 +252,36 @@ fn recommend_one(
     ))]
 pub async fn recommend(
     State(state): State<AppState>,
-    ApiJson(req): ApiJson<RecommendRequest>,
-) -> Result<Json<RecommendResponse>, ApiError> {
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    // fast path: strings borrowed from the body, UTF-8 checked once; a body that does
+    // not parse is parsed again as the owned type with axum's path-tracking
+    // deserializer, whose error names the offending field
+    let fast = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|t| serde_json::from_str::<RecommendRequestRef<'_>>(t).ok());
+    match fast {
+        Some(req) => answer(&state, &req),
+        None => {
+            let Json(req) = Json::<RecommendRequest>::from_bytes(&body)?;
+            answer(&state, &req.view())
+        }
+    }
+}
+
+/// The `POST /v1/recommend` response to a parsed request.
+fn answer(state: &AppState, req: &RecommendRequestRef<'_>) -> Result<Response, ApiError> {
     let loaded = state.loaded()?;
-    recommend_one(&loaded, &state, &req).map(Json)
+    let recommendation = recommend_one(&loaded, state, req)?;
+    let json = recommend_json(&loaded.header.model_id, &recommendation)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response())
 }
 
 fn batch_items(loaded: &Loaded, state: &AppState, items: Vec<serde_json::Value>) -> BatchResponse {
@@ -245,7 +290,7 @@ fn batch_items(loaded: &Loaded, state: &AppState, items: Vec<serde_json::Value>)
     for (i, item) in items.into_iter().enumerate() {
         let prefix = format!("items[{i}]");
         let answer = match serde_json::from_value::<RecommendRequest>(item) {
-            Ok(req) => recommend_one(loaded, state, &req).map_err(|e| e.prefixed(&prefix)),
+            Ok(req) => recommend_one(loaded, state, &req.view()).map_err(|e| e.prefixed(&prefix)),
             Err(e) => {
                 let (field, message) = super::error::split_path(&e.to_string());
                 let field = if field == "body" {
@@ -260,7 +305,7 @@ fn batch_items(loaded: &Loaded, state: &AppState, items: Vec<serde_json::Value>)
             Ok(r) => {
                 ok += 1;
                 BatchResult {
-                    recommendation: Some(r.recommendation),
+                    recommendation: Some(r),
                     error: None,
                 }
             }
