@@ -43,8 +43,10 @@ pub struct Resolved {
 }
 
 fn map_dict(dict: &Dict, index: &std::collections::HashMap<String, u32>) -> Vec<u32> {
+    // in parallel: a table can carry millions of customer keys
     dict.names
-        .iter()
+        .par_iter()
+        .with_min_len(4096)
         .map(|n| index.get(n).copied().unwrap_or(NONE))
         .collect()
 }
@@ -98,8 +100,11 @@ struct ScoreTables {
     brands: Vec<GroupTerm>,
     categories: Vec<GroupTerm>,
     products: Vec<GroupTerm>,
-    /// Per events product: (events size index, offset, variance), few per product.
-    article_sizes: Vec<Vec<(u32, f64, f64)>>,
+    /// Product-in-size offsets, grouped by events product: (events size index, offset,
+    /// variance).
+    article_sizes: Vec<(u32, f64, f64)>,
+    /// Per events product: its range in `article_sizes` (few entries each).
+    article_ranges: Vec<(u32, u32)>,
     /// Variance of a product-in-size the model does not know.
     unknown_article_var: f64,
     sizes: Vec<SizeTerm>,
@@ -171,20 +176,21 @@ impl ScoreTables {
                 v.push(k as u32);
             }
         }
-        let article_sizes = r
+        let mut article_sizes = Vec::new();
+        let article_ranges = r
             .product
             .iter()
             .map(|&mp| {
-                let mut v = Vec::new();
+                let start = article_sizes.len() as u32;
                 for &(l, i) in by_product.get(mp as usize).map_or(&[][..], Vec::as_slice) {
                     let Some(a) = m.article_sizes.get(i as usize) else {
                         continue;
                     };
                     for &k in label_sizes.get(l as usize).map_or(&[][..], Vec::as_slice) {
-                        v.push((k, a.offset.value, a.offset.se * a.offset.se));
+                        article_sizes.push((k, a.offset.value, a.offset.se * a.offset.se));
                     }
                 }
-                v
+                (start, article_sizes.len() as u32)
             })
             .collect();
         let drift_var = g.sd_drift * g.sd_drift;
@@ -221,6 +227,7 @@ impl ScoreTables {
             categories,
             products,
             article_sizes,
+            article_ranges,
             unknown_article_var: if m.article_sizes.is_empty() {
                 0.0
             } else {
@@ -259,8 +266,9 @@ impl ScoreTables {
             .copied()
             .unwrap_or_default();
         let article = self
-            .article_sizes
+            .article_ranges
             .get(p_key as usize)
+            .and_then(|&(lo, hi)| self.article_sizes.get(lo as usize..hi as usize))
             .and_then(|v| v.iter().find(|x| x.0 == size));
         let mut t = sz.t + b.value + c.value + p.value;
         let as_var = match article {
