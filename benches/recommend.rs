@@ -180,8 +180,37 @@ fn profile_router(app: &axum::Router, body: &str, rt: &tokio::runtime::Runtime, 
     }
 }
 
+/// `n` requests of the same body to the bare constant router (a separate symbol for
+/// callgrind: the baseline of the HTTP bench without the network).
+#[inline(never)]
+fn profile_bare(body: &str, rt: &tokio::runtime::Runtime, n: usize) {
+    let bare = runsize::serve::bare_router();
+    for _ in 0..n {
+        rt.block_on(call(&bare, "/v1/recommend", body));
+    }
+}
+
+/// `n` `GET /healthz` through the full router (a separate symbol for callgrind: what
+/// the layers cost).
+#[inline(never)]
+fn profile_healthz(app: &axum::Router, rt: &tokio::runtime::Runtime, n: usize) {
+    for _ in 0..n {
+        rt.block_on(async {
+            let req = Request::get("/healthz")
+                .body(Body::empty())
+                .expect("request");
+            let resp = app.clone().oneshot(req).await.expect("infallible");
+            resp.into_body().collect().await.expect("body").to_bytes()
+        });
+    }
+}
+
 async fn router_call(app: &axum::Router, body: &str) -> axum::body::Bytes {
-    let req = Request::post("/v1/recommend")
+    call(app, "/v1/recommend", body).await
+}
+
+async fn call(app: &axum::Router, uri: &str, body: &str) -> axum::body::Bytes {
+    let req = Request::post(uri)
         .header("content-type", "application/json")
         .body(Body::from(body.to_owned()))
         .expect("request");
@@ -213,6 +242,8 @@ fn benches(c: &mut Criterion) {
         profile_recommend(&s, n);
         profile_served(&s, n);
         profile_router(&app, &body, &rt, n);
+        profile_bare(&body, &rt, n);
+        profile_healthz(&app, &rt, n);
         return;
     }
     percentiles("Model::recommend", || {
