@@ -352,7 +352,13 @@ pub fn purchase_belief(
 /// uncertainty scale `kappa`.
 #[inline]
 pub fn cut_points(g: &Globals, d: f64, eta: f64, kappa: f64) -> (f64, f64) {
-    let half = g.h * eta.exp();
+    cut_points_exp(g, d, eta.exp(), kappa)
+}
+
+/// [`cut_points`] given `e^eta` instead of `eta`.
+#[inline]
+pub fn cut_points_exp(g: &Globals, d: f64, exp_eta: f64, kappa: f64) -> (f64, f64) {
+    let half = g.h * exp_eta;
     (
         kappa * (g.c + half - g.w * d),
         kappa * (g.c - half - g.w * d),
@@ -578,9 +584,14 @@ impl Model {
     /// Probabilities `[small, fit, large]` for a customer with size belief `belief`
     /// in an article with true size `t` and band `eta`, integrating the belief's variance.
     pub fn probs_for(&self, belief: SizeBelief, t: f64, eta: f64) -> [f64; 3] {
+        self.probs_for_exp(belief, t, eta.exp())
+    }
+
+    /// [`Model::probs_for`] given `e^eta` (batch scoring multiplies per-level factors).
+    pub fn probs_for_exp(&self, belief: SizeBelief, t: f64, exp_eta: f64) -> [f64; 3] {
         let g = &self.globals;
         let kappa = uncertainty_scale(g.w, belief.var);
-        let (a, b) = cut_points(g, belief.mean - t, eta, kappa);
+        let (a, b) = cut_points_exp(g, belief.mean - t, exp_eta, kappa);
         probs(a, b)
     }
 }

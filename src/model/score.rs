@@ -42,13 +42,39 @@ pub struct Resolved {
     pub belief: Vec<CustomerState>,
 }
 
-fn map_dict(dict: &Dict, index: &std::collections::HashMap<String, u32>) -> Vec<u32> {
+/// Model index of each of `dict`'s keys ([`NONE`] when unseen), given the model's key
+/// count and key by index, and `index` mapping them back. When the model's keys are distinct (the
+/// index has one entry per key), a key that sits at the same position in both lists
+/// is that index without hashing: scoring the table a model was trained on (same
+/// dictionary order) then reads both lists in order instead of probing a hash map of
+/// millions of strings at random.
+fn map_dict<'m>(
+    dict: &Dict,
+    index: &std::collections::HashMap<String, u32>,
+    (len, name_at): (usize, impl Fn(usize) -> Option<&'m str> + Sync),
+) -> Vec<u32> {
+    let distinct = index.len() == len;
     // in parallel: a table can carry millions of customer keys
     dict.names
         .par_iter()
+        .enumerate()
         .with_min_len(4096)
-        .map(|n| index.get(n).copied().unwrap_or(NONE))
+        .map(|(i, n)| {
+            if distinct && name_at(i) == Some(n.as_str()) {
+                return i as u32;
+            }
+            index.get(n).copied().unwrap_or(NONE)
+        })
         .collect()
+}
+
+/// The model's keys of a group table: (count, key by index).
+fn group_names<'m>(
+    groups: &'m [super::fitted::GroupParams],
+) -> (usize, impl Fn(usize) -> Option<&'m str> + Sync) {
+    (groups.len(), move |i: usize| {
+        groups.get(i).map(|g| g.name.as_str())
+    })
 }
 
 fn pick(map: &[u32], i: u32) -> u32 {
@@ -68,7 +94,8 @@ pub const SCORE_CHUNK: usize = 8192;
 #[derive(Clone, Copy, Debug, Default)]
 struct GroupTerm {
     value: f64,
-    eta: f64,
+    /// `e^eta` of the band log-width: a row's band factor is the product over levels.
+    exp_eta: f64,
     var: f64,
 }
 
@@ -127,7 +154,7 @@ impl ScoreTables {
                 .chain(std::iter::once(&NONE))
                 .map(|&i| GroupTerm {
                     value: super::fitted::group_value(groups, i),
-                    eta: super::fitted::group_eta(groups, i),
+                    exp_eta: super::fitted::group_eta(groups, i).exp(),
                     var: if groups.is_empty() {
                         0.0
                     } else if i == NONE {
@@ -197,7 +224,8 @@ impl ScoreTables {
         let choice_var = g.sd_choice * g.sd_choice;
         let beliefs = r
             .belief
-            .iter()
+            .par_iter()
+            .with_min_len(4096)
             .map(|st| {
                 // Model::at_purchase / purchase_belief, split into the per-customer part
                 let ss = st.ss + drift_var;
@@ -239,7 +267,8 @@ impl ScoreTables {
     }
 
     /// Probabilities of event `i` (NaN when its size or customer is missing); the same
-    /// numbers as [`Model::event_view`] + [`Model::probs_article`], term by term.
+    /// numbers as [`Model::event_view`] + [`Model::probs_article`], term by term (up to
+    /// rounding in the band factor).
     #[inline]
     fn row(&self, m: &Model, events: &Events, i: usize, choice: bool) -> [f64; 3] {
         const MISSING: [f64; 3] = [f64::NAN; 3];
@@ -279,20 +308,21 @@ impl ScoreTables {
             None => self.unknown_article_var,
         };
         let var_article = sz.var + b.var + c.var + p.var + as_var;
-        let eta = b.eta + c.eta + p.eta;
+        // e^(eta_b + eta_c + eta_p) without an exp per row (equal up to rounding)
+        let exp_eta = b.exp_eta * c.exp_eta * p.exp_eta;
         let mean = if choice {
             let x = sz.base + g.k * (b.value + c.value) + g.k_product * p.value;
             bt.f + bt.gain * (x - bt.s)
         } else {
             bt.f
         };
-        m.probs_for(
+        m.probs_for_exp(
             SizeBelief {
                 mean,
                 var: bt.var + var_article,
             },
             t,
-            eta,
+            exp_eta,
         )
     }
 }
@@ -300,7 +330,12 @@ impl ScoreTables {
 impl Model {
     /// Resolve an event table's dictionaries against this model.
     pub fn resolve(&self, events: &Events) -> Resolved {
-        let customer = map_dict(&events.customers, &self.index.customer);
+        let ids = &self.customers.ids;
+        let customer = map_dict(
+            &events.customers,
+            &self.index.customer,
+            (ids.len(), |i: usize| ids.get(i).map(String::as_str)),
+        );
         // feature columns by name
         let num_cols: Vec<Option<usize>> = self
             .features
@@ -376,9 +411,17 @@ impl Model {
             .collect();
         Resolved {
             customer,
-            product: map_dict(&events.products, &self.index.product),
-            brand: map_dict(&events.brands, &self.index.brand),
-            category: map_dict(&events.categories, &self.index.category),
+            product: map_dict(
+                &events.products,
+                &self.index.product,
+                group_names(&self.products),
+            ),
+            brand: map_dict(&events.brands, &self.index.brand, group_names(&self.brands)),
+            category: map_dict(
+                &events.categories,
+                &self.index.category,
+                group_names(&self.categories),
+            ),
             label: events
                 .sizes
                 .iter()
@@ -420,7 +463,8 @@ impl Model {
     /// Probabilities for every event with explicit options: per-key terms (true size,
     /// band, variance, customer belief) are computed once per table, then rows are
     /// scored in parallel in fixed chunks of [`SCORE_CHUNK`] without allocating. The
-    /// numbers are those of [`Model::event_view`] + [`Model::probs_article`] per row.
+    /// numbers are those of [`Model::event_view`] + [`Model::probs_article`] per row up
+    /// to rounding (the band factor is a product of per-level `e^eta`).
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
         let tables = ScoreTables::new(self, events, &r, opts);
