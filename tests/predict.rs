@@ -5,6 +5,7 @@
 
 mod common;
 
+use runsize::data::NONE;
 use runsize::model::recommend::{PastPurchase, Shopper};
 use runsize::model::score::ScoreOptions;
 use runsize::model::{FitParams, Model};
@@ -39,6 +40,19 @@ fn batch_scoring_matches_the_per_row_reference_for_any_thread_count() {
         .filter(|c| !model.index.customer.contains_key(*c))
         .count();
     assert!(unseen > 0, "test part has no unseen customers");
+    // keys resolve as the model's maps say (scoring the training table matches most
+    // customers by position, without hashing)
+    for events in [&fx.train, &fx.test] {
+        let r = model.resolve(events);
+        for (i, name) in events.customers.names.iter().enumerate() {
+            let want = model.index.customer.get(name).copied().unwrap_or(NONE);
+            assert_eq!(r.customer[i], want, "customer {name}");
+        }
+        for (i, name) in events.products.names.iter().enumerate() {
+            let want = model.index.product.get(name).copied().unwrap_or(NONE);
+            assert_eq!(r.product[i], want, "product {name}");
+        }
+    }
     for choice_evidence in [true, false] {
         let opts = ScoreOptions { choice_evidence };
         for events in [&fx.train, &fx.test] {
