@@ -3,11 +3,20 @@
 //! categorical customer feature. Files are written once to a temp dir.
 //!
 //! Run: `cargo bench --bench ingest` (criterion reports throughput in elements = events).
+//!
+//! One-shot mode for big files (no criterion): `RUNSIZE_INGEST_FILE=events.parquet cargo
+//! bench --bench ingest` reads the file once with `ingest` and once with polars alone
+//! (the same columns, streamed in the same batches and dropped: the physical limit) and
+//! prints events/s for both and their ratio. `RUNSIZE_INGEST_FEATURES=a,b` sets customer
+//! features (default: the synthetic files' `height_cm,weight_kg,body_shape` when present),
+//! `RUNSIZE_INGEST_CHUNK=rows` sets the batch size (default: ingest's default),
+//! `RUNSIZE_INGEST_REPEAT=n` repeats both reads (default 1; the best time is reported),
+//! `RUNSIZE_INGEST_ONLY=ingest|polars` runs one side only (for profilers).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use polars::prelude::{
-    df, CsvWriter, DataFrame, LazyCsvReader, LazyFileListReader, LazyFrame, ParquetWriter,
-    PlRefPath, SerWriter,
+    col, df, CsvWriter, DataFrame, DataType, Engine, LazyCsvReader, LazyFileListReader, LazyFrame,
+    ParquetWriter, PlRefPath, PlanCallback, Schema, SerWriter,
 };
 use runsize::data::{ingest, IngestConfig};
 use std::path::{Path, PathBuf};
@@ -113,5 +122,136 @@ fn bench_ingest(c: &mut Criterion) {
     group.finish();
 }
 
+/// Polars alone: scan `path`, project the columns ingest would read (CSV key columns as
+/// text, as ingest reads them), stream batches of `chunk_rows` and drop them. Returns rows.
+fn polars_stream(path: &Path, columns: &[String], chunk_rows: usize) -> usize {
+    let p = PlRefPath::try_from_path(path).expect("path");
+    let lf = if path.extension().is_some_and(|e| e == "parquet") {
+        LazyFrame::scan_parquet(p, Default::default()).expect("scan")
+    } else {
+        let mut over = Schema::default();
+        for c in [
+            "customer_id",
+            "size",
+            "outcome",
+            "product_id",
+            "brand",
+            "category",
+            "size_system",
+        ] {
+            if columns.iter().any(|x| x == c) {
+                over.with_column(c.into(), DataType::String);
+            }
+        }
+        LazyCsvReader::new(p)
+            .with_dtype_overwrite(Some(std::sync::Arc::new(over)))
+            .finish()
+            .expect("scan")
+    };
+    let mut lf = lf;
+    let schema = lf.collect_schema().expect("schema");
+    let exprs: Vec<_> = columns
+        .iter()
+        .filter(|c| schema.get(c.as_str()).is_some())
+        .map(|c| col(c.as_str()))
+        .collect();
+    let rows = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r2 = rows.clone();
+    let cb = PlanCallback::new(move |df: DataFrame| {
+        r2.fetch_add(df.height(), std::sync::atomic::Ordering::Relaxed);
+        Ok(false)
+    });
+    lf.select(exprs)
+        .sink_batches(cb, true, std::num::NonZeroUsize::new(chunk_rows))
+        .expect("sink")
+        .collect_with_engine(Engine::Streaming)
+        .expect("stream");
+    rows.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One-shot measurement of a big file (see the module docs); prints one line per side.
+fn one_shot(path: &str) {
+    let env = |k: &str| std::env::var(k).ok();
+    let repeat: usize = env("RUNSIZE_INGEST_REPEAT")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let only = env("RUNSIZE_INGEST_ONLY").unwrap_or_default();
+    let mut cfg = IngestConfig::new(vec![path.to_string()]);
+    cfg.keep_timestamps = false;
+    if let Some(c) = env("RUNSIZE_INGEST_CHUNK").and_then(|v| v.parse().ok()) {
+        cfg.chunk_rows = c;
+    }
+    cfg.customer_features = match env("RUNSIZE_INGEST_FEATURES") {
+        Some(f) => f
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        None => vec!["height_cm".into(), "weight_kg".into(), "body_shape".into()],
+    };
+    let mut columns: Vec<String> = [
+        "customer_id",
+        "size",
+        "outcome",
+        "product_id",
+        "brand",
+        "category",
+        "size_system",
+        "timestamp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    columns.extend(cfg.customer_features.iter().cloned());
+    let mut best_ingest = f64::INFINITY;
+    let mut best_polars = f64::INFINITY;
+    let mut rows = 0u64;
+    for _ in 0..repeat {
+        if only != "polars" {
+            let t = std::time::Instant::now();
+            let got = ingest(&cfg).expect("ingest");
+            best_ingest = best_ingest.min(t.elapsed().as_secs_f64());
+            rows = got.report.rows_read;
+            eprintln!("{}", got.report.summary());
+            eprintln!(
+                "events table: {:.1} MiB",
+                got.events.heap_bytes() as f64 / 1048576.0
+            );
+        }
+        if only != "ingest" {
+            let t = std::time::Instant::now();
+            rows = polars_stream(Path::new(path), &columns, cfg.chunk_rows) as u64;
+            best_polars = best_polars.min(t.elapsed().as_secs_f64());
+        }
+    }
+    let rate = |s: f64| rows as f64 / s;
+    if best_ingest.is_finite() {
+        println!(
+            "ingest      {rows} rows in {best_ingest:.2} s: {:.2}M events/s",
+            rate(best_ingest) / 1e6
+        );
+    }
+    if best_polars.is_finite() {
+        println!(
+            "polars scan {rows} rows in {best_polars:.2} s: {:.2}M rows/s",
+            rate(best_polars) / 1e6
+        );
+    }
+    if best_ingest.is_finite() && best_polars.is_finite() {
+        println!(
+            "ingest / polars scan speed: {:.2}",
+            best_polars / best_ingest
+        );
+    }
+}
+
 criterion_group!(benches, bench_ingest);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(path) = std::env::var("RUNSIZE_INGEST_FILE") {
+        one_shot(&path);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -100,12 +100,15 @@ fn same_events_from_every_format() {
     let ev = &base.events;
     // Hand-checked content of the sample.
     assert_eq!(ev.len(), 8);
-    assert_eq!(ev.customers.names, vec!["101", "102", "103", "104", "105"]);
+    assert_eq!(
+        ev.customers.names(),
+        vec!["101", "102", "103", "104", "105"]
+    );
     assert_eq!(ev.customer, vec![0, 1, 0, 2, 1, 3, 0, 4]);
-    assert_eq!(ev.products.names, vec!["p1", "p2", "p3", "p4", "p5"]);
-    assert_eq!(ev.brands.names, vec!["acme", "zeta"]);
+    assert_eq!(ev.products.names(), vec!["p1", "p2", "p3", "p4", "p5"]);
+    assert_eq!(ev.brands.names(), vec!["acme", "zeta"]);
     assert_eq!(ev.brand, vec![0, 1, NONE, 0, 1, 0, 0, NONE]);
-    assert_eq!(ev.categories.names, vec!["dress", "jeans", "top"]);
+    assert_eq!(ev.categories.names(), vec!["dress", "jeans", "top"]);
     assert_eq!(ev.size[0], ev.size[6], "M twice is one size");
     assert_eq!(ev.sizes.len(), 7);
     assert_eq!(
@@ -122,7 +125,9 @@ fn same_events_from_every_format() {
         ]
     );
     assert!(ev.has_outcome);
-    assert_eq!(ev.row, (0..8).collect::<Vec<u64>>());
+    assert_eq!(ev.row.to_vec(), (0..8).collect::<Vec<u64>>());
+    assert!(ev.row.is_identity());
+    assert_eq!(ev.row.heap_bytes(), 0, "identity rows take no memory");
     let ts = ev.timestamp.as_ref().expect("timestamps");
     assert_eq!(ts[0], 1_704_067_200_000); // 2024-01-01T00:00:00Z
     assert_eq!(ts[1], 1_704_067_200_000 + 86_400_000 + 36_000_000);
@@ -216,8 +221,8 @@ fn column_mapping_and_integer_sizes() {
         cfg.columns.insert(k.into(), v.into());
     }
     let ev = run(&cfg).events;
-    assert_eq!(ev.customers.names, vec!["7", "8"]);
-    assert_eq!(ev.products.names, vec!["1", "2"]);
+    assert_eq!(ev.customers.names(), vec!["7", "8"]);
+    assert_eq!(ev.products.names(), vec!["1", "2"]);
     assert_eq!(ev.size, vec![0, 1, 2]);
     let labels: Vec<&str> = ev.sizes.iter().map(|s| s.canonical.as_str()).collect();
     assert_eq!(labels, vec!["8", "10", "12"]);
@@ -295,7 +300,7 @@ fn string_and_integer_ids_give_the_same_keys() {
     )
     .display()
     .to_string()]));
-    assert_eq!(c.events.customers.names, vec!["u1", "01", "1"]);
+    assert_eq!(c.events.customers.names(), vec!["u1", "01", "1"]);
 }
 
 fn bad_sample() -> DataFrame {
@@ -348,8 +353,8 @@ fn bad_rows_are_counted_by_reason_and_good_rows_kept() {
             .find(|b| b.reason == BadReason::BadSize)
             .unwrap();
         assert_eq!(bad_size.values, vec!["not-a-size"]);
-        assert_eq!(got.events.row, vec![0, 1, 3, 6, 9], "{name}");
-        assert_eq!(got.events.customers.names, vec!["1", "2", "4", "7", "10"]);
+        assert_eq!(got.events.row.to_vec(), vec![0, 1, 3, 6, 9], "{name}");
+        assert_eq!(got.events.customers.names(), vec!["1", "2", "4", "7", "10"]);
         let s = r.summary();
         assert!(s.contains("unknown outcome: 1 row(s)"), "{s}");
     }
@@ -525,8 +530,8 @@ fn directory_and_glob_inputs_read_files_in_path_order() {
     assert!(ex.file.ends_with("d-bad.csv"));
     assert_eq!(ex.row, 3);
     // Global row numbers continue across files.
-    assert_eq!(got.events.row[8], 8);
-    assert_eq!(*got.events.row.last().unwrap(), 8 + 9);
+    assert_eq!(got.events.row.get(8), Some(8));
+    assert_eq!(got.events.row.get(got.events.len() - 1), Some(8 + 9));
 }
 
 fn big_frame(n: usize) -> DataFrame {
@@ -541,6 +546,95 @@ fn big_frame(n: usize) -> DataFrame {
         "timestamp" => ts,
     )
     .unwrap()
+}
+
+/// Keys by first appearance: the dictionary every encoder must produce for `values`.
+fn first_appearance(values: &[String]) -> (Vec<String>, Vec<u32>) {
+    let mut dict: Vec<String> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let codes = values
+        .iter()
+        .map(|v| {
+            *index.entry(v.clone()).or_insert_with(|| {
+                dict.push(v.clone());
+                dict.len() as u32 - 1
+            })
+        })
+        .collect();
+    (dict, codes)
+}
+
+#[test]
+fn encoders_give_first_appearance_codes_across_batches_and_key_kinds() {
+    // 70k rows: text customer ids that are all distinct for a while (the per-column caches
+    // must notice and step aside) then integers in text form (the dictionary stays text),
+    // product ids mixing short (inline) and long values, sizes > 12 bytes, with a batch size
+    // that cuts the file into many batches.
+    let n = 70_000usize;
+    let cust: Vec<String> = (0..n)
+        .map(|i| {
+            if i < 40_000 {
+                format!("cust-{}", i * 7 % 39_989)
+            } else {
+                format!("{}", i % 5_000)
+            }
+        })
+        .collect();
+    let prod: Vec<String> = (0..n)
+        .map(|i| {
+            let k = (i * 31 + i / 1000) % 450;
+            if k % 2 == 0 {
+                format!("p{k}")
+            } else {
+                format!("a-rather-long-product-id-{k:06}")
+            }
+        })
+        .collect();
+    let sizes: Vec<&str> = (0..n)
+        .map(|i| ["M", "32x30", "W32 L30", "extra large", "EU 38", "10"][i % 6])
+        .collect();
+    let outs: Vec<&str> = (0..n)
+        .map(|i| ["fit", "returned_too_small", "too large", "kept"][i % 4])
+        .collect();
+    let mut df = df!(
+        "customer_id" => cust.clone(),
+        "product_id" => prod.clone(),
+        "size" => sizes,
+        "outcome" => outs,
+    )
+    .unwrap();
+    let dir = common::tempdir();
+    let (want_c, want_cc) = first_appearance(&cust);
+    let (want_p, want_pc) = first_appearance(&prod);
+    for name in ["keys.parquet", "keys.csv"] {
+        let path = common::write_as(&mut df, dir.path(), name);
+        // One batch; many small ones; a first batch big enough for the caches to judge
+        // their hit rate (customer ids miss: that cache switches off for the second batch).
+        for chunk_rows in [4_000_000, 9_999, 66_000] {
+            let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
+            cfg.chunk_rows = chunk_rows;
+            let got = run(&cfg);
+            let ev = &got.events;
+            assert_eq!(ev.len(), n, "{name}");
+            assert_eq!(ev.customers.names(), want_c, "{name} {chunk_rows}");
+            assert_eq!(ev.customer, want_cc, "{name} {chunk_rows}");
+            assert_eq!(ev.products.names(), want_p, "{name} {chunk_rows}");
+            assert_eq!(ev.product, want_pc, "{name} {chunk_rows}");
+            assert_eq!(ev.sizes.len(), 5, "{name}: 32x30 and W32 L30 are one label");
+            for i in [0usize, 1, 2, 3, 4, 5, 69_999] {
+                assert_eq!(ev.size[i], ev.size[i % 6], "{name} row {i}");
+            }
+            let want_out = [Outcome::Fit, Outcome::Small, Outcome::Large, Outcome::Fit];
+            assert!(
+                ev.outcome
+                    .iter()
+                    .enumerate()
+                    .all(|(i, o)| *o == want_out[i % 4]),
+                "{name} {chunk_rows}"
+            );
+            assert!(ev.row.is_identity());
+        }
+    }
 }
 
 #[test]
@@ -566,7 +660,7 @@ fn split_filter_partitions_rows_exactly_and_deterministically() {
         let again = run(&cfg);
         assert_eq!(again.events.row, got.events.row);
         sizes.push(got.events.len());
-        all_rows.extend(&got.events.row);
+        all_rows.extend(got.events.row.iter());
     }
     assert!(sizes[0] > 3700 && sizes[0] < 4300, "{sizes:?}");
     assert!(sizes[1] > 350 && sizes[1] < 650, "{sizes:?}");
@@ -598,7 +692,7 @@ fn time_filter_keeps_the_window() {
         before_ms: Some((1_700_000_000 + 30 * 3600) * 1000),
     };
     let got = run(&cfg);
-    assert_eq!(got.events.row, (10..30).collect::<Vec<u64>>());
+    assert_eq!(got.events.row.to_vec(), (10..30).collect::<Vec<u64>>());
     assert_eq!(got.report.rows_filtered, 80);
     assert_eq!(
         got.events.timestamp.as_ref().unwrap()[0],
@@ -671,7 +765,7 @@ fn timestamps_of_every_type() {
         .find(|b| b.reason == BadReason::BadTimestamp)
         .unwrap();
     assert_eq!(bad.values, vec!["yesterday", "2024-02-30"]);
-    assert_eq!(got.events.row, vec![0]);
+    assert_eq!(got.events.row.to_vec(), vec![0]);
 }
 
 #[test]
@@ -715,7 +809,7 @@ fn optional_outcomes_for_prediction() {
         ]
     );
     assert_eq!(got.events.len(), 7);
-    assert_eq!(got.events.row, vec![0, 1, 3, 5, 6, 8, 9]);
+    assert_eq!(got.events.row.to_vec(), vec![0, 1, 3, 5, 6, 8, 9]);
     assert_eq!(got.events.outcome[3], Outcome::Other); // "meh" (row 6)
     assert_eq!(got.events.outcome[5], Outcome::Other); // null (row 9)
     assert_eq!(got.events.outcome[0], Outcome::Fit);
@@ -738,10 +832,13 @@ fn frame_with_events_for_batch_prediction() {
     assert_eq!(frame.width(), 3);
     // events.row indexes the frame.
     let ids = frame.column("customer_id").unwrap().i64().unwrap().clone();
-    for (i, &r) in got.events.row.iter().enumerate() {
+    for (i, r) in got.events.row.iter().enumerate() {
         let id = ids.get(r as usize).unwrap();
         assert_eq!(
-            got.events.customers.names[got.events.customer[i] as usize],
+            got.events
+                .customers
+                .get(got.events.customer[i] as usize)
+                .unwrap(),
             id.to_string()
         );
     }

@@ -35,21 +35,30 @@ fn batch_scoring_matches_the_per_row_reference_for_any_thread_count() {
     let unseen = fx
         .test
         .customers
-        .names
         .iter()
-        .filter(|c| !model.index.customer.contains_key(*c))
+        .filter(|c| !model.index.customer.contains_key(c.as_ref()))
         .count();
     assert!(unseen > 0, "test part has no unseen customers");
     // keys resolve as the model's maps say (scoring the training table matches most
     // customers by position, without hashing)
     for events in [&fx.train, &fx.test] {
         let r = model.resolve(events);
-        for (i, name) in events.customers.names.iter().enumerate() {
-            let want = model.index.customer.get(name).copied().unwrap_or(NONE);
+        for (i, name) in events.customers.iter().enumerate() {
+            let want = model
+                .index
+                .customer
+                .get(name.as_ref())
+                .copied()
+                .unwrap_or(NONE);
             assert_eq!(r.customer[i], want, "customer {name}");
         }
-        for (i, name) in events.products.names.iter().enumerate() {
-            let want = model.index.product.get(name).copied().unwrap_or(NONE);
+        for (i, name) in events.products.iter().enumerate() {
+            let want = model
+                .index
+                .product
+                .get(name.as_ref())
+                .copied()
+                .unwrap_or(NONE);
             assert_eq!(r.product[i], want, "product {name}");
         }
     }

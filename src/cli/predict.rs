@@ -4,7 +4,7 @@
 use super::ingest_args::IngestArgs;
 use crate::data::ingest::ingest_with_frame;
 use crate::data::output::write_frame;
-use crate::data::DataError;
+use crate::data::{DataError, RowIds};
 use crate::model::artifact;
 use crate::model::score::ScoreOptions;
 use polars::prelude::{Column, DataFrame};
@@ -31,12 +31,12 @@ pub struct PredictArgs {
 /// Append probability columns to `df` for the scored rows.
 pub fn append_probabilities(
     df: &mut DataFrame,
-    rows: &[u64],
+    rows: &RowIds,
     probs: &[[f64; 3]],
 ) -> Result<(), DataError> {
     let n = df.height();
     let mut cols: [Vec<Option<f64>>; 3] = [vec![None; n], vec![None; n], vec![None; n]];
-    for (&r, p) in rows.iter().zip(probs) {
+    for (r, p) in rows.iter().zip(probs) {
         let r = r as usize;
         if r < n && p.iter().all(|x| x.is_finite()) {
             for k in 0..3 {

@@ -2,6 +2,7 @@
 
 use super::ingest_args::IngestArgs;
 use crate::data::ingest;
+use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
 use crate::model::report::ProfileBy;
 use crate::model::{artifact, FitParams, Model};
@@ -26,6 +27,14 @@ pub struct TrainArgs {
     /// Stop when the objective changes by less than this (relative).
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+    /// Also stop when article sizes and band widths move by less than this per
+    /// iteration (RMS, in sizes).
+    #[arg(long, default_value_t = 1e-3)]
+    pub param_tol: f64,
+    /// Big data: iterate on a sample of customers with about this many events until the
+    /// parameters settle, then refine on all events (0 = always all events).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub warm_start_events: usize,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -51,6 +60,8 @@ impl TrainArgs {
             .max_iter(self.max_iter)
             .min_iter(self.min_iter)
             .tol(self.tol)
+            .param_tol(self.param_tol)
+            .warm_start_events(self.warm_start_events)
             .threads(self.threads)
             .store_customers(!self.no_customers)
             .learn_dispersion(!self.no_dispersion)
@@ -59,11 +70,25 @@ impl TrainArgs {
 
 /// Train and write the model; returns it.
 pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
-    let cfg = args.ingest.to_config(true)?;
+    let mut cfg = args.ingest.to_config(true)?;
+    // The fit never reads timestamps (time filters are applied while reading).
+    cfg.keep_timestamps = false;
     let params = args.fit_params();
     params.validate()?;
-    let ingested = ingest(&cfg)?;
+    let mut ingested = ingest(&cfg)?;
     tracing::info!(target: "runsize::train", "{}", ingested.report.summary());
+    log_memory("ingested", ingested.events.heap_bytes());
+    // Group the fit events by customer, then free the per-event columns: the fit reads only
+    // the prepared data plus dictionaries, size labels and customer features.
+    let data = FitData::from_events(&ingested.events);
+    let freed = ingested.events.release_event_columns();
+    tracing::info!(
+        target: "runsize::train",
+        fit_events = data.len(),
+        freed_mib = mib(freed),
+        "prepared fit data; per-event columns freed"
+    );
+    log_memory("prepared", ingested.events.heap_bytes());
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(args.max_iter as u64);
         pb.set_style(
@@ -88,17 +113,25 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             objective = s.objective,
             loo_log_loss = s.loo_log_loss,
             seconds = s.seconds,
+            param_change = s.param_change,
+            events = s.events,
+            customer_pass_seconds = s.customer_pass_seconds,
+            article_pass_seconds = s.article_pass_seconds,
             "iteration"
         );
     };
-    let mut model = params.fit_with(&ingested.events, &mut on_iter)?;
+    let mut model = params.fit_prepared(&ingested.events, &data, &mut on_iter)?;
+    drop(data);
+    // Dictionaries and features are in the model now: free them before it is serialised.
+    let report = ingested.report;
+    drop(ingested.events);
+    log_memory("fitted", 0);
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
     model.summary.source = format!(
         "files: {}",
-        ingested
-            .report
+        report
             .files
             .iter()
             .map(|p| p.display().to_string())
@@ -106,19 +139,50 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             .join(", ")
     );
     let header = artifact::save(&model, &args.out)?;
+    log_memory("saved", 0);
     if args.json {
         let out = serde_json::json!({
             "model": args.out,
             "model_id": header.model_id,
             "summary": model.summary,
             "globals": model.globals,
-            "ingest": ingested.report,
+            "ingest": report,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         print_summary(&model, &args.out, &header.model_id);
     }
     Ok(model)
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Resident and peak resident memory of this process in bytes (`VmRSS`, `VmHWM` from
+/// `/proc/self/status`; `None` where that file does not exist).
+pub fn process_memory() -> Option<(usize, usize)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<usize> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Log process memory at a stage of training, with the event table's own heap bytes.
+fn log_memory(stage: &str, events_bytes: usize) {
+    if let Some((rss, peak)) = process_memory() {
+        tracing::info!(
+            target: "runsize::train",
+            stage,
+            rss_mib = mib(rss),
+            peak_rss_mib = mib(peak),
+            events_mib = mib(events_bytes),
+            "memory"
+        );
+    }
 }
 
 /// `runsize train`.

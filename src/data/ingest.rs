@@ -20,14 +20,16 @@
 use super::labels::parse_size;
 use super::outcome::OutcomeMap;
 use super::schema::{
-    col as canon, CategoricalFeature, CustomerFeatures, Dict, Events, NumericFeature, Outcome,
-    SizeLabel, SizeSystem, NONE,
+    canonical_int, col as canon, write_int, CategoricalFeature, CustomerFeatures, Dict, Events,
+    NumericFeature, Outcome, SizeLabel, SizeSystem, NONE,
 };
 use super::DataError;
+use hashbrown::HashTable;
 use polars::prelude::{
-    Column, DataFrame, DataType, Engine, Float64Chunked, HiveOptions, Int64Chunked, LazyCsvReader,
-    LazyFileListReader, LazyFrame, LazyJsonLineReader, PlRefPath, PlanCallback, PolarsError,
-    ScanArgsParquet, Schema, SchemaRef, StringChunked, TimeUnit,
+    ChunkedArray, Column, DataFrame, DataType, Engine, Float64Chunked, HiveOptions, Int64Chunked,
+    LazyCsvReader, LazyFileListReader, LazyFrame, LazyJsonLineReader, PlRefPath, PlanCallback,
+    PolarsDataType, PolarsError, PolarsNumericType, ScanArgsParquet, Schema, SchemaRef,
+    StringChunked, StringType, TimeUnit,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -62,12 +64,15 @@ pub struct IngestConfig {
     pub filter: RowFilter,
     /// Rows per processing batch (default 4_000_000).
     pub chunk_rows: usize,
+    /// Keep the timestamps in [`Events::timestamp`] (default true). Time filters and
+    /// timestamp checks work either way; training turns this off to save 8 bytes per event.
+    pub keep_timestamps: bool,
 }
 
 impl IngestConfig {
     /// A config reading `inputs` with all defaults: identity column names, no customer
     /// features, the standard outcome map, `max_bad_fraction` 0.01, outcomes required, no
-    /// filter, `chunk_rows` 4_000_000.
+    /// filter, `chunk_rows` 4_000_000, timestamps kept.
     pub fn new(inputs: Vec<String>) -> Self {
         IngestConfig {
             inputs,
@@ -78,6 +83,7 @@ impl IngestConfig {
             require_outcome: true,
             filter: RowFilter::default(),
             chunk_rows: 4_000_000,
+            keep_timestamps: true,
         }
     }
 
@@ -544,6 +550,10 @@ impl Hasher for MixHasher {
     fn write_usize(&mut self, i: usize) {
         self.write_u64(i as u64);
     }
+    fn write_u128(&mut self, i: u128) {
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -557,20 +567,6 @@ impl BuildHasher for MixState {
 }
 
 type FastMap<K, V> = HashMap<K, V, MixState>;
-
-/// `Some(v)` when `s` is the canonical decimal text of an i64 (no sign `+`, no leading
-/// zeros, no `-0`), so that string ids `"42"` and integer ids `42` are the same key.
-fn canonical_int(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let digits = b.strip_prefix(b"-").unwrap_or(b);
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if digits.first() == Some(&b'0') && (digits.len() > 1 || digits.len() != b.len()) {
-        return None;
-    }
-    s.parse().ok()
-}
 
 /// Text of a float id or size: integral values without a fraction (`8.0` -> `8`), others
 /// in the shortest round-trip form (`8.5`).
@@ -591,6 +587,181 @@ enum KeyData {
     Int(Int64Chunked),
     Float(Float64Chunked),
     Str(StringChunked),
+}
+
+/// The Arrow array behind a [`StringChunked`] chunk.
+type StrArray = <StringType as PolarsDataType>::Array;
+
+/// Source of unique ids for string array chunks (see [`StrCell::chunk`]).
+static STR_CHUNK_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// One non-null cell of a string column: its 16-byte Arrow view plus where to find the
+/// text. An inline view (text of at most 12 bytes) is the text itself, so it is an exact key
+/// anywhere; a longer value's view (length, prefix, buffer, offset) is an exact key only
+/// within its array chunk, where equal views mean the same bytes (dictionary-decoded
+/// Parquet pages reuse one copy of each value).
+#[derive(Clone, Copy)]
+struct StrCell<'a> {
+    view: u128,
+    chunk: u64,
+    arr: &'a StrArray,
+    j: usize,
+}
+
+impl<'a> StrCell<'a> {
+    #[inline]
+    fn text(self) -> &'a str {
+        self.arr.value(self.j)
+    }
+    #[inline]
+    fn is_inline(self) -> bool {
+        (self.view as u32) <= 12
+    }
+}
+
+/// Visit the rows of a string column in order: `f(None)` for a null, else the cell.
+#[inline]
+fn for_each_str<'a>(ca: &'a StringChunked, mut f: impl FnMut(Option<StrCell<'a>>)) {
+    for (arr, validity) in ca.downcast_iter().zip(ca.iter_validities()) {
+        let chunk = STR_CHUNK_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for (j, v) in arr.views().iter().enumerate() {
+            if validity.is_some_and(|b| !b.get_bit(j)) {
+                f(None);
+                continue;
+            }
+            f(Some(StrCell {
+                view: v.as_u128(),
+                chunk,
+                arr,
+                j,
+            }));
+        }
+    }
+}
+
+/// Visit the rows of a primitive column in order (`None` for nulls), chunk by chunk over
+/// the value slices.
+#[inline]
+fn for_each_prim<T>(ca: &ChunkedArray<T>, mut f: impl FnMut(Option<T::Native>))
+where
+    T: PolarsNumericType,
+{
+    for (arr, validity) in ca.downcast_iter().zip(ca.iter_validities()) {
+        match validity {
+            None => arr.values().iter().for_each(|&v| f(Some(v))),
+            Some(b) => {
+                for (j, &v) in arr.values().iter().enumerate() {
+                    f(b.get_bit(j).then_some(v))
+                }
+            }
+        }
+    }
+}
+
+/// Slots of a [`ViewCache`] (log2) unless given.
+const VIEW_CACHE_BITS: u32 = 12;
+
+/// Codes of string cells keyed by their Arrow view (see [`StrCell`]): a direct-mapped
+/// table, so a repeated value costs one multiply and one 16-byte compare, no hashing or
+/// comparing of the text. Entries for long (non-inline) values are valid only within the
+/// array chunk that made them. Turns itself off (and frees its slots) after a batch in which
+/// most lookups missed (high-cardinality columns such as customer ids), since each miss
+/// costs a little on top of the real lookup.
+struct ViewCache<V> {
+    bits: u32,
+    keys: Vec<u128>,
+    vals: Vec<V>,
+    /// 0 for inline entries, the chunk generation for long ones, `u32::MAX` when empty.
+    gens: Vec<u32>,
+    chunk: u64,
+    gen: u32,
+    on: bool,
+    lookups: u64,
+    hits: u64,
+}
+
+impl<V: Copy + Default> Default for ViewCache<V> {
+    fn default() -> Self {
+        ViewCache::with_bits(VIEW_CACHE_BITS)
+    }
+}
+
+impl<V: Copy + Default> ViewCache<V> {
+    /// A cache of `2^bits` slots (allocated on first use).
+    fn with_bits(bits: u32) -> Self {
+        ViewCache {
+            bits: bits.clamp(4, 24),
+            keys: Vec::new(),
+            vals: Vec::new(),
+            gens: Vec::new(),
+            chunk: 0,
+            gen: 0,
+            on: true,
+            lookups: 0,
+            hits: 0,
+        }
+    }
+
+    /// The cached code of `cell`, or `make(text)` (then cached).
+    #[inline]
+    fn get_or(&mut self, cell: StrCell<'_>, make: impl FnOnce(&str) -> V) -> V {
+        if !self.on {
+            return make(cell.text());
+        }
+        if self.keys.is_empty() {
+            let n = 1usize << self.bits;
+            self.keys = vec![0; n];
+            self.vals = vec![V::default(); n];
+            self.gens = vec![u32::MAX; n];
+        }
+        let tag = if cell.is_inline() {
+            0
+        } else {
+            if cell.chunk != self.chunk {
+                self.chunk = cell.chunk;
+                self.gen = if self.gen >= u32::MAX - 1 {
+                    1
+                } else {
+                    self.gen + 1
+                };
+            }
+            self.gen
+        };
+        let key = cell.view;
+        let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(29))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = (h >> (64 - self.bits)) as usize;
+        self.lookups += 1;
+        if self.keys.get(slot) == Some(&key) && self.gens.get(slot) == Some(&tag) {
+            if let Some(&v) = self.vals.get(slot) {
+                self.hits += 1;
+                return v;
+            }
+        }
+        let v = make(cell.text());
+        if let (Some(k), Some(val), Some(g)) = (
+            self.keys.get_mut(slot),
+            self.vals.get_mut(slot),
+            self.gens.get_mut(slot),
+        ) {
+            *k = key;
+            *val = v;
+            *g = tag;
+        }
+        v
+    }
+
+    /// End of a batch: switch off when most of a good number of lookups missed.
+    fn end_batch(&mut self) {
+        if self.on && self.lookups >= 1 << 16 && self.hits * 2 < self.lookups {
+            self.on = false;
+            self.keys = Vec::new();
+            self.vals = Vec::new();
+            self.gens = Vec::new();
+        }
+        self.lookups = 0;
+        self.hits = 0;
+    }
 }
 
 fn is_text_like(dt: &DataType) -> bool {
@@ -614,10 +785,20 @@ impl KeyData {
     }
 
     fn null_mask(&self) -> Vec<bool> {
+        fn mask<T: PolarsDataType>(ca: &ChunkedArray<T>) -> Vec<bool> {
+            let mut out = Vec::with_capacity(ca.len());
+            for (n, validity) in ca.chunk_lengths().zip(ca.iter_validities()) {
+                match validity {
+                    None => out.resize(out.len() + n, false),
+                    Some(b) => out.extend((0..n).map(|j| !b.get_bit(j))),
+                }
+            }
+            out
+        }
         match self {
-            KeyData::Int(ca) => ca.iter().map(|v| v.is_none()).collect(),
-            KeyData::Float(ca) => ca.iter().map(|v| v.is_none()).collect(),
-            KeyData::Str(ca) => ca.iter().map(|v| v.is_none()).collect(),
+            KeyData::Int(ca) => mask(ca),
+            KeyData::Float(ca) => mask(ca),
+            KeyData::Str(ca) => mask(ca),
         }
     }
 }
@@ -669,10 +850,11 @@ fn timestamps(c: &Column, kind: TsKind) -> Result<(Vec<TsVal>, Vec<String>), Pol
     let vals = match kind {
         TsKind::Datetime(div) => {
             let phys = c.to_physical_repr().cast(&DataType::Int64)?;
-            phys.i64()?
-                .iter()
-                .map(|v| v.map_or(TsVal::Null, |v| TsVal::Ok(v.div_euclid(div))))
-                .collect()
+            let mut out = Vec::with_capacity(phys.len());
+            for_each_prim(phys.i64()?, |v| {
+                out.push(v.map_or(TsVal::Null, |v| TsVal::Ok(v.div_euclid(div))))
+            });
+            out
         }
         TsKind::Date => {
             let phys = c.to_physical_repr().cast(&DataType::Int64)?;
@@ -867,51 +1049,106 @@ pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
 // Encoders
 // ---------------------------------------------------------------------------------------
 
-/// Dictionary encoder for keys: integer keys via `ints`, text keys via a hash of the text
-/// with the text itself stored only once (in `names`).
-#[derive(Default)]
-struct KeyEncoder {
-    names: Vec<String>,
-    ints: FastMap<i64, u32>,
-    strs: FastMap<u64, u32>,
-    collisions: HashMap<String, u32>,
+#[inline]
+fn int_hash(v: i64) -> u64 {
+    mix64((v as u64) ^ 0x9E37_79B9_7F4A_7C15)
 }
 
-impl KeyEncoder {
+#[inline]
+fn text_hash(s: &str) -> u64 {
+    hash_bytes(0, s.as_bytes())
+}
+
+/// Dictionary encoder for keys: the keys live once, in the compact [`Dict`]; the hash
+/// index holds only `u32` indices (5 bytes per slot with hashbrown's control byte) and
+/// compares candidates against the dictionary. Integer keys are hashed as integers while
+/// the dictionary stores integers; once a non-integer key arrives, the dictionary turns to
+/// text and the index is rebuilt over text hashes (integer keys then go through their
+/// canonical text, so `42` and `"42"` stay one key).
+#[derive(Default)]
+struct KeyIndex {
+    dict: Dict,
+    index: HashTable<u32>,
+    /// Scratch text of an integer key (text storage only).
+    buf: String,
+}
+
+/// A [`KeyIndex`] plus a cache of text keys by Arrow view.
+struct KeyEncoder {
+    keys: KeyIndex,
+    cache: ViewCache<u32>,
+}
+
+impl Default for KeyEncoder {
+    fn default() -> Self {
+        KeyEncoder {
+            keys: KeyIndex::default(),
+            // Products number in the tens of thousands: a bigger table than the default.
+            cache: ViewCache::with_bits(16),
+        }
+    }
+}
+
+impl KeyIndex {
     #[inline]
     fn int(&mut self, v: i64) -> u32 {
-        if let Some(&i) = self.ints.get(&v) {
+        let Some(keys) = self.dict.as_ints() else {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            write_int(&mut buf, v);
+            let i = self.text_stored(&buf);
+            self.buf = buf;
+            return i;
+        };
+        let h = int_hash(v);
+        if let Some(&i) = self.index.find(h, |&i| keys.get(i as usize) == Some(&v)) {
             return i;
         }
-        let i = self.names.len() as u32;
-        self.names.push(v.to_string());
-        self.ints.insert(v, i);
+        let i = self.dict.push_int(v) as u32;
+        let keys = self.dict.as_ints().unwrap_or_default();
+        self.index.insert_unique(h, i, |&j| {
+            int_hash(keys.get(j as usize).copied().unwrap_or_default())
+        });
         i
     }
 
     #[inline]
     fn text(&mut self, s: &str) -> u32 {
-        if let Some(v) = canonical_int(s) {
-            return self.int(v);
+        if self.dict.as_ints().is_some() {
+            if let Some(v) = canonical_int(s) {
+                return self.int(v);
+            }
+            self.switch_to_text();
         }
-        let h = hash_bytes(0, s.as_bytes());
-        match self.strs.get(&h) {
-            Some(&i) if self.names.get(i as usize).map(String::as_str) == Some(s) => i,
-            Some(_) => {
-                if let Some(&i) = self.collisions.get(s) {
-                    return i;
-                }
-                let i = self.names.len() as u32;
-                self.names.push(s.to_string());
-                self.collisions.insert(s.to_string(), i);
-                i
-            }
-            None => {
-                let i = self.names.len() as u32;
-                self.names.push(s.to_string());
-                self.strs.insert(h, i);
-                i
-            }
+        self.text_stored(s)
+    }
+
+    /// Look up or add a text key; the dictionary is in text storage.
+    #[inline]
+    fn text_stored(&mut self, s: &str) -> u32 {
+        let h = text_hash(s);
+        let dict = &self.dict;
+        if let Some(&i) = self.index.find(h, |&i| dict.text_at(i as usize) == Some(s)) {
+            return i;
+        }
+        let i = self.dict.push(s) as u32;
+        let dict = &self.dict;
+        self.index.insert_unique(h, i, |&j| {
+            text_hash(dict.text_at(j as usize).unwrap_or_default())
+        });
+        i
+    }
+
+    /// Switch the dictionary to text storage and rebuild the index over text hashes.
+    fn switch_to_text(&mut self) {
+        self.dict.make_text();
+        let dict = &self.dict;
+        let hasher = |&j: &u32| text_hash(dict.text_at(j as usize).unwrap_or_default());
+        self.index.clear();
+        self.index.reserve(dict.len(), hasher);
+        for i in 0..dict.len() {
+            let h = text_hash(dict.text_at(i).unwrap_or_default());
+            self.index.insert_unique(h, i as u32, hasher);
         }
     }
 
@@ -923,38 +1160,43 @@ impl KeyEncoder {
             self.text(&float_text(f))
         }
     }
+}
 
+impl KeyEncoder {
     /// Encode the kept rows of a column; nulls become [`NONE`].
     fn encode_kept(&mut self, data: &KeyData, kept: &[bool], n_kept: usize) -> Vec<u32> {
         let mut out = Vec::with_capacity(n_kept);
+        let mut keep = kept.iter();
+        let mut next_kept = || keep.next().copied().unwrap_or(false);
         match data {
-            KeyData::Int(ca) => {
-                for (v, &k) in ca.iter().zip(kept) {
-                    if k {
-                        out.push(v.map_or(NONE, |v| self.int(v)));
-                    }
+            KeyData::Int(ca) => for_each_prim(ca, |v| {
+                if next_kept() {
+                    out.push(v.map_or(NONE, |v| self.keys.int(v)));
                 }
-            }
-            KeyData::Float(ca) => {
-                for (v, &k) in ca.iter().zip(kept) {
-                    if k {
-                        out.push(v.map_or(NONE, |v| self.float(v)));
-                    }
+            }),
+            KeyData::Float(ca) => for_each_prim(ca, |v| {
+                if next_kept() {
+                    out.push(v.map_or(NONE, |v| self.keys.float(v)));
                 }
-            }
+            }),
             KeyData::Str(ca) => {
-                for (v, &k) in ca.iter().zip(kept) {
-                    if k {
-                        out.push(v.map_or(NONE, |v| self.text(v)));
+                let (keys, cache) = (&mut self.keys, &mut self.cache);
+                for_each_str(ca, |v| {
+                    if next_kept() {
+                        out.push(match v {
+                            None => NONE,
+                            Some(cell) => cache.get_or(cell, |t| keys.text(t)),
+                        });
                     }
-                }
+                });
+                self.cache.end_batch();
             }
         }
         out
     }
 
     fn check_capacity(&self, what: &'static str) -> Result<(), DataError> {
-        if self.names.len() >= NONE as usize {
+        if self.keys.dict.len() >= NONE as usize {
             return Err(DataError::Config {
                 what,
                 message: format!("more than {} distinct keys", NONE - 1),
@@ -964,7 +1206,9 @@ impl KeyEncoder {
     }
 
     fn into_dict(self) -> Dict {
-        Dict { names: self.names }
+        let mut d = self.keys.dict;
+        d.shrink_to_fit();
+        d
     }
 }
 
@@ -983,6 +1227,10 @@ struct SizeEncoder {
     by_float: FastMap<(u64, u32), u32>,
     /// Per system code: label text -> parsed id.
     by_text: Vec<HashMap<String, u32, MixState>>,
+    /// Per system code: label cell -> parsed id.
+    by_view: Vec<ViewCache<u32>>,
+    /// System text by Arrow view -> code.
+    system_by_view: ViewCache<u32>,
     /// Parsed id -> distinct label index, `None` when unparseable.
     parsed: Vec<Option<u32>>,
     /// Parsed id -> the raw text (for reporting bad labels).
@@ -1008,6 +1256,39 @@ impl SizeEncoder {
                 let c = self.system_names.len() as u32;
                 self.system_codes.insert(s.to_string(), c);
                 c
+            }
+        }
+    }
+
+    /// System codes per row (0 = no system).
+    fn system_codes(&mut self, ca: &StringChunked) -> Vec<u32> {
+        let mut out = Vec::with_capacity(ca.len());
+        let mut cache = std::mem::take(&mut self.system_by_view);
+        for_each_str(ca, |v| {
+            out.push(match v {
+                None => 0,
+                Some(cell) => cache.get_or(cell, |t| self.system_code(Some(t))),
+            })
+        });
+        cache.end_batch();
+        self.system_by_view = cache;
+        out
+    }
+
+    /// The parsed id of a text label under a system code (parsed on first sight).
+    fn text_id(&mut self, v: &str, s: u32) -> u32 {
+        let si = s as usize;
+        if self.by_text.len() <= si {
+            self.by_text.resize_with(si + 1, HashMap::default);
+        }
+        match self.by_text.get(si).and_then(|m| m.get(v)) {
+            Some(&id) => id,
+            None => {
+                let id = self.parse_new(v.to_string(), s);
+                if let Some(m) = self.by_text.get_mut(si) {
+                    m.insert(v.to_string(), id);
+                }
+                id
             }
         }
     }
@@ -1044,59 +1325,60 @@ impl SizeEncoder {
     /// Parsed ids per row ([`SIZE_NULL`] for null labels and rows already filtered).
     fn ids(&mut self, data: &KeyData, sys: &[u32], skip: &[bool]) -> Vec<u32> {
         let mut out = Vec::with_capacity(skip.len());
+        let mut row = sys.iter().zip(skip);
+        let mut next = || match row.next() {
+            Some((&s, &k)) => (s, k),
+            None => (0, true),
+        };
         match data {
-            KeyData::Int(ca) => {
-                for ((v, &s), &k) in ca.iter().zip(sys).zip(skip) {
-                    out.push(match v {
-                        Some(v) if !k => match self.by_int.get(&(v, s)) {
-                            Some(&id) => id,
-                            None => {
-                                let id = self.parse_new(v.to_string(), s);
-                                self.by_int.insert((v, s), id);
-                                id
-                            }
-                        },
-                        _ => SIZE_NULL,
-                    });
-                }
-            }
-            KeyData::Float(ca) => {
-                for ((v, &s), &k) in ca.iter().zip(sys).zip(skip) {
-                    out.push(match v {
-                        Some(v) if !k => match self.by_float.get(&(v.to_bits(), s)) {
-                            Some(&id) => id,
-                            None => {
-                                let id = self.parse_new(float_text(v), s);
-                                self.by_float.insert((v.to_bits(), s), id);
-                                id
-                            }
-                        },
-                        _ => SIZE_NULL,
-                    });
-                }
-            }
+            KeyData::Int(ca) => for_each_prim(ca, |v| {
+                let (s, k) = next();
+                out.push(match v {
+                    Some(v) if !k => match self.by_int.get(&(v, s)) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.parse_new(v.to_string(), s);
+                            self.by_int.insert((v, s), id);
+                            id
+                        }
+                    },
+                    _ => SIZE_NULL,
+                });
+            }),
+            KeyData::Float(ca) => for_each_prim(ca, |v| {
+                let (s, k) = next();
+                out.push(match v {
+                    Some(v) if !k => match self.by_float.get(&(v.to_bits(), s)) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.parse_new(float_text(v), s);
+                            self.by_float.insert((v.to_bits(), s), id);
+                            id
+                        }
+                    },
+                    _ => SIZE_NULL,
+                });
+            }),
             KeyData::Str(ca) => {
-                for ((v, &s), &k) in ca.iter().zip(sys).zip(skip) {
+                let mut caches = std::mem::take(&mut self.by_view);
+                for_each_str(ca, |v| {
+                    let (s, k) = next();
                     out.push(match v {
-                        Some(v) if !k => {
+                        Some(cell) if !k => {
                             let si = s as usize;
-                            if self.by_text.len() <= si {
-                                self.by_text.resize_with(si + 1, HashMap::default);
+                            if caches.len() <= si {
+                                caches.resize_with(si + 1, || ViewCache::with_bits(10));
                             }
-                            match self.by_text.get(si).and_then(|m| m.get(v)) {
-                                Some(&id) => id,
-                                None => {
-                                    let id = self.parse_new(v.to_string(), s);
-                                    if let Some(m) = self.by_text.get_mut(si) {
-                                        m.insert(v.to_string(), id);
-                                    }
-                                    id
-                                }
+                            match caches.get_mut(si) {
+                                Some(c) => c.get_or(cell, |t| self.text_id(t, s)),
+                                None => self.text_id(cell.text(), s),
                             }
                         }
                         _ => SIZE_NULL,
                     });
-                }
+                });
+                caches.iter_mut().for_each(ViewCache::end_batch);
+                self.by_view = caches;
             }
         }
         out
@@ -1134,6 +1416,8 @@ const OUT_UNKNOWN: u8 = 254;
 /// Outcome values: each distinct raw value classified once.
 struct OutcomeEncoder {
     map: OutcomeMap,
+    /// Codes of raw values by Arrow view.
+    by_view: ViewCache<u8>,
     small: Vec<(String, u8)>,
     big: HashMap<String, u8, MixState>,
 }
@@ -1142,6 +1426,7 @@ impl OutcomeEncoder {
     fn new(map: OutcomeMap) -> Self {
         OutcomeEncoder {
             map,
+            by_view: ViewCache::default(),
             small: Vec::new(),
             big: HashMap::default(),
         }
@@ -1167,13 +1452,19 @@ impl OutcomeEncoder {
     }
 
     fn codes(&mut self, ca: &StringChunked, skip: &[bool]) -> Vec<u8> {
-        ca.iter()
-            .zip(skip)
-            .map(|(v, &k)| match v {
-                Some(v) if !k => self.code(v),
+        let mut out = Vec::with_capacity(skip.len());
+        let mut skip = skip.iter();
+        let mut cache = std::mem::take(&mut self.by_view);
+        for_each_str(ca, |v| {
+            let k = skip.next().copied().unwrap_or(true);
+            out.push(match v {
+                Some(cell) if !k => cache.get_or(cell, |t| self.code(t)),
                 _ => OUT_NULL,
-            })
-            .collect()
+            });
+        });
+        cache.end_batch();
+        self.by_view = cache;
+        out
     }
 }
 
@@ -1242,17 +1533,18 @@ impl FeatureState {
             (FeatureState::Numeric { values, .. }, FeatureData::Num(ca)) => {
                 values.resize(n_customers, f32::NAN);
                 let mut ci = cust.iter();
-                for (v, &k) in ca.iter().zip(kept) {
-                    if !k {
-                        continue;
+                let mut keep = kept.iter();
+                for_each_prim(ca, |v| {
+                    if !keep.next().copied().unwrap_or(false) {
+                        return;
                     }
-                    let Some(&c) = ci.next() else { break };
+                    let Some(&c) = ci.next() else { return };
                     if let (Some(v), Some(slot)) = (v, values.get_mut(c as usize)) {
                         if !v.is_nan() {
                             *slot = v as f32;
                         }
                     }
-                }
+                });
             }
             (
                 FeatureState::Categorical {
@@ -1265,12 +1557,14 @@ impl FeatureState {
             ) => {
                 codes.resize(n_customers, NONE);
                 let mut ci = cust.iter();
-                for (v, &k) in ca.iter().zip(kept) {
-                    if !k {
-                        continue;
+                let mut keep = kept.iter();
+                for_each_str(ca, |v| {
+                    if !keep.next().copied().unwrap_or(false) {
+                        return;
                     }
-                    let Some(&c) = ci.next() else { break };
-                    let Some(v) = v else { continue };
+                    let Some(&c) = ci.next() else { return };
+                    let Some(cell) = v else { return };
+                    let v = cell.text();
                     // Few levels (the usual case): a linear scan beats hashing.
                     let small = if levels.len() <= 16 {
                         levels.iter().position(|l| l == v).map(|p| p as u32)
@@ -1289,7 +1583,7 @@ impl FeatureState {
                     if let Some(slot) = codes.get_mut(c as usize) {
                         *slot = code;
                     }
-                }
+                });
             }
             _ => {}
         }
@@ -1865,7 +2159,7 @@ impl<'a> Builder<'a> {
             || {
                 let size_ids = {
                     let sys: Vec<u32> = match &sys_col {
-                        Some(ca) => ca.iter().map(|s| sizes.system_code(s)).collect(),
+                        Some(ca) => sizes.system_codes(ca),
                         None => vec![0; n],
                     };
                     sizes.ids(&size, &sys, &skip)
@@ -1879,11 +2173,13 @@ impl<'a> Builder<'a> {
         let mut kept = vec![false; n];
         let mut n_kept = 0usize;
         let require_outcome = cfg.require_outcome;
-        let mut new_rows: Vec<u64> = Vec::new();
+        let keep_ts = cfg.keep_timestamps;
+        let mut skipped_rows: Vec<u64> = Vec::new();
         for i in 0..n {
             let st = status.get(i).copied().unwrap_or(ST_FILTERED);
             if st == ST_FILTERED {
                 self.report.rows_filtered += 1;
+                skipped_rows.push(g0 + i as u64);
                 continue;
             }
             let sid = size_ids.get(i).copied().unwrap_or(SIZE_NULL);
@@ -1936,13 +2232,13 @@ impl<'a> Builder<'a> {
                         _ => {}
                     }
                 }
+                skipped_rows.push(g0 + i as u64);
                 continue;
             }
             if let Some(k) = kept.get_mut(i) {
                 *k = true;
             }
             n_kept += 1;
-            new_rows.push(g0 + i as u64);
             let e = self.sizes.event_index(sid);
             self.ev.size.push(e);
             let outcome = match Outcome::from_code(oc) {
@@ -1966,11 +2262,11 @@ impl<'a> Builder<'a> {
                 }
             };
             self.ev.outcome.push(outcome);
-            if let Some(TsVal::Ok(t)) = tv {
+            if let (true, Some(TsVal::Ok(t))) = (keep_ts, tv) {
                 self.timestamps.push(t);
             }
         }
-        self.ev.row.extend_from_slice(&new_rows);
+        self.ev.row.extend_batch(g0, n as u64, &skipped_rows);
         self.report.rows_kept += n_kept as u64;
         if n_kept == 0 {
             return Ok(());
@@ -2015,7 +2311,7 @@ impl<'a> Builder<'a> {
         self.categories.check_capacity("categories")?;
 
         // 5. Customer features (one column per task).
-        let n_customers = self.customers.names.len();
+        let n_customers = self.customers.keys.dict.len();
         {
             use rayon::prelude::*;
             self.features
@@ -2069,7 +2365,7 @@ impl<'a> Builder<'a> {
                 ),
             });
         }
-        let n_customers = self.customers.names.len();
+        let n_customers = self.customers.keys.dict.len();
         let mut features = CustomerFeatures::default();
         for st in self.features {
             match st {
@@ -2094,7 +2390,7 @@ impl<'a> Builder<'a> {
         }
         let mut ev = self.ev;
         ev.has_outcome = cfg.require_outcome || self.all_outcome;
-        ev.timestamp = if self.all_timestamp && self.any_timestamp {
+        ev.timestamp = if self.all_timestamp && self.any_timestamp && cfg.keep_timestamps {
             Some(self.timestamps)
         } else {
             None
@@ -2159,7 +2455,7 @@ pub fn ingest(cfg: &IngestConfig) -> Result<Ingested, DataError> {
 }
 
 /// Read all input files completely (every column, files concatenated in order) together
-/// with the events, for batch prediction: `events.row[i]` is the index of the event's row
+/// with the events, for batch prediction: `events.row.get(i)` is the index of the event's row
 /// in the returned frame. All files must have the same columns and types. Row filters are
 /// not allowed here ([`DataError::Config`]).
 pub fn ingest_with_frame(cfg: &IngestConfig) -> Result<(DataFrame, Ingested), DataError> {
@@ -2222,19 +2518,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn canonical_int_accepts_only_canonical_text() {
-        assert_eq!(canonical_int("42"), Some(42));
-        assert_eq!(canonical_int("-7"), Some(-7));
-        assert_eq!(canonical_int("0"), Some(0));
-        assert_eq!(canonical_int("007"), None);
-        assert_eq!(canonical_int("-0"), None);
-        assert_eq!(canonical_int("+5"), None);
-        assert_eq!(canonical_int("12a"), None);
-        assert_eq!(canonical_int(""), None);
-        assert_eq!(canonical_int("99999999999999999999"), None);
-    }
-
-    #[test]
     fn float_text_drops_integral_fraction() {
         assert_eq!(float_text(8.0), "8");
         assert_eq!(float_text(8.5), "8.5");
@@ -2243,14 +2526,19 @@ mod tests {
 
     #[test]
     fn key_encoder_unifies_int_and_text_ids() {
-        let mut e = KeyEncoder::default();
+        let mut e = KeyIndex::default();
         assert_eq!(e.int(42), 0);
         assert_eq!(e.text("42"), 0);
         assert_eq!(e.text("u1"), 1);
         assert_eq!(e.text("u1"), 1);
         assert_eq!(e.float(42.0), 0);
         assert_eq!(e.text("007"), 2);
-        assert_eq!(e.names, vec!["42", "u1", "007"]);
+        assert_eq!(e.dict.names(), vec!["42", "u1", "007"]);
+        // After the switch to text storage, integer keys still find their entries.
+        assert_eq!(e.int(42), 0);
+        assert_eq!(e.text("42"), 0);
+        assert_eq!(e.int(43), 3);
+        assert_eq!(e.text("43"), 3);
     }
 
     #[test]

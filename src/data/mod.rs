@@ -16,4 +16,4 @@ pub use ingest::{
 pub use labels::{parse_size, parse_system, LabelError};
 pub use outcome::OutcomeMap;
 pub use output::write_frame;
-pub use schema::{Dict, Events, Outcome, SizeLabel, SizeSystem, NONE};
+pub use schema::{Dict, Events, Outcome, RowIds, SizeLabel, SizeSystem, NONE};

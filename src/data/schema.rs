@@ -2,6 +2,7 @@
 //! dictionary-encoded event table every other layer works on.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Sentinel index for an optional key (brand, product, category) that a row does not have.
 pub const NONE: u32 = u32::MAX;
@@ -202,21 +203,426 @@ impl SizeLabel {
     }
 }
 
-/// A dictionary of keys seen in the data: index -> the key as text.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `Some(v)` when `s` is the canonical decimal text of an i64 (no sign `+`, no leading
+/// zeros, no `-0`), so that string ids `"42"` and integer ids `42` are the same key.
+pub fn canonical_int(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.first() == Some(&b'0') && (digits.len() > 1 || digits.len() != b.len()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A dictionary of keys seen in the data: dense index -> key text.
+///
+/// Stored compactly: while every key is the canonical decimal text of an integer (see
+/// [`canonical_int`]) the keys are kept as `i64` (8 bytes each, no text); the first other
+/// key turns the dictionary into one text arena with end offsets (key bytes + 8 bytes
+/// each). Keys are never deduplicated here (ingest's encoders do that). Serialises as
+/// `{"names": [...]}` and compares by key text, whatever the storage.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "DictNames", into = "DictNames")]
 pub struct Dict {
-    /// Key text by dense index.
-    pub names: Vec<String>,
+    keys: DictKeys,
+}
+
+#[derive(Clone, Debug)]
+enum DictKeys {
+    /// Every key is an integer in canonical text.
+    Ints(Vec<i64>),
+    /// Key `i` is `bytes[ends[i-1]..ends[i]]` (`ends[-1]` = 0), valid UTF-8.
+    Text { bytes: String, ends: Vec<u64> },
+}
+
+impl Default for DictKeys {
+    fn default() -> Self {
+        DictKeys::Ints(Vec::new())
+    }
+}
+
+/// Serde form of [`Dict`] (the historical layout).
+#[derive(Serialize, Deserialize)]
+struct DictNames {
+    names: Vec<String>,
+}
+
+impl From<DictNames> for Dict {
+    fn from(d: DictNames) -> Self {
+        d.names.iter().collect()
+    }
+}
+
+impl From<Dict> for DictNames {
+    fn from(d: Dict) -> Self {
+        DictNames { names: d.names() }
+    }
+}
+
+impl PartialEq for Dict {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.keys, &other.keys) {
+            (DictKeys::Ints(a), DictKeys::Ints(b)) => a == b,
+            _ => self.len() == other.len() && self.iter().eq(other.iter()),
+        }
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Dict {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut d = Dict::default();
+        for s in iter {
+            d.push(s.as_ref());
+        }
+        d
+    }
 }
 
 impl Dict {
+    /// An empty dictionary (integer storage until a non-integer key is pushed).
+    pub fn new() -> Self {
+        Dict::default()
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.names.len()
+        match &self.keys {
+            DictKeys::Ints(v) => v.len(),
+            DictKeys::Text { ends, .. } => ends.len(),
+        }
     }
+
     /// True when there are no keys.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.len() == 0
+    }
+
+    /// Append a key (no deduplication); returns its index.
+    pub fn push(&mut self, key: &str) -> usize {
+        if let DictKeys::Ints(v) = &mut self.keys {
+            if let Some(i) = canonical_int(key) {
+                v.push(i);
+                return v.len() - 1;
+            }
+            self.make_text();
+        }
+        self.push_text(key)
+    }
+
+    /// Append an integer key (its text is the decimal form); returns its index.
+    pub fn push_int(&mut self, key: i64) -> usize {
+        match &mut self.keys {
+            DictKeys::Ints(v) => {
+                v.push(key);
+                v.len() - 1
+            }
+            DictKeys::Text { .. } => self.push_text(&key.to_string()),
+        }
+    }
+
+    fn push_text(&mut self, key: &str) -> usize {
+        if let DictKeys::Ints(_) = self.keys {
+            self.make_text();
+        }
+        match &mut self.keys {
+            DictKeys::Text { bytes, ends } => {
+                bytes.push_str(key);
+                ends.push(bytes.len() as u64);
+                ends.len() - 1
+            }
+            DictKeys::Ints(v) => v.len(),
+        }
+    }
+
+    /// Switch to text storage (all keys so far become text).
+    pub(crate) fn make_text(&mut self) {
+        if let DictKeys::Ints(v) = &self.keys {
+            let mut bytes = String::with_capacity(v.len() * 8);
+            let mut ends = Vec::with_capacity(v.len() + 1);
+            for &i in v {
+                write_int(&mut bytes, i);
+                ends.push(bytes.len() as u64);
+            }
+            self.keys = DictKeys::Text { bytes, ends };
+        }
+    }
+
+    /// The key at `i` as text (`None` when out of range). Allocates only for integer
+    /// storage.
+    pub fn get(&self, i: usize) -> Option<Cow<'_, str>> {
+        match &self.keys {
+            DictKeys::Ints(v) => v.get(i).map(|k| Cow::Owned(k.to_string())),
+            DictKeys::Text { .. } => self.text_at(i).map(Cow::Borrowed),
+        }
+    }
+
+    /// All keys as text, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = Cow<'_, str>> + '_ {
+        (0..self.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// All keys as owned strings, in index order (allocates one `String` per key).
+    pub fn names(&self) -> Vec<String> {
+        self.iter().map(Cow::into_owned).collect()
+    }
+
+    /// Index of a key by linear search (`None` when absent). O(len): for occasional
+    /// lookups only; ingest keeps its own hash index.
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        match &self.keys {
+            DictKeys::Ints(v) => {
+                let k = canonical_int(key)?;
+                v.iter().position(|&x| x == k)
+            }
+            DictKeys::Text { .. } => (0..self.len()).find(|&i| self.text_at(i) == Some(key)),
+        }
+    }
+
+    /// The integer keys, when every key is an integer (integer storage).
+    pub fn as_ints(&self) -> Option<&[i64]> {
+        match &self.keys {
+            DictKeys::Ints(v) => Some(v),
+            DictKeys::Text { .. } => None,
+        }
+    }
+
+    /// The key at `i` when the dictionary stores text (`None` for integer storage or out
+    /// of range).
+    pub fn text_at(&self, i: usize) -> Option<&str> {
+        match &self.keys {
+            DictKeys::Ints(_) => None,
+            DictKeys::Text { bytes, ends } => {
+                let end = *ends.get(i)? as usize;
+                let start = match i.checked_sub(1) {
+                    Some(p) => *ends.get(p)? as usize,
+                    None => 0,
+                };
+                bytes.get(start..end)
+            }
+        }
+    }
+
+    /// Heap bytes held (capacity, not length).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.keys {
+            DictKeys::Ints(v) => v.capacity() * 8,
+            DictKeys::Text { bytes, ends } => bytes.capacity() + ends.capacity() * 8,
+        }
+    }
+
+    /// Drop spare capacity.
+    pub fn shrink_to_fit(&mut self) {
+        match &mut self.keys {
+            DictKeys::Ints(v) => v.shrink_to_fit(),
+            DictKeys::Text { bytes, ends } => {
+                bytes.shrink_to_fit();
+                ends.shrink_to_fit();
+            }
+        }
+    }
+}
+
+/// Append the decimal text of `v` to `out` without a temporary allocation.
+pub fn write_int(out: &mut String, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        pos -= 1;
+        if let Some(b) = buf.get_mut(pos) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    for &b in buf.get(pos..).unwrap_or_default() {
+        out.push(char::from(b));
+    }
+}
+
+/// Original row numbers of the events (0-based, across all input files in order), stored
+/// compactly: as the list of rows that were *not* kept while that list is shorter than the
+/// events (no storage at all when every row was kept), else one `u64` per event.
+#[derive(Clone, Debug)]
+pub enum RowIds {
+    /// Rows `0..len + skipped.len()` minus the (sorted, distinct) `skipped` rows.
+    Skips {
+        /// Number of events.
+        len: usize,
+        /// Rows not kept, ascending.
+        skipped: Vec<u64>,
+    },
+    /// The row of each event.
+    Dense(Vec<u64>),
+}
+
+impl Default for RowIds {
+    fn default() -> Self {
+        RowIds::Skips {
+            len: 0,
+            skipped: Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for RowIds {
+    /// Equal when the rows are, whatever the storage.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for RowIds {}
+
+impl From<Vec<u64>> for RowIds {
+    fn from(v: Vec<u64>) -> Self {
+        RowIds::Dense(v)
+    }
+}
+
+impl RowIds {
+    /// Rows `0..n` (every row kept).
+    pub fn identity(n: usize) -> Self {
+        RowIds::Skips {
+            len: n,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        match self {
+            RowIds::Skips { len, .. } => *len,
+            RowIds::Dense(v) => v.len(),
+        }
+    }
+
+    /// True when there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when event `i` is row `i` for every event.
+    pub fn is_identity(&self) -> bool {
+        match self {
+            RowIds::Skips { skipped, .. } => skipped.is_empty(),
+            RowIds::Dense(v) => v.iter().enumerate().all(|(i, &r)| r == i as u64),
+        }
+    }
+
+    /// The row of event `i` (`None` when out of range). O(log skipped) for the skip list.
+    pub fn get(&self, i: usize) -> Option<u64> {
+        match self {
+            RowIds::Skips { len, skipped } => {
+                if i >= *len {
+                    return None;
+                }
+                Some(i as u64 + partition_skips(skipped, i as u64) as u64)
+            }
+            RowIds::Dense(v) => v.get(i).copied(),
+        }
+    }
+
+    /// The rows of all events, in event order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = u64> + '_> {
+        match self {
+            RowIds::Skips { len, skipped } => Box::new(SkipIter {
+                next_row: 0,
+                left: *len,
+                skipped: skipped.iter().peekable(),
+            }),
+            RowIds::Dense(v) => Box::new(v.iter().copied()),
+        }
+    }
+
+    /// The rows as a vector.
+    pub fn to_vec(&self) -> Vec<u64> {
+        self.iter().collect()
+    }
+
+    /// Append the kept rows of one batch: rows `first..first + n`, minus `skipped` (sorted,
+    /// all within the batch). Switches to dense storage when the skip list would outgrow
+    /// the events.
+    pub fn extend_batch(&mut self, first: u64, n: u64, skipped: &[u64]) {
+        let kept = n as usize - skipped.len();
+        if let RowIds::Skips { len, skipped: all } = self {
+            if all.len() + skipped.len() <= *len + kept {
+                // Rows between the previous batch and this one are all accounted for: the
+                // caller feeds every row read, in order.
+                all.extend_from_slice(skipped);
+                *len += kept;
+                return;
+            }
+            *self = RowIds::Dense(self.to_vec());
+        }
+        if let RowIds::Dense(v) = self {
+            let mut sk = skipped.iter().peekable();
+            for r in first..first + n {
+                if sk.peek().is_some_and(|&&s| s == r) {
+                    sk.next();
+                } else {
+                    v.push(r);
+                }
+            }
+        }
+    }
+
+    /// Heap bytes held (capacity).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            RowIds::Skips { skipped, .. } => skipped.capacity() * 8,
+            RowIds::Dense(v) => v.capacity() * 8,
+        }
+    }
+}
+
+/// Number of skipped rows before the row of event `i`: the count of `j` with
+/// `skipped[j] - j <= i` (non-decreasing in `j` as `skipped` is strictly increasing).
+fn partition_skips(skipped: &[u64], i: u64) -> usize {
+    let (mut lo, mut hi) = (0usize, skipped.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let s = skipped.get(mid).copied().unwrap_or(u64::MAX);
+        if s - mid as u64 <= i {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+struct SkipIter<'a> {
+    next_row: u64,
+    left: usize,
+    skipped: std::iter::Peekable<std::slice::Iter<'a, u64>>,
+}
+
+impl Iterator for SkipIter<'_> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        if self.left == 0 {
+            return None;
+        }
+        while self.skipped.peek().is_some_and(|&&s| s == self.next_row) {
+            self.skipped.next();
+            self.next_row += 1;
+        }
+        let r = self.next_row;
+        self.next_row += 1;
+        self.left -= 1;
+        Some(r)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
     }
 }
 
@@ -270,10 +676,12 @@ pub struct Events {
     pub outcome: Vec<Outcome>,
     /// Whether the file had an outcome for the row (false only when outcomes are optional).
     pub has_outcome: bool,
-    /// Event time in milliseconds since the Unix epoch, when a timestamp column was given.
+    /// Event time in milliseconds since the Unix epoch, when a timestamp column was given
+    /// (and `IngestConfig::keep_timestamps`, the default).
     pub timestamp: Option<Vec<i64>>,
-    /// Original row number (0-based, across all input files in order) of each event.
-    pub row: Vec<u64>,
+    /// Original row number (0-based, across all input files in order) of each event
+    /// (compact: no storage when every row was kept).
+    pub row: RowIds,
     /// Customer keys.
     pub customers: Dict,
     /// Product keys.
@@ -289,12 +697,212 @@ pub struct Events {
 }
 
 impl Events {
-    /// Number of events.
+    /// Number of events (the length of `outcome`, which [`Events::release_event_columns`]
+    /// keeps).
     pub fn len(&self) -> usize {
-        self.customer.len()
+        self.outcome.len()
     }
     /// True when there are no events.
     pub fn is_empty(&self) -> bool {
-        self.customer.is_empty()
+        self.outcome.is_empty()
+    }
+
+    /// Free the per-event key columns (`customer`, `product`, `brand`, `category`, `size`),
+    /// the timestamps and the row numbers, keeping `outcome` (so [`Events::len`] and outcome
+    /// counts stay right), the dictionaries, size labels and customer features: what a fit
+    /// from prepared data still reads. Returns the bytes freed.
+    pub fn release_event_columns(&mut self) -> usize {
+        let before = self.heap_bytes();
+        self.customer = Vec::new();
+        self.product = Vec::new();
+        self.brand = Vec::new();
+        self.category = Vec::new();
+        self.size = Vec::new();
+        self.timestamp = None;
+        self.row = RowIds::default();
+        before.saturating_sub(self.heap_bytes())
+    }
+
+    /// Heap bytes held by the table (capacities of columns, dictionaries, features;
+    /// size labels counted roughly).
+    pub fn heap_bytes(&self) -> usize {
+        let cols = (self.customer.capacity()
+            + self.product.capacity()
+            + self.brand.capacity()
+            + self.category.capacity()
+            + self.size.capacity())
+            * 4
+            + self.outcome.capacity()
+            + self.timestamp.as_ref().map_or(0, |t| t.capacity() * 8)
+            + self.row.heap_bytes();
+        let dicts = self.customers.heap_bytes()
+            + self.products.heap_bytes()
+            + self.brands.heap_bytes()
+            + self.categories.heap_bytes();
+        let sizes = self.sizes.capacity() * std::mem::size_of::<SizeLabel>();
+        let features = self
+            .features
+            .numeric
+            .iter()
+            .map(|f| f.values.capacity() * 4)
+            .sum::<usize>()
+            + self
+                .features
+                .categorical
+                .iter()
+                .map(|f| f.codes.capacity() * 4)
+                .sum::<usize>();
+        cols + dicts + sizes + features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dict_keeps_integers_compact_until_a_text_key() {
+        let mut d = Dict::new();
+        assert_eq!(d.push("42"), 0);
+        assert_eq!(d.push_int(-7), 1);
+        assert_eq!(d.as_ints(), Some(&[42i64, -7][..]));
+        assert!(d.heap_bytes() <= 64, "two integer keys take a few words");
+        assert_eq!(d.push("007"), 2, "leading zeros are text, not 7");
+        assert!(d.as_ints().is_none());
+        assert_eq!(d.push_int(5), 3);
+        assert_eq!(d.names(), vec!["42", "-7", "007", "5"]);
+        assert_eq!(d.get(2).as_deref(), Some("007"));
+        assert_eq!(d.text_at(1), Some("-7"));
+        assert_eq!(d.get(4), None);
+        assert_eq!(d.index_of("5"), Some(3));
+        assert_eq!(d.index_of("7"), None);
+        assert_eq!(d.len(), 4);
+    }
+
+    #[test]
+    fn dict_equality_and_serde_are_by_text() {
+        let a: Dict = ["1", "2", "x"].into_iter().collect();
+        let mut b = Dict::new();
+        b.push_int(1);
+        b.push_int(2);
+        b.push("x");
+        assert_eq!(a, b);
+        let ints: Dict = ["1", "2"].into_iter().collect();
+        let mut text = Dict::new();
+        text.push("y");
+        let mut text2: Dict = ["1", "2"].into_iter().collect();
+        text2.make_text();
+        assert_eq!(ints, text2, "same keys, different storage");
+        assert_ne!(ints, text);
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, r#"{"names":["1","2","x"]}"#);
+        let back: Dict = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn write_int_matches_to_string() {
+        for v in [0i64, 7, -7, 10, 99, -100, i64::MAX, i64::MIN, 1_234_567_890] {
+            let mut s = String::from("x");
+            write_int(&mut s, v);
+            assert_eq!(s, format!("x{v}"));
+        }
+    }
+
+    #[test]
+    fn canonical_int_accepts_only_canonical_text() {
+        assert_eq!(canonical_int("42"), Some(42));
+        assert_eq!(canonical_int("-7"), Some(-7));
+        assert_eq!(canonical_int("0"), Some(0));
+        assert_eq!(canonical_int("007"), None);
+        assert_eq!(canonical_int("-0"), None);
+        assert_eq!(canonical_int("+5"), None);
+        assert_eq!(canonical_int(""), None);
+        assert_eq!(canonical_int("99999999999999999999"), None);
+    }
+
+    /// Feed `keep` (one flag per row) in batches of `batch` rows.
+    fn rows_of(keep: &[bool], batch: usize) -> RowIds {
+        let mut r = RowIds::default();
+        for (b, chunk) in keep.chunks(batch).enumerate() {
+            let first = (b * batch) as u64;
+            let skipped: Vec<u64> = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, &k)| !k)
+                .map(|(i, _)| first + i as u64)
+                .collect();
+            r.extend_batch(first, chunk.len() as u64, &skipped);
+        }
+        r
+    }
+
+    #[test]
+    fn row_ids_match_the_kept_rows_in_every_storage() {
+        let mut state = 12345u64;
+        for keep_pct in [100u64, 99, 90, 50, 10, 0] {
+            for batch in [1usize, 7, 64, 1000] {
+                let keep: Vec<bool> = (0..500)
+                    .map(|_| {
+                        state = splitmix(state);
+                        state % 100 < keep_pct
+                    })
+                    .collect();
+                let want: Vec<u64> = (0..500u64).filter(|&i| keep[i as usize]).collect();
+                let r = rows_of(&keep, batch);
+                assert_eq!(r.len(), want.len());
+                assert_eq!(r.to_vec(), want, "keep {keep_pct}% batch {batch}");
+                for (i, &w) in want.iter().enumerate() {
+                    assert_eq!(
+                        r.get(i),
+                        Some(w),
+                        "keep {keep_pct}% batch {batch} event {i}"
+                    );
+                }
+                assert_eq!(r.get(want.len()), None);
+                assert_eq!(r, RowIds::from(want.clone()));
+                assert_eq!(r.is_identity(), want.len() == 500 || want.is_empty());
+                if keep_pct == 100 {
+                    assert_eq!(r.heap_bytes(), 0);
+                }
+                if keep_pct >= 90 {
+                    assert!(
+                        matches!(r, RowIds::Skips { .. }),
+                        "few skips stay a skip list"
+                    );
+                }
+                if keep_pct <= 10 {
+                    assert!(matches!(r, RowIds::Dense(_)), "many skips turn dense");
+                }
+            }
+        }
+    }
+
+    fn splitmix(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn released_events_keep_their_length() {
+        let mut ev = Events {
+            customer: vec![0, 1],
+            product: vec![NONE; 2],
+            brand: vec![NONE; 2],
+            category: vec![NONE; 2],
+            size: vec![0, 0],
+            outcome: vec![Outcome::Fit, Outcome::Small],
+            timestamp: Some(vec![1, 2]),
+            row: RowIds::identity(2),
+            customers: ["a", "b"].into_iter().collect(),
+            ..Default::default()
+        };
+        let freed = ev.release_event_columns();
+        assert!(freed >= 2 * 4 * 5 + 16, "{freed}");
+        assert_eq!(ev.len(), 2);
+        assert!(ev.customer.is_empty() && ev.timestamp.is_none());
+        assert_eq!(ev.customers.len(), 2);
     }
 }

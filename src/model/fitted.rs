@@ -177,6 +177,15 @@ pub struct IterationStats {
     pub loo_log_loss: f64,
     /// Seconds spent in this iteration.
     pub seconds: f64,
+    /// How far the article true sizes and band widths moved in this iteration's update
+    /// (event-weighted RMS, sizes; band widths relative): the stopping criterion.
+    pub param_change: f64,
+    /// Fit events this iteration visited (fewer than all during a big fit's sample phase).
+    pub events: u64,
+    /// Seconds of pass 1 (customers).
+    pub customer_pass_seconds: f64,
+    /// Seconds of pass 2 (article-sizes and globals).
+    pub article_pass_seconds: f64,
 }
 
 /// Training summary stored in the artifact.

@@ -43,11 +43,11 @@ pub struct Resolved {
 }
 
 /// Model index of each of `dict`'s keys ([`NONE`] when unseen), given the model's key
-/// count and key by index, and `index` mapping them back. When the model's keys are distinct (the
-/// index has one entry per key), a key that sits at the same position in both lists
-/// is that index without hashing: scoring the table a model was trained on (same
-/// dictionary order) then reads both lists in order instead of probing a hash map of
-/// millions of strings at random.
+/// count and key by index, and `index` mapping them back. When the model's keys are
+/// distinct (the index has one entry per key), a key that sits at the same position in
+/// both lists is that index without hashing: scoring the table a model was trained on
+/// (same dictionary order) then reads both lists in order instead of probing a hash
+/// map of millions of strings at random.
 fn map_dict<'m>(
     dict: &Dict,
     index: &std::collections::HashMap<String, u32>,
@@ -55,17 +55,50 @@ fn map_dict<'m>(
 ) -> Vec<u32> {
     let distinct = index.len() == len;
     // in parallel: a table can carry millions of customer keys
-    dict.names
-        .par_iter()
-        .enumerate()
+    (0..dict.len())
+        .into_par_iter()
         .with_min_len(4096)
-        .map(|(i, n)| {
-            if distinct && name_at(i) == Some(n.as_str()) {
-                return i as u32;
-            }
-            index.get(n).copied().unwrap_or(NONE)
+        .map(|i| {
+            with_key(dict, i, |n| {
+                if distinct && name_at(i) == Some(n) {
+                    return i as u32;
+                }
+                index.get(n).copied().unwrap_or(NONE)
+            })
+            .unwrap_or(NONE)
         })
         .collect()
+}
+
+/// Call `f` with key `i` of `dict` as text (`None` when out of range), as [`Dict::get`]
+/// would give it but without allocating for non-negative integer keys (written on the
+/// stack).
+fn with_key<R>(dict: &Dict, i: usize, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let Some(ints) = dict.as_ints() else {
+        return dict.text_at(i).map(f);
+    };
+    let k = *ints.get(i)?;
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut v = k.unsigned_abs();
+    loop {
+        pos -= 1;
+        if let Some(b) = buf.get_mut(pos) {
+            *b = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let digits = std::str::from_utf8(buf.get(pos..)?).ok()?;
+    if k < 0 {
+        let mut text = String::with_capacity(digits.len() + 1);
+        text.push('-');
+        text.push_str(digits);
+        return Some(f(&text));
+    }
+    Some(f(digits))
 }
 
 /// The model's keys of a group table: (count, key by index).
@@ -490,5 +523,32 @@ impl Model {
                 None => [f64::NAN; 3],
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_read_as_dict_get_gives_them() {
+        let ints: Dict = [
+            "0",
+            "7",
+            "42",
+            "-42",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ]
+        .into_iter()
+        .collect();
+        assert!(ints.as_ints().is_some(), "integer storage expected");
+        let text: Dict = ["a", "", "Größe", "12"].into_iter().collect();
+        for dict in [&ints, &text] {
+            for i in 0..dict.len() + 1 {
+                let want = dict.get(i).map(|k| k.into_owned());
+                assert_eq!(with_key(dict, i, str::to_string), want, "key {i}");
+            }
+        }
     }
 }
