@@ -4,6 +4,7 @@ use super::ingest_args::IngestArgs;
 use crate::data::ingest;
 use crate::model::fitted::IterationStats;
 use crate::model::report::ProfileBy;
+use crate::model::stack::StackParams;
 use crate::model::{artifact, FitParams, Model};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -36,6 +37,10 @@ pub struct TrainArgs {
     /// then treated as new shoppers).
     #[arg(long)]
     pub no_customers: bool,
+    /// Do not fit the second stage (calibrated logistic regression on the structural
+    /// model's log-odds and smoothed product / size / customer outcome rates).
+    #[arg(long)]
+    pub no_stack: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +99,11 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     let mut model = params.fit_with(&ingested.events, &mut on_iter)?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
+    }
+    if !args.no_stack {
+        let t0 = std::time::Instant::now();
+        model.stack = Some(StackParams::default().fit(&model, &ingested.events)?);
+        tracing::info!(target: "runsize::train", seconds = t0.elapsed().as_secs_f64(), "second stage fitted");
     }
     model.summary.source = format!(
         "files: {}",
@@ -163,6 +173,22 @@ pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
         "spread      brands ±{:.2}, categories ±{:.2}, products ±{:.2}, product sizes ±{:.2} sizes",
         g.sd_brand, g.sd_category, g.sd_product, g.sd_article_size
     );
+    if let Some(st) = &model.stack {
+        let best = st
+            .cv
+            .iter()
+            .filter(|c| c.lambda == st.lambda)
+            .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss));
+        println!(
+            "2nd stage   {} features, penalty {}{}",
+            st.dim(),
+            st.lambda,
+            best.map_or(String::new(), |c| format!(
+                "; cross-validated log loss {:.4}, auc {:.4}",
+                c.log_loss, c.auc_avg
+            ))
+        );
+    }
     for (by, title) in [
         (ProfileBy::Brand, "brands"),
         (ProfileBy::Category, "categories"),

@@ -238,6 +238,8 @@ pub struct Model {
     pub customers: CustomerTable,
     /// Training summary.
     pub summary: TrainingSummary,
+    /// Second stage applied to every probability (None: structural probabilities only).
+    pub stack: Option<super::stack::Stack>,
     /// Lookup maps, rebuilt by [`Model::reindex`].
     #[serde(skip)]
     pub index: ModelIndex,

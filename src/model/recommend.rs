@@ -378,11 +378,12 @@ impl Model {
         offered.sort_by(|x, y| x.1.cmp_order(&y.1));
         let (state, basis) = self.shopper_belief(shopper)?;
         let belief = self.at_purchase(&state, None);
+        let sc = self.shopper_stack(shopper);
         let mut sizes = Vec::with_capacity(offered.len());
         let mut best = 0usize;
         for (i, (text, label)) in offered.iter().enumerate() {
             let a = self.article(b, p, c, label);
-            let pr = self.probs_article(belief, &a);
+            let pr = self.probs_final(belief, &a, &sc);
             sizes.push(SizeOdds {
                 size: text.clone(),
                 p_small: pr[0],

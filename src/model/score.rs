@@ -162,11 +162,12 @@ impl Model {
     /// Probabilities for every event with explicit options.
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
+        let sc = self.stack_customers(events, &r);
         (0..events.len())
             .into_par_iter()
             .with_min_len(4096)
             .map(|i| match self.event_view(events, &r, i, opts) {
-                Some((a, belief)) => self.probs_article(belief, &a),
+                Some((a, belief)) => self.probs_final(belief, &a, sc.of(events.customer[i])),
                 None => [f64::NAN; 3],
             })
             .collect()
