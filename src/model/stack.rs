@@ -15,13 +15,13 @@
 //! customer on the training events.
 
 use super::eval::metrics;
-use super::features::FeatureValues;
+use super::features::{FeatureModel, FeatureValues};
 use super::fitted::Model;
 use super::math::{event_deriv, probs, uncertainty_scale};
 use super::predict::{cut_points, inv2, ArticleRef, CustomerState, EvidenceTerm, SizeBelief};
 use super::recommend::{FeatureValue, Shopper};
 use super::score::{Resolved, ScoreOptions};
-use super::ModelError;
+use super::{FitParams, ModelError};
 use crate::data::schema::{Events, NONE};
 use crate::data::OutcomeMap;
 use rayon::prelude::*;
@@ -51,6 +51,12 @@ pub struct StackTables {
     pub article_size: Vec<Counts>,
     /// Per training customer (aligned with `Model::customers`; empty without a customer table).
     pub customer: Vec<Counts>,
+    /// Per product: sums of renters' body-predicted size relative to the label rented
+    /// (`z`), by outcome, then the number of such renters by outcome (renters with body
+    /// features only).
+    pub product_body: Vec<[f64; 6]>,
+    /// The same over all products.
+    pub body_global: [f64; 6],
 }
 
 /// Pseudo-counts of the empirical-Bayes smoothing of outcome rates: each level's rates
@@ -67,6 +73,8 @@ pub struct Smoothing {
     pub article_size: f64,
     /// Customer toward the global rates (default 3).
     pub customer: f64,
+    /// Per-outcome mean body size of a product's renters toward the global ones (default 5).
+    pub centroid: f64,
 }
 
 impl Default for Smoothing {
@@ -77,6 +85,7 @@ impl Default for Smoothing {
             product: 10.0,
             article_size: 5.0,
             customer: 3.0,
+            centroid: 5.0,
         }
     }
 }
@@ -102,10 +111,16 @@ pub struct FeatureSet {
     /// Hinge functions of the prior and choice gaps, and the gaps times the customer's
     /// log count.
     pub shape: bool,
+    /// Where the customer's body-predicted size falls among the product's small / fit /
+    /// large renters' (a linear discriminant on per-outcome means).
+    pub centroid: bool,
+    /// The label's position (hinges) and whether it is the product's smallest / largest
+    /// size (no smaller / larger size to change to).
+    pub label: bool,
 }
 
 impl FeatureSet {
-    /// Every group on.
+    /// Every group on except the renter-body centroids (which did not help held out).
     pub const FULL: FeatureSet = FeatureSet {
         gap: true,
         product: true,
@@ -115,6 +130,8 @@ impl FeatureSet {
         interactions: true,
         body: true,
         shape: true,
+        centroid: false,
+        label: true,
     };
 
     /// Every group on except the count interactions.
@@ -136,6 +153,8 @@ pub struct FeatureSpec {
     /// Length of the body-feature row (the structural feature model's design row less
     /// its intercept).
     pub body_dim: usize,
+    /// Knots of the hinge functions of the label's position (training quantiles).
+    pub label_knots: Vec<f64>,
     /// Mean of each raw feature (intercept: 0).
     pub mean: Vec<f64>,
     /// Standard deviation of each raw feature (intercept: 1).
@@ -197,6 +216,17 @@ pub struct StackInput<'a> {
     pub article_size: Option<[f64; 3]>,
     /// Customer counts (their other events).
     pub customer: [f64; 3],
+    /// The customer's body-predicted size relative to the label (common scale), `None`
+    /// without body features.
+    pub z: Option<f64>,
+    /// The product's [`StackTables::product_body`] sums (its own event left out).
+    pub centroid: Option<[f64; 6]>,
+    /// The label's position on the common scale.
+    pub label_pos: f64,
+    /// The label is the product's smallest size seen in training.
+    pub smallest: bool,
+    /// The label is the product's largest size seen in training.
+    pub largest: bool,
     /// The customer's body-feature design row without its intercept
     /// ([`super::features::FeatureModel::encode_into`]); empty when unknown.
     pub body: &'a [f64],
@@ -222,6 +252,13 @@ pub struct StackParams {
     pub loo_article: bool,
     /// How the customer leaves the event out (default [`CustomerLoo::OneStep`]).
     pub customer_loo: CustomerLoo,
+    /// Cross-fitting folds: > 1 refits the structural model this many times, each on all
+    /// but one random fold of the events, and gives the left-out fold's events the inputs
+    /// that model gives new events (default 0: leave-one-out instead).
+    pub cross_fit: usize,
+    /// Parameters of the structural refits when cross-fitting (default
+    /// [`FitParams::default`]).
+    pub structural: FitParams,
 }
 
 impl Default for StackParams {
@@ -235,6 +272,8 @@ impl Default for StackParams {
             max_iter: 30,
             loo_article: true,
             customer_loo: CustomerLoo::OneStep,
+            cross_fit: 0,
+            structural: FitParams::default(),
         }
     }
 }
@@ -291,7 +330,7 @@ fn global_rates(g: [u64; 3]) -> [f64; 3] {
 }
 
 /// Number of raw features (including the intercept) of a feature set.
-pub fn n_features(set: FeatureSet, knots: usize, body: usize) -> usize {
+pub fn n_features(set: FeatureSet, knots: usize, body: usize, label_knots: usize) -> usize {
     let mut p = 3;
     if set.gap {
         p += 4 + knots;
@@ -314,11 +353,18 @@ pub fn n_features(set: FeatureSet, knots: usize, body: usize) -> usize {
     if set.shape {
         p += 2 * knots + 2;
     }
+    if set.centroid {
+        p += 3;
+    }
+    if set.label {
+        p += 3 + label_knots;
+    }
     p
 }
 
 /// The raw (unstandardised) feature row of one event; `out` is cleared first.
-pub fn raw_features(spec: &FeatureSpec, global: [f64; 3], x: &StackInput, out: &mut Vec<f64>) {
+pub fn raw_features(spec: &FeatureSpec, priors: &GlobalPriors, x: &StackInput, out: &mut Vec<f64>) {
+    let global = priors.rates;
     out.clear();
     let set = spec.set;
     let sm = &spec.smoothing;
@@ -385,6 +431,56 @@ pub fn raw_features(spec: &FeatureSpec, global: [f64; 3], x: &StackInput, out: &
         out.push(x.gap * ln);
         out.push(x.prior_gap * ln);
     }
+    if set.centroid {
+        match x.z {
+            Some(z) => {
+                let m = centroid_means(x.centroid, priors.centroid, sm.centroid);
+                out.extend_from_slice(&[
+                    z - m[1],
+                    (z - 0.5 * (m[0] + m[1])) * (m[0] - m[1]),
+                    (z - 0.5 * (m[2] + m[1])) * (m[2] - m[1]),
+                ]);
+            }
+            None => out.extend_from_slice(&[0.0; 3]),
+        }
+    }
+    if set.label {
+        out.push(x.label_pos);
+        out.extend(spec.label_knots.iter().map(|k| (x.label_pos - k).max(0.0)));
+        out.push(f64::from(u8::from(x.smallest)));
+        out.push(f64::from(u8::from(x.largest)));
+    }
+}
+
+/// Smoothed per-outcome means of renters' `z`: `(S_k + m·μ_k) / (N_k + m)`.
+pub fn centroid_means(sums: Option<[f64; 6]>, global: [f64; 3], m: f64) -> [f64; 3] {
+    let s = sums.unwrap_or([0.0; 6]);
+    let mut out = [0.0; 3];
+    for k in 0..3 {
+        out[k] = (s[k] + m * global[k]) / (s[3 + k] + m).max(1e-12);
+    }
+    out
+}
+
+/// What the features shrink toward: global outcome rates and per-outcome mean `z`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GlobalPriors {
+    /// Outcome rates.
+    pub rates: [f64; 3],
+    /// Per-outcome mean body-predicted size relative to the label.
+    pub centroid: [f64; 3],
+}
+
+impl StackTables {
+    /// The global priors of these tables.
+    pub fn priors(&self) -> GlobalPriors {
+        let b = &self.body_global;
+        let mean = |k: usize| if b[3 + k] > 0.0 { b[k] / b[3 + k] } else { 0.0 };
+        GlobalPriors {
+            rates: global_rates(self.global),
+            centroid: [mean(0), mean(1), mean(2)],
+        }
+    }
 }
 
 /// Softmax probabilities `[small, fit, large]` of the two logits (fit is the reference).
@@ -405,7 +501,7 @@ impl Stack {
     /// Second-stage probabilities for raw inputs.
     pub fn predict(&self, x: &StackInput) -> [f64; 3] {
         let mut row = Vec::with_capacity(self.dim());
-        raw_features(&self.spec, global_rates(self.tables.global), x, &mut row);
+        raw_features(&self.spec, &self.tables.priors(), x, &mut row);
         let p = self.dim();
         if row.len() != p || self.coef.len() != 2 * p {
             return x.probs;
@@ -450,6 +546,8 @@ pub struct StackCustomer {
     pub counts: [f64; 3],
     /// Body-feature design row without the intercept (empty when the model has no stage).
     pub body: Vec<f64>,
+    /// Whether any body feature is known.
+    pub has_body: bool,
 }
 
 /// [`StackCustomer`]s of an event table's customers.
@@ -485,6 +583,38 @@ impl Model {
         let mut row = vec![0.0; self.features.dim()];
         self.features.encode_into(values, &mut row);
         row.split_off(1.min(row.len()))
+    }
+
+    /// The label's position on the common scale (size steps).
+    pub fn label_position(&self, a: &ArticleRef) -> f64 {
+        a.pos / self.scale(a.system) + self.align(a.system)
+    }
+
+    /// Index of the article's product-in-size in `article_sizes`, [`NONE`] when unknown.
+    pub fn article_size_index(&self, a: &ArticleRef) -> u32 {
+        if a.product == NONE || a.label == NONE {
+            return NONE;
+        }
+        self.index
+            .article_size
+            .get(&(a.product, a.label))
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// Whether the label is the product's (smallest, largest) size seen in training
+    /// (both false for unknown products or labels).
+    pub fn size_extreme(&self, a: &ArticleRef) -> (bool, bool) {
+        if a.product == NONE || a.label == NONE {
+            return (false, false);
+        }
+        match self.product_info.get(a.product as usize) {
+            Some(info) if info.sizes.len() > 1 => (
+                info.sizes.first() == Some(&a.label),
+                info.sizes.last() == Some(&a.label),
+            ),
+            _ => (false, false),
+        }
     }
 
     /// The customer's prior size from their body row (the feature model's prediction).
@@ -541,6 +671,7 @@ impl Model {
                 StackCustomer {
                     counts: self.customer_counts(r.customer.get(c).copied().unwrap_or(NONE)),
                     body: self.body_row(&values),
+                    has_body: FeatureModel::any_present(&values),
                 }
             })
             .collect();
@@ -588,6 +719,7 @@ impl Model {
         StackCustomer {
             counts,
             body: self.body_row(&values),
+            has_body: FeatureModel::any_present(&values),
         }
     }
 
@@ -604,6 +736,17 @@ impl Model {
         let Some(stack) = &self.stack else {
             return self.probs_article(belief, a);
         };
+        stack.predict(&self.stack_input(&stack.tables, (belief, a), customer))
+    }
+
+    /// The second stage's raw inputs for a purchase-time belief in an article, read from
+    /// `tables`.
+    pub fn stack_input<'a>(
+        &self,
+        tables: &StackTables,
+        (belief, a): (SizeBelief, &ArticleRef),
+        customer: &'a StackCustomer,
+    ) -> StackInput<'a> {
         let t = self.true_size(a);
         let var = belief.var + self.article_var(a);
         let structural = self.probs_for(
@@ -614,17 +757,8 @@ impl Model {
             t,
             self.band(a),
         );
-        let tables = &stack.tables;
-        let art = if a.product == NONE || a.label == NONE {
-            NONE
-        } else {
-            self.index
-                .article_size
-                .get(&(a.product, a.label))
-                .copied()
-                .unwrap_or(NONE)
-        };
-        stack.predict(&StackInput {
+        let art = self.article_size_index(a);
+        StackInput {
             probs: structural,
             gap: belief.mean - t,
             gap_sd: var.sqrt(),
@@ -635,8 +769,17 @@ impl Model {
             product: count_at(&tables.product, a.product),
             article_size: count_at(&tables.article_size, art),
             customer: customer.counts,
+            label_pos: self.label_position(a),
+            smallest: self.size_extreme(a).0,
+            largest: self.size_extreme(a).1,
+            z: customer
+                .has_body
+                .then(|| self.prior_mean(&customer.body) - self.label_position(a)),
+            centroid: (a.product != NONE)
+                .then(|| tables.product_body.get(a.product as usize).copied())
+                .flatten(),
             body: &customer.body,
-        })
+        }
     }
 }
 
@@ -656,6 +799,8 @@ struct TrainEvent {
     state: CustomerState,
     /// The customer's prior (body features or population).
     prior: CustomerState,
+    /// Body-predicted size relative to the label, when the customer has body features.
+    z: Option<f64>,
 }
 
 /// Count the training outcomes into tables aligned with the model.
@@ -667,6 +812,8 @@ fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
         product: vec![[0; 3]; model.products.len()],
         article_size: vec![[0; 3]; model.article_sizes.len()],
         customer: vec![[0; 3]; model.customers.ids.len()],
+        product_body: vec![[0.0; 6]; model.products.len()],
+        body_global: [0.0; 6],
     };
     let bump = |table: &mut Vec<Counts>, i: u32, y: usize| {
         if i != NONE {
@@ -682,6 +829,14 @@ fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
         bump(&mut t.product, e.article.product, e.class);
         bump(&mut t.article_size, e.art, e.class);
         bump(&mut t.customer, e.customer, e.class);
+        if let Some(z) = e.z {
+            t.body_global[e.class] += z;
+            t.body_global[3 + e.class] += 1.0;
+            if let Some(b) = t.product_body.get_mut(e.article.product as usize) {
+                b[e.class] += z;
+                b[3 + e.class] += 1.0;
+            }
+        }
     }
     t
 }
@@ -850,6 +1005,18 @@ fn event_input(
         product: loo_at(&tables.product, a.product, y),
         article_size: loo_at(&tables.article_size, e.art, y),
         customer: loo_at(&tables.customer, e.customer, y).unwrap_or([0.0; 3]),
+        label_pos: model.label_position(a),
+        smallest: model.size_extreme(a).0,
+        largest: model.size_extreme(a).1,
+        z: e.z,
+        centroid: tables.product_body.get(a.product as usize).map(|b| {
+            let mut b = *b;
+            if let Some(z) = e.z {
+                b[y] -= z;
+                b[3 + y] = (b[3 + y] - 1.0).max(0.0);
+            }
+            b
+        }),
         body: &[],
     }
 }
@@ -872,9 +1039,32 @@ pub struct TrainingInputs {
     pub customer: Vec<u32>,
 }
 
-/// Build the leave-one-out inputs of the training events `events` (the events the
-/// structural `model` was fitted on).
-pub fn training_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingInputs {
+/// Body rows of every customer of `events` straight from the training columns (the
+/// encoder's own level codes), flat; and whether each has any body feature.
+fn body_rows(model: &Model, events: &Events) -> (Vec<f64>, Vec<bool>, usize) {
+    let dim = model.features.dim();
+    let body_dim = dim.saturating_sub(1);
+    let mut bodies = vec![0.0; events.customers.len() * body_dim];
+    let mut has_body = vec![false; events.customers.len()];
+    if body_dim > 0 {
+        bodies
+            .par_chunks_mut(body_dim)
+            .zip(has_body.par_iter_mut())
+            .enumerate()
+            .for_each(|(c, (out, has))| {
+                let mut row = vec![0.0; dim];
+                *has = model
+                    .features
+                    .encode_training(&events.features, c, &mut row);
+                out.copy_from_slice(&row[1..]);
+            });
+    }
+    (bodies, has_body, body_dim)
+}
+
+/// The small / fit / large events of `events` resolved against `model`, grouped by
+/// customer (events customer index first).
+fn train_events(model: &Model, events: &Events, has_body: &[bool]) -> Vec<(u32, TrainEvent)> {
     let r: Resolved = model.resolve(events);
     // customers' priors: resolved against a model that knows no customers
     let bare = Model {
@@ -888,7 +1078,7 @@ pub fn training_inputs(model: &Model, events: &Events, params: &StackParams) -> 
         .filter(|&i| events.outcome[i].class().is_some())
         .collect();
     order.sort_by_key(|&i| (events.customer[i], i));
-    let evs: Vec<(u32, TrainEvent)> = order
+    order
         .iter()
         .filter_map(|&i| {
             let class = events.outcome[i].class()?;
@@ -897,29 +1087,171 @@ pub fn training_inputs(model: &Model, events: &Events, params: &StackParams) -> 
             let customer = r.customer.get(ec as usize).copied().unwrap_or(NONE);
             let state = *r.belief.get(ec as usize)?;
             let prior = *priors.get(ec as usize)?;
-            let art = if article.product == NONE || article.label == NONE {
-                NONE
-            } else {
-                model
-                    .index
-                    .article_size
-                    .get(&(article.product, article.label))
-                    .copied()
-                    .unwrap_or(NONE)
-            };
             Some((
                 ec,
                 TrainEvent {
                     article,
-                    art,
+                    art: model.article_size_index(&article),
                     customer,
                     class,
                     state,
                     prior,
+                    z: has_body
+                        .get(ec as usize)
+                        .copied()
+                        .unwrap_or(false)
+                        .then(|| prior.s - model.label_position(&article)),
                 },
             ))
         })
+        .collect()
+}
+
+/// Hash of a customer id (cross-validation groups).
+fn customer_hash(events: &Events, ec: u32) -> u64 {
+    events
+        .customers
+        .names
+        .get(ec as usize)
+        .map_or(u64::from(ec), |n| super::artifact::fnv1a(n.as_bytes()))
+}
+
+/// The out-of-sample inputs of the training events `events` (the events the
+/// structural `model` was fitted on): cross-fitted when `params.cross_fit > 1`,
+/// leave-one-out otherwise.
+pub fn training_inputs(
+    model: &Model,
+    events: &Events,
+    params: &StackParams,
+) -> Result<TrainingInputs, ModelError> {
+    if params.cross_fit > 1 {
+        cross_fit_inputs(model, events, params)
+    } else {
+        Ok(loo_inputs(model, events, params))
+    }
+}
+
+/// Events with only the rows where `keep` is true (dictionaries and customer features
+/// unchanged, so indices stay valid).
+fn subset(events: &Events, keep: &[bool]) -> Events {
+    fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
+        v.iter().zip(keep).filter(|x| *x.1).map(|x| *x.0).collect()
+    }
+    Events {
+        customer: pick(&events.customer, keep),
+        product: pick(&events.product, keep),
+        brand: pick(&events.brand, keep),
+        category: pick(&events.category, keep),
+        size: pick(&events.size, keep),
+        outcome: pick(&events.outcome, keep),
+        has_outcome: events.has_outcome,
+        timestamp: events.timestamp.as_ref().map(|t| pick(t, keep)),
+        row: pick(&events.row, keep),
+        customers: events.customers.clone(),
+        products: events.products.clone(),
+        brands: events.brands.clone(),
+        categories: events.categories.clone(),
+        sizes: events.sizes.clone(),
+        features: events.features.clone(),
+    }
+}
+
+/// A stack input that no longer borrows the customer's body row.
+fn detach(x: &StackInput<'_>) -> StackInput<'static> {
+    StackInput {
+        probs: x.probs,
+        gap: x.gap,
+        gap_sd: x.gap_sd,
+        prior_gap: x.prior_gap,
+        choice_gap: x.choice_gap,
+        category: x.category,
+        brand: x.brand,
+        product: x.product,
+        article_size: x.article_size,
+        customer: x.customer,
+        label_pos: x.label_pos,
+        smallest: x.smallest,
+        largest: x.largest,
+        z: x.z,
+        centroid: x.centroid,
+        body: &[],
+    }
+}
+
+/// Cross-fitted inputs: the events are split into `cross_fit` random folds; for each,
+/// the structural model is refitted on the other folds and the fold's events get exactly
+/// the inputs a new event would get from that model and its counts.
+fn cross_fit_inputs(
+    model: &Model,
+    events: &Events,
+    params: &StackParams,
+) -> Result<TrainingInputs, ModelError> {
+    let k = params.cross_fit as u64;
+    let (bodies, has_body, body_dim) = body_rows(model, events);
+    let all = train_events(model, events, &has_body);
+    let plain: Vec<TrainEvent> = all.iter().map(|x| x.1).collect();
+    let tables = count_tables(model, &plain);
+    let fold: Vec<u64> = (0..events.len())
+        .map(|i| {
+            let r = events.row.get(i).copied().unwrap_or(i as u64);
+            super::artifact::fnv1a(&r.to_le_bytes()) % k
+        })
         .collect();
+    let mut out = TrainingInputs {
+        tables,
+        inputs: Vec::new(),
+        classes: Vec::new(),
+        group: Vec::new(),
+        bodies,
+        body_dim,
+        customer: Vec::new(),
+    };
+    let opts = ScoreOptions::default();
+    for f in 0..k {
+        let train_k = subset(events, &fold.iter().map(|&x| x != f).collect::<Vec<_>>());
+        let held = subset(events, &fold.iter().map(|&x| x == f).collect::<Vec<_>>());
+        let model_k = params.structural.fit(&train_k)?;
+        let evs_k: Vec<TrainEvent> = train_events(&model_k, &train_k, &has_body)
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
+        let tables_k = count_tables(&model_k, &evs_k);
+        let r = model_k.resolve(&held);
+        let rows: Vec<(StackInput<'static>, u8, u32)> = (0..held.len())
+            .into_par_iter()
+            .with_min_len(1024)
+            .filter_map(|i| {
+                let class = held.outcome[i].class()?;
+                let (a, belief) = model_k.event_view(&held, &r, i, &opts)?;
+                let ec = held.customer[i];
+                let lo = ec as usize * body_dim;
+                let sc = StackCustomer {
+                    counts: count_at(
+                        &tables_k.customer,
+                        r.customer.get(ec as usize).copied().unwrap_or(NONE),
+                    )
+                    .unwrap_or([0.0; 3]),
+                    body: out.bodies.get(lo..lo + body_dim).unwrap_or(&[]).to_vec(),
+                    has_body: has_body.get(ec as usize).copied().unwrap_or(false),
+                };
+                let x = model_k.stack_input(&tables_k, (belief, &a), &sc);
+                Some((detach(&x), class as u8, ec))
+            })
+            .collect();
+        for (x, y, ec) in rows {
+            out.inputs.push(x);
+            out.classes.push(y);
+            out.group.push(customer_hash(events, ec));
+            out.customer.push(ec);
+        }
+    }
+    Ok(out)
+}
+
+/// Leave-one-out inputs (see the module documentation).
+fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingInputs {
+    let (bodies, has_body, body_dim) = body_rows(model, events);
+    let evs = train_events(model, events, &has_body);
     let plain: Vec<TrainEvent> = evs.iter().map(|x| x.1).collect();
     let tables = count_tables(model, &plain);
     // customer groups
@@ -975,30 +1307,8 @@ pub fn training_inputs(model: &Model, events: &Events, params: &StackParams) -> 
         .collect();
     let group = evs
         .iter()
-        .map(|(ec, _)| {
-            events
-                .customers
-                .names
-                .get(*ec as usize)
-                .map_or(u64::from(*ec), |n| super::artifact::fnv1a(n.as_bytes()))
-        })
+        .map(|(ec, _)| customer_hash(events, *ec))
         .collect();
-    // body rows straight from the training columns (the encoder's own level codes)
-    let dim = model.features.dim();
-    let body_dim = dim.saturating_sub(1);
-    let mut bodies = vec![0.0; events.customers.len() * body_dim];
-    if body_dim > 0 {
-        bodies
-            .par_chunks_mut(body_dim)
-            .enumerate()
-            .for_each(|(c, out)| {
-                let mut row = vec![0.0; dim];
-                model
-                    .features
-                    .encode_training(&events.features, c, &mut row);
-                out.copy_from_slice(&row[1..]);
-            });
-    }
     TrainingInputs {
         tables,
         inputs,
@@ -1279,6 +1589,24 @@ fn standardise(x: &mut [f64], p: usize) -> Standardisation {
     (mean, scale, lo, hi)
 }
 
+/// Quantiles of `v` (nearest rank), deduplicated.
+fn quantiles(mut v: Vec<f64>, qs: &[f64]) -> Vec<f64> {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    let mut out: Vec<f64> = Vec::new();
+    if v.is_empty() {
+        return out;
+    }
+    for q in qs {
+        let i = ((v.len() - 1) as f64 * q).round() as usize;
+        let x = v[i.min(v.len() - 1)];
+        if out.last().is_none_or(|l| *l < x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
 fn design_for(
     inputs: &TrainingInputs,
     set: FeatureSet,
@@ -1289,20 +1617,29 @@ fn design_for(
         smoothing: params.smoothing.clone(),
         gap_knots: params.gap_knots.clone(),
         body_dim: inputs.body_dim,
+        label_knots: quantiles(
+            inputs.inputs.iter().map(|x| x.label_pos).collect(),
+            &[0.1, 0.3, 0.5, 0.7, 0.9],
+        ),
         mean: Vec::new(),
         scale: Vec::new(),
         lo: Vec::new(),
         hi: Vec::new(),
     };
-    let p = n_features(set, spec.gap_knots.len(), spec.body_dim);
-    let global = global_rates(inputs.tables.global);
+    let p = n_features(
+        set,
+        spec.gap_knots.len(),
+        spec.body_dim,
+        spec.label_knots.len(),
+    );
+    let global = inputs.tables.priors();
     let mut x = Vec::with_capacity(inputs.inputs.len() * p);
     let mut row = Vec::with_capacity(p);
     let bd = inputs.body_dim;
     for (inp, &c) in inputs.inputs.iter().zip(&inputs.customer) {
         let lo = c as usize * bd;
         let body = inputs.bodies.get(lo..lo + bd).unwrap_or(&[]);
-        raw_features(&spec, global, &StackInput { body, ..*inp }, &mut row);
+        raw_features(&spec, &global, &StackInput { body, ..*inp }, &mut row);
         x.extend_from_slice(&row);
     }
     let (mean, scale, lo, hi) = standardise(&mut x, p);
@@ -1343,7 +1680,7 @@ impl StackParams {
                 "second stage: penalties must be finite and >= 0".into(),
             ));
         }
-        let inputs = training_inputs(model, events, self);
+        let inputs = training_inputs(model, events, self)?;
         if inputs.inputs.is_empty() {
             return Err(ModelError::NoFitEvents);
         }
@@ -1559,6 +1896,8 @@ mod tests {
                 interactions: false,
                 body: false,
                 shape: false,
+                centroid: false,
+                label: false,
             },
         ] {
             let spec = FeatureSpec {
@@ -1566,6 +1905,7 @@ mod tests {
                 smoothing: Smoothing::default(),
                 gap_knots: vec![-1.0, 0.0, 1.0],
                 body_dim: 2,
+                label_knots: vec![0.0, 1.0],
                 mean: Vec::new(),
                 scale: Vec::new(),
                 lo: Vec::new(),
@@ -1578,8 +1918,12 @@ mod tests {
                 product: Some([1.0, 2.0, 3.0]),
                 ..Default::default()
             };
-            raw_features(&spec, [0.15, 0.7, 0.15], &x, &mut row);
-            assert_eq!(row.len(), n_features(set, 3, 2));
+            let priors = GlobalPriors {
+                rates: [0.15, 0.7, 0.15],
+                centroid: [0.3, 0.0, -0.3],
+            };
+            raw_features(&spec, &priors, &x, &mut row);
+            assert_eq!(row.len(), n_features(set, 3, 2, 2));
             assert!(row.iter().all(|v| v.is_finite()));
         }
     }
