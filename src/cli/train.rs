@@ -41,6 +41,11 @@ pub struct TrainArgs {
     /// model's log-odds and smoothed product / size / customer outcome rates).
     #[arg(long)]
     pub no_stack: bool,
+    /// Out-of-sample inputs of the second stage: refit the structural model this many
+    /// times on all but one fold of the events (0 = leave-one-out approximations instead:
+    /// no refits, less accurate).
+    #[arg(long, default_value_t = 5)]
+    pub stack_cross_fit: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -102,7 +107,12 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     }
     if !args.no_stack {
         let t0 = std::time::Instant::now();
-        model.stack = Some(StackParams::default().fit(&model, &ingested.events)?);
+        let stack = StackParams {
+            cross_fit: args.stack_cross_fit,
+            structural: params.clone(),
+            ..StackParams::default()
+        };
+        model.stack = Some(stack.fit(&model, &ingested.events)?);
         tracing::info!(target: "runsize::train", seconds = t0.elapsed().as_secs_f64(), "second stage fitted");
     }
     model.summary.source = format!(

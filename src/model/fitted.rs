@@ -263,7 +263,8 @@ pub struct ModelIndex {
 }
 
 impl Model {
-    /// Rebuild the lookup maps (after deserialising or building).
+    /// Rebuild the lookup maps and the second stage's cache (after deserialising or
+    /// building).
     pub fn reindex(&mut self) {
         fn map<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u32> {
             names
@@ -284,6 +285,7 @@ impl Model {
                 .collect(),
             customer: map(self.customers.ids.iter().map(String::as_str)),
         };
+        super::stack::prepare_model(self);
     }
 
     /// Alignment of a size system (0 when the system was not seen).

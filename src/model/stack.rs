@@ -1,24 +1,34 @@
 //! Second stage: a calibrated multinomial logistic regression fitted after the structural
-//! model, on the structural model's log-odds and size gap plus smoothed outcome rates of
-//! the product, the product in that size, its category / brand and the customer.
+//! model, on the structural model's log-odds and size gaps plus smoothed outcome rates of
+//! the product, the product in that size, its category / brand and the customer, and the
+//! customer's body features. Stored in the model and applied wherever probabilities are
+//! produced ([`Model::probs_final`]: scoring, evaluation, recommendations).
 //!
-//! Training features are computed **out of sample**: each training event sees the
-//! customer's state without its own evidence (one Newton step back from the stored
-//! posterior, as the fit's leave-one-out pass does), the article's true size without its
-//! own outcome (one Newton step on the article's total information), and outcome counts
-//! with its own outcome removed. At prediction time the stored training counts are used
-//! as they are, so a new event sees what a training event saw without itself.
+//! Training features are computed **out of sample**, in one of two ways:
+//! - *cross-fitting* (default, `cross_fit` = 5): the training events are split into
+//!   random folds; for each fold the structural model and the outcome counts are refitted
+//!   on the other folds, and the fold's events get exactly the inputs a new event gets
+//!   from that model;
+//! - *leave-one-out* (`cross_fit` = 0, cheaper): each event sees the customer's state
+//!   without its own evidence (one Newton step back from the stored posterior, as the
+//!   fit's leave-one-out pass does), the article's true size and band without its own
+//!   outcome (one Newton step on their information), and counts less its own outcome.
+//!   The article step is approximate, and features that isolate the article's true size
+//!   (e.g. the label position) can learn from its residual: their groups are only safe
+//!   with cross-fitting.
 //!
 //! The learner is fitted by Newton's method on sums of per-event gradients and Hessians
 //! over fixed chunks of events (deterministic, and a group-by in a distributed setting).
 //! The ridge penalty and the feature set are chosen by K-fold cross-validation by
-//! customer on the training events.
+//! customer on the training events. At prediction time the standardisation is folded
+//! into the coefficients and the product / product-in-size rate features are cached per
+//! key ([`Stack::prepare`]), so one size costs a few logarithms and a dot product.
 
 use super::eval::metrics;
-use super::features::{FeatureModel, FeatureValues};
+use super::features::FeatureValues;
 use super::fitted::Model;
 use super::math::{event_deriv, probs, uncertainty_scale};
-use super::predict::{cut_points, inv2, ArticleRef, CustomerState, EvidenceTerm, SizeBelief};
+use super::predict::{cut_points, inv2, ArticleRef, CustomerState, SizeBelief};
 use super::recommend::{FeatureValue, Shopper};
 use super::score::{Resolved, ScoreOptions};
 use super::{FitParams, ModelError};
@@ -34,6 +44,13 @@ pub type Counts = [u32; 3];
 const P_FLOOR: f64 = 1e-6;
 /// Rows per chunk of the gradient / Hessian sums (fixed: results do not depend on threads).
 const CHUNK: usize = 4096;
+/// Signals whose pairwise products the `pairs` group adds.
+const PAIR_BASE: usize = 8;
+/// Most of its variance one event may remove from an article (keeps the step stable).
+const MAX_SHARE: f64 = 0.5;
+
+// ---------------------------------------------------------------------------------------
+// stored data
 
 /// Training outcome counts the second stage reads at prediction time, aligned with the
 /// model's tables.
@@ -49,14 +66,11 @@ pub struct StackTables {
     pub product: Vec<Counts>,
     /// Per product in size (aligned with `Model::article_sizes`).
     pub article_size: Vec<Counts>,
-    /// Per training customer (aligned with `Model::customers`; empty without a customer table).
+    /// Per training customer (aligned with `Model::customers`; empty without a customer
+    /// table).
     pub customer: Vec<Counts>,
-    /// Per product: sums of renters' body-predicted size relative to the label rented
-    /// (`z`), by outcome, then the number of such renters by outcome (renters with body
-    /// features only).
-    pub product_body: Vec<[f64; 6]>,
-    /// The same over all products.
-    pub body_global: [f64; 6],
+    /// Per training customer: sum of the label positions (common scale) of their events.
+    pub customer_pos: Vec<f64>,
 }
 
 /// Pseudo-counts of the empirical-Bayes smoothing of outcome rates: each level's rates
@@ -73,8 +87,6 @@ pub struct Smoothing {
     pub article_size: f64,
     /// Customer toward the global rates (default 3).
     pub customer: f64,
-    /// Per-outcome mean body size of a product's renters toward the global ones (default 5).
-    pub centroid: f64,
 }
 
 impl Default for Smoothing {
@@ -85,42 +97,46 @@ impl Default for Smoothing {
             product: 10.0,
             article_size: 5.0,
             customer: 3.0,
-            centroid: 5.0,
         }
     }
 }
 
-/// Which feature groups enter the second stage (the structural log-odds and an
-/// intercept always do).
+/// Which feature groups enter the second stage (an intercept and the structural
+/// log-odds always do).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeatureSet {
-    /// Gap mean, sd and hinge functions of the gap.
+    /// Gap mean and sd, the gaps from the customer's prior and from the size chosen
+    /// alone, hinge functions of the gap.
     pub gap: bool,
-    /// Product rates and count.
+    /// Product rates and log count.
     pub product: bool,
-    /// Product-in-size rates (relative to the product) and count.
+    /// Product-in-size rates (relative to the product) and log count.
     pub article_size: bool,
-    /// Customer rates and count.
+    /// Customer rates and log count.
     pub customer: bool,
     /// Category and brand rates.
     pub group: bool,
-    /// Rates and log-odds times log counts.
+    /// Rates and structural log-odds times log counts.
     pub interactions: bool,
     /// The customer's body-feature design row (misfit propensity by body).
     pub body: bool,
-    /// Hinge functions of the prior and choice gaps, and the gaps times the customer's
-    /// log count.
+    /// Hinge functions of the prior and choice gaps, and gaps times the customer's log
+    /// count.
     pub shape: bool,
-    /// Where the customer's body-predicted size falls among the product's small / fit /
-    /// large renters' (a linear discriminant on per-outcome means).
-    pub centroid: bool,
     /// The label's position (hinges) and whether it is the product's smallest / largest
-    /// size (no smaller / larger size to change to).
+    /// size (no smaller / larger size to change to). Needs cross-fitting.
     pub label: bool,
+    /// Pairwise products of the main signals (structural log-odds, prior and choice
+    /// gaps, product and customer log-odds).
+    pub pairs: bool,
+    /// Rates of the product's next smaller and next larger size.
+    pub neighbours: bool,
+    /// The customer's mean label position of their other events relative to this label.
+    pub history: bool,
 }
 
 impl FeatureSet {
-    /// Every group on except the renter-body centroids (which did not help held out).
+    /// Every group.
     pub const FULL: FeatureSet = FeatureSet {
         gap: true,
         product: true,
@@ -130,13 +146,24 @@ impl FeatureSet {
         interactions: true,
         body: true,
         shape: true,
-        centroid: false,
         label: true,
+        pairs: true,
+        neighbours: true,
+        history: true,
     };
 
-    /// Every group on except the count interactions.
-    pub const NO_INTERACTIONS: FeatureSet = FeatureSet {
+    /// Main effects only: no count interactions, hinges or pairwise products.
+    pub const MAIN: FeatureSet = FeatureSet {
         interactions: false,
+        shape: false,
+        pairs: false,
+        ..FeatureSet::FULL
+    };
+
+    /// The groups that are safe with leave-one-out inputs (no label position).
+    pub const LOO: FeatureSet = FeatureSet {
+        label: false,
+        pairs: false,
         ..FeatureSet::FULL
     };
 }
@@ -150,11 +177,11 @@ pub struct FeatureSpec {
     pub smoothing: Smoothing,
     /// Knots of the hinge functions `max(0, gap − k)` (size steps).
     pub gap_knots: Vec<f64>,
-    /// Length of the body-feature row (the structural feature model's design row less
-    /// its intercept).
-    pub body_dim: usize,
     /// Knots of the hinge functions of the label's position (training quantiles).
     pub label_knots: Vec<f64>,
+    /// Length of the body-feature row (the feature model's design row less its
+    /// intercept).
+    pub body_dim: usize,
     /// Mean of each raw feature (intercept: 0).
     pub mean: Vec<f64>,
     /// Standard deviation of each raw feature (intercept: 1).
@@ -178,20 +205,196 @@ pub struct CvPoint {
     pub auc_avg: f64,
 }
 
-/// A fitted second stage: plain data.
+/// A fitted second stage: plain data plus a cache rebuilt by [`Stack::prepare`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stack {
     /// Feature map.
     pub spec: FeatureSpec,
     /// Training counts.
     pub tables: StackTables,
-    /// Coefficients: the small-vs-fit logit's (one per feature), then the large-vs-fit's.
+    /// Coefficients on standardised features: the small-vs-fit logit's (one per
+    /// feature), then the large-vs-fit's.
     pub coef: Vec<f64>,
     /// Chosen ridge penalty.
     pub lambda: f64,
-    /// Cross-validation results that chose it.
+    /// Structural refits behind the training inputs (0: leave-one-out inputs).
+    pub cross_fit: usize,
+    /// Cross-validation results that chose the penalty and feature set.
     pub cv: Vec<CvPoint>,
+    /// Prediction cache.
+    #[serde(skip)]
+    pub cache: StackCache,
 }
+
+/// What [`Stack::prepare`] derives for fast prediction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StackCache {
+    /// Coefficients on raw features, `[small, large]` per feature.
+    pub weight: Vec<[f64; 2]>,
+    /// Raw-feature clamp `[lo, hi]` per feature.
+    pub clamp: Vec<[f64; 2]>,
+    /// Logit offsets `[small, large]` from folding the standardisation in.
+    pub offset: [f64; 2],
+    /// Level features per product (its own brand and category, no size).
+    pub product: Vec<LevelFeatures>,
+    /// Level features per product-in-size (its product's brand and category).
+    pub article_size: Vec<LevelFeatures>,
+}
+
+// ---------------------------------------------------------------------------------------
+// rates
+
+/// Rates `(c + m·prior) / (n + m)` of counts `c` shrunk toward `prior` with `m`
+/// pseudo-events.
+pub fn smooth(c: [f64; 3], prior: [f64; 3], m: f64) -> [f64; 3] {
+    let n = c[0] + c[1] + c[2];
+    let d = (n + m).max(1e-12);
+    [
+        (c[0] + m * prior[0]) / d,
+        (c[1] + m * prior[1]) / d,
+        (c[2] + m * prior[2]) / d,
+    ]
+}
+
+/// Counts with one event of class `y` taken out (never below zero).
+pub fn leave_one_out(c: Counts, y: usize) -> [f64; 3] {
+    let mut out = as_f64(c);
+    if let Some(x) = out.get_mut(y) {
+        *x = (*x - 1.0).max(0.0);
+    }
+    out
+}
+
+fn as_f64(c: Counts) -> [f64; 3] {
+    [f64::from(c[0]), f64::from(c[1]), f64::from(c[2])]
+}
+
+/// `[ln(r_small / r_fit), ln(r_large / r_fit), ln((r_small + r_large) / r_fit)]`.
+pub fn log_ratios(r: [f64; 3]) -> [f64; 3] {
+    let f = r[1].max(P_FLOOR).ln();
+    [
+        r[0].max(P_FLOOR).ln() - f,
+        r[2].max(P_FLOOR).ln() - f,
+        (r[0] + r[2]).max(P_FLOOR).ln() - f,
+    ]
+}
+
+fn total(c: &[f64; 3]) -> f64 {
+    c[0] + c[1] + c[2]
+}
+
+/// Global rates from counts (add-one).
+pub fn global_rates(g: [u64; 3]) -> [f64; 3] {
+    let n = (g[0] + g[1] + g[2]) as f64 + 3.0;
+    [
+        (g[0] as f64 + 1.0) / n,
+        (g[1] as f64 + 1.0) / n,
+        (g[2] as f64 + 1.0) / n,
+    ]
+}
+
+/// Outcome counts of an article's levels (`None`: the level is unknown).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LevelCounts {
+    /// Category.
+    pub category: Option<[f64; 3]>,
+    /// Brand.
+    pub brand: Option<[f64; 3]>,
+    /// Product.
+    pub product: Option<[f64; 3]>,
+    /// Product in size.
+    pub article_size: Option<[f64; 3]>,
+    /// The product in its next smaller size.
+    pub down: Option<[f64; 3]>,
+    /// The product in its next larger size.
+    pub up: Option<[f64; 3]>,
+}
+
+/// Smoothed-rate features of an article's levels.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LevelFeatures {
+    /// Category log-odds `[small/fit, large/fit]`.
+    pub category: [f64; 2],
+    /// Brand log-odds relative to its category's.
+    pub brand: [f64; 2],
+    /// Product log-odds `[small/fit, large/fit, misfit/fit]`.
+    pub product: [f64; 3],
+    /// `ln(1 + product events)`.
+    pub product_n: f64,
+    /// Product-in-size log-odds relative to the product's `[small, large]`.
+    pub size: [f64; 2],
+    /// `ln(1 + product-in-size events)`.
+    pub size_n: f64,
+    /// The next smaller size's log-odds relative to the product's `[small, large]` and
+    /// `ln(1 + its events)`.
+    pub down: [f64; 3],
+    /// The next larger size's, likewise.
+    pub up: [f64; 3],
+}
+
+/// Level features from counts: category toward the global rates, brand toward its
+/// category, product toward its brand, product-in-size toward its product.
+pub fn level_features(sm: &Smoothing, global: [f64; 3], c: &LevelCounts) -> LevelFeatures {
+    let cat = c
+        .category
+        .map_or(global, |x| smooth(x, global, sm.category));
+    let brand = c.brand.map_or(cat, |x| smooth(x, cat, sm.brand));
+    let pc = c.product.unwrap_or([0.0; 3]);
+    let prod = smooth(pc, brand, sm.product);
+    let ac = c.article_size.unwrap_or([0.0; 3]);
+    let art = smooth(ac, prod, sm.article_size);
+    let (lc, lb, lp, la) = (
+        log_ratios(cat),
+        log_ratios(brand),
+        log_ratios(prod),
+        log_ratios(art),
+    );
+    let near = |c: Option<[f64; 3]>| {
+        let c = c.unwrap_or([0.0; 3]);
+        let l = log_ratios(smooth(c, prod, sm.article_size));
+        [l[0] - lp[0], l[1] - lp[1], total(&c).ln_1p()]
+    };
+    LevelFeatures {
+        down: near(c.down),
+        up: near(c.up),
+        category: [lc[0], lc[1]],
+        brand: [lb[0] - lc[0], lb[1] - lc[1]],
+        product: lp,
+        product_n: total(&pc).ln_1p(),
+        size: [la[0] - lp[0], la[1] - lp[1]],
+        size_n: total(&ac).ln_1p(),
+    }
+}
+
+/// Smoothed-rate features of a customer.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CustomerRates {
+    /// Log-odds `[small/fit, large/fit, misfit/fit]`.
+    pub log_odds: [f64; 3],
+    /// `ln(1 + events)`.
+    pub n: f64,
+    /// Mean label position of their events (common scale), `None` without events.
+    pub mean_pos: Option<f64>,
+}
+
+/// Customer features from outcome counts (toward the global rates) and the sum of their
+/// events' label positions.
+pub fn customer_rates(
+    sm: &Smoothing,
+    global: [f64; 3],
+    counts: [f64; 3],
+    pos_sum: f64,
+) -> CustomerRates {
+    let n = total(&counts);
+    CustomerRates {
+        log_odds: log_ratios(smooth(counts, global, sm.customer)),
+        n: n.ln_1p(),
+        mean_pos: (n > 0.0).then(|| pos_sum / n),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// features
 
 /// Raw inputs of the second stage for one event.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -206,280 +409,127 @@ pub struct StackInput<'a> {
     pub prior_gap: f64,
     /// Gap from the size chosen alone (its choice centre − the article's true size).
     pub choice_gap: f64,
-    /// Category counts.
-    pub category: Option<[f64; 3]>,
-    /// Brand counts.
-    pub brand: Option<[f64; 3]>,
-    /// Product counts.
-    pub product: Option<[f64; 3]>,
-    /// Product-in-size counts.
-    pub article_size: Option<[f64; 3]>,
-    /// Customer counts (their other events).
-    pub customer: [f64; 3],
-    /// The customer's body-predicted size relative to the label (common scale), `None`
-    /// without body features.
-    pub z: Option<f64>,
-    /// The product's [`StackTables::product_body`] sums (its own event left out).
-    pub centroid: Option<[f64; 6]>,
     /// The label's position on the common scale.
     pub label_pos: f64,
     /// The label is the product's smallest size seen in training.
     pub smallest: bool,
     /// The label is the product's largest size seen in training.
     pub largest: bool,
-    /// The customer's body-feature design row without its intercept
-    /// ([`super::features::FeatureModel::encode_into`]); empty when unknown.
+    /// Product / size / category / brand rate features.
+    pub levels: LevelFeatures,
+    /// Customer rate features (their other events).
+    pub customer: CustomerRates,
+    /// The customer's body-feature design row without its intercept; empty when unknown.
     pub body: &'a [f64],
 }
 
-/// Hyper-parameters of the second stage's fit. Defaults are documented per field.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StackParams {
-    /// Cross-validation folds, by customer (default 5; 1 = no CV, first penalty and set).
-    pub folds: usize,
-    /// Candidate ridge penalties on the summed log loss (default 1, 10, 100, 1000).
-    pub lambdas: Vec<f64>,
-    /// Candidate feature sets (default full, full without interactions).
-    pub sets: Vec<FeatureSet>,
-    /// Rate smoothing (default [`Smoothing::default`]).
-    pub smoothing: Smoothing,
-    /// Hinge knots of the gap (default −1, 0, 1 size steps).
-    pub gap_knots: Vec<f64>,
-    /// Newton iterations at most (default 30).
-    pub max_iter: usize,
-    /// Take the event's own outcome out of the article's true size for training
-    /// features (default true).
-    pub loo_article: bool,
-    /// How the customer leaves the event out (default [`CustomerLoo::OneStep`]).
-    pub customer_loo: CustomerLoo,
-    /// Cross-fitting folds: > 1 refits the structural model this many times, each on all
-    /// but one random fold of the events, and gives the left-out fold's events the inputs
-    /// that model gives new events (default 0: leave-one-out instead).
-    pub cross_fit: usize,
-    /// Parameters of the structural refits when cross-fitting (default
-    /// [`FitParams::default`]).
-    pub structural: FitParams,
+/// Number of raw features (including the intercept) of a feature map.
+pub fn n_features(spec: &FeatureSpec) -> usize {
+    let mut n = 0usize;
+    features(spec, &StackInput::default(), &mut |_| n += 1);
+    n
 }
 
-impl Default for StackParams {
-    fn default() -> Self {
-        StackParams {
-            folds: 5,
-            lambdas: vec![1.0, 10.0, 100.0, 1000.0],
-            sets: vec![FeatureSet::FULL, FeatureSet::NO_INTERACTIONS],
-            smoothing: Smoothing::default(),
-            gap_knots: vec![-1.0, 0.0, 1.0],
-            max_iter: 30,
-            loo_article: true,
-            customer_loo: CustomerLoo::OneStep,
-            cross_fit: 0,
-            structural: FitParams::default(),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// rates and features
-
-/// Rates `(c + m·prior) / (n + m)` of counts `c` shrunk toward `prior` with `m` pseudo-events.
-pub fn smooth(c: [f64; 3], prior: [f64; 3], m: f64) -> [f64; 3] {
-    let n = c[0] + c[1] + c[2];
-    let d = (n + m).max(1e-12);
-    [
-        (c[0] + m * prior[0]) / d,
-        (c[1] + m * prior[1]) / d,
-        (c[2] + m * prior[2]) / d,
-    ]
-}
-
-/// Counts with one event of class `y` taken out (never below zero).
-pub fn leave_one_out(c: Counts, y: usize) -> [f64; 3] {
-    let mut out = [f64::from(c[0]), f64::from(c[1]), f64::from(c[2])];
-    if let Some(x) = out.get_mut(y) {
-        *x = (*x - 1.0).max(0.0);
-    }
-    out
-}
-
-fn as_f64(c: Counts) -> [f64; 3] {
-    [f64::from(c[0]), f64::from(c[1]), f64::from(c[2])]
-}
-
-/// `[ln(r_small / r_fit), ln(r_large / r_fit), ln((r_small + r_large) / r_fit)]`.
-fn log_ratios(r: [f64; 3]) -> [f64; 3] {
-    let f = r[1].max(P_FLOOR);
-    [
-        (r[0].max(P_FLOOR) / f).ln(),
-        (r[2].max(P_FLOOR) / f).ln(),
-        ((r[0] + r[2]).max(P_FLOOR) / f).ln(),
-    ]
-}
-
-fn total(c: &[f64; 3]) -> f64 {
-    c[0] + c[1] + c[2]
-}
-
-/// Global rates from counts (add-one).
-fn global_rates(g: [u64; 3]) -> [f64; 3] {
-    let n = (g[0] + g[1] + g[2]) as f64 + 3.0;
-    [
-        (g[0] as f64 + 1.0) / n,
-        (g[1] as f64 + 1.0) / n,
-        (g[2] as f64 + 1.0) / n,
-    ]
-}
-
-/// Number of raw features (including the intercept) of a feature set.
-pub fn n_features(set: FeatureSet, knots: usize, body: usize, label_knots: usize) -> usize {
-    let mut p = 3;
-    if set.gap {
-        p += 4 + knots;
-    }
-    if set.product {
-        p += 4 + if set.interactions { 3 } else { 0 };
-    }
-    if set.article_size {
-        p += 3 + if set.interactions { 2 } else { 0 };
-    }
-    if set.customer {
-        p += 4 + if set.interactions { 5 } else { 0 };
-    }
-    if set.group {
-        p += 4;
-    }
-    if set.body {
-        p += body;
-    }
-    if set.shape {
-        p += 2 * knots + 2;
-    }
-    if set.centroid {
-        p += 3;
-    }
-    if set.label {
-        p += 3 + label_knots;
-    }
-    p
-}
-
-/// The raw (unstandardised) feature row of one event; `out` is cleared first.
-pub fn raw_features(spec: &FeatureSpec, priors: &GlobalPriors, x: &StackInput, out: &mut Vec<f64>) {
-    let global = priors.rates;
-    out.clear();
+/// The raw (unstandardised) features of one event, in order, into `sink`.
+pub fn features<F: FnMut(f64)>(spec: &FeatureSpec, x: &StackInput<'_>, sink: &mut F) {
     let set = spec.set;
-    let sm = &spec.smoothing;
     let p = x.probs;
-    let pf = p[1].max(P_FLOOR);
-    let ls = (p[0].max(P_FLOOR) / pf).ln();
-    let ll = (p[2].max(P_FLOOR) / pf).ln();
-    out.extend_from_slice(&[1.0, ls, ll]);
+    let lf = p[1].max(P_FLOOR).ln();
+    let ls = p[0].max(P_FLOOR).ln() - lf;
+    let ll = p[2].max(P_FLOOR).ln() - lf;
+    let lv = &x.levels;
+    let cu = &x.customer;
+    sink(1.0);
+    sink(ls);
+    sink(ll);
     if set.gap {
-        out.push(x.gap);
-        out.push(x.gap_sd);
-        out.push(x.prior_gap);
-        out.push(x.choice_gap);
-        out.extend(spec.gap_knots.iter().map(|k| (x.gap - k).max(0.0)));
+        sink(x.gap);
+        sink(x.gap_sd);
+        sink(x.prior_gap);
+        sink(x.choice_gap);
+        for k in &spec.gap_knots {
+            sink((x.gap - k).max(0.0));
+        }
     }
-    let cat = x
-        .category
-        .map_or(global, |c| smooth(c, global, sm.category));
-    let brand = x.brand.map_or(cat, |c| smooth(c, cat, sm.brand));
-    let prod_counts = x.product.unwrap_or([0.0; 3]);
-    let prod = smooth(prod_counts, brand, sm.product);
-    let as_counts = x.article_size.unwrap_or([0.0; 3]);
-    let art = smooth(as_counts, prod, sm.article_size);
-    let cust = smooth(x.customer, global, sm.customer);
     if set.product {
-        let lr = log_ratios(prod);
-        let ln = total(&prod_counts).ln_1p();
-        out.extend_from_slice(&[lr[0], lr[1], lr[2], ln]);
+        lv.product.iter().for_each(|&v| sink(v));
+        sink(lv.product_n);
         if set.interactions {
-            out.extend_from_slice(&[lr[0] * ln, lr[1] * ln, lr[2] * ln]);
+            lv.product.iter().for_each(|&v| sink(v * lv.product_n));
         }
     }
     if set.article_size {
-        let lr = log_ratios(art);
-        let base = log_ratios(prod);
-        let (d0, d1) = (lr[0] - base[0], lr[1] - base[1]);
-        let ln = total(&as_counts).ln_1p();
-        out.extend_from_slice(&[d0, d1, ln]);
+        sink(lv.size[0]);
+        sink(lv.size[1]);
+        sink(lv.size_n);
         if set.interactions {
-            out.extend_from_slice(&[d0 * ln, d1 * ln]);
+            sink(lv.size[0] * lv.size_n);
+            sink(lv.size[1] * lv.size_n);
         }
     }
     if set.customer {
-        let lr = log_ratios(cust);
-        let ln = total(&x.customer).ln_1p();
-        out.extend_from_slice(&[lr[0], lr[1], lr[2], ln]);
+        cu.log_odds.iter().for_each(|&v| sink(v));
+        sink(cu.n);
         if set.interactions {
-            out.extend_from_slice(&[lr[0] * ln, lr[1] * ln, lr[2] * ln, ls * ln, ll * ln]);
+            cu.log_odds.iter().for_each(|&v| sink(v * cu.n));
+            sink(ls * cu.n);
+            sink(ll * cu.n);
         }
     }
     if set.group {
-        let c = log_ratios(cat);
-        let b = log_ratios(brand);
-        out.extend_from_slice(&[c[0], c[1], b[0] - c[0], b[1] - c[1]]);
+        lv.category.iter().for_each(|&v| sink(v));
+        lv.brand.iter().for_each(|&v| sink(v));
     }
     if set.body {
-        let n = spec.body_dim;
-        out.extend((0..n).map(|j| x.body.get(j).copied().unwrap_or(0.0)));
+        for j in 0..spec.body_dim {
+            sink(x.body.get(j).copied().unwrap_or(0.0));
+        }
     }
     if set.shape {
-        out.extend(spec.gap_knots.iter().map(|k| (x.prior_gap - k).max(0.0)));
-        out.extend(spec.gap_knots.iter().map(|k| (x.choice_gap - k).max(0.0)));
-        let ln = total(&x.customer).ln_1p();
-        out.push(x.gap * ln);
-        out.push(x.prior_gap * ln);
-    }
-    if set.centroid {
-        match x.z {
-            Some(z) => {
-                let m = centroid_means(x.centroid, priors.centroid, sm.centroid);
-                out.extend_from_slice(&[
-                    z - m[1],
-                    (z - 0.5 * (m[0] + m[1])) * (m[0] - m[1]),
-                    (z - 0.5 * (m[2] + m[1])) * (m[2] - m[1]),
-                ]);
-            }
-            None => out.extend_from_slice(&[0.0; 3]),
+        for k in &spec.gap_knots {
+            sink((x.prior_gap - k).max(0.0));
         }
+        for k in &spec.gap_knots {
+            sink((x.choice_gap - k).max(0.0));
+        }
+        sink(x.gap * cu.n);
+        sink(x.prior_gap * cu.n);
     }
     if set.label {
-        out.push(x.label_pos);
-        out.extend(spec.label_knots.iter().map(|k| (x.label_pos - k).max(0.0)));
-        out.push(f64::from(u8::from(x.smallest)));
-        out.push(f64::from(u8::from(x.largest)));
-    }
-}
-
-/// Smoothed per-outcome means of renters' `z`: `(S_k + m·μ_k) / (N_k + m)`.
-pub fn centroid_means(sums: Option<[f64; 6]>, global: [f64; 3], m: f64) -> [f64; 3] {
-    let s = sums.unwrap_or([0.0; 6]);
-    let mut out = [0.0; 3];
-    for k in 0..3 {
-        out[k] = (s[k] + m * global[k]) / (s[3 + k] + m).max(1e-12);
-    }
-    out
-}
-
-/// What the features shrink toward: global outcome rates and per-outcome mean `z`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GlobalPriors {
-    /// Outcome rates.
-    pub rates: [f64; 3],
-    /// Per-outcome mean body-predicted size relative to the label.
-    pub centroid: [f64; 3],
-}
-
-impl StackTables {
-    /// The global priors of these tables.
-    pub fn priors(&self) -> GlobalPriors {
-        let b = &self.body_global;
-        let mean = |k: usize| if b[3 + k] > 0.0 { b[k] / b[3 + k] } else { 0.0 };
-        GlobalPriors {
-            rates: global_rates(self.global),
-            centroid: [mean(0), mean(1), mean(2)],
+        sink(x.label_pos);
+        for k in &spec.label_knots {
+            sink((x.label_pos - k).max(0.0));
         }
+        sink(f64::from(u8::from(x.smallest)));
+        sink(f64::from(u8::from(x.largest)));
+    }
+    if set.pairs {
+        let base: [f64; PAIR_BASE] = [
+            ls,
+            ll,
+            x.prior_gap,
+            x.choice_gap,
+            lv.product[0],
+            lv.product[1],
+            cu.log_odds[0] * cu.n,
+            cu.log_odds[1] * cu.n,
+        ];
+        for i in 0..PAIR_BASE {
+            for j in i..PAIR_BASE {
+                sink(base[i] * base[j]);
+            }
+        }
+    }
+    if set.neighbours {
+        lv.down.iter().for_each(|&v| sink(v));
+        lv.up.iter().for_each(|&v| sink(v));
+    }
+    if set.history {
+        let d = cu.mean_pos.map_or(0.0, |m| m - x.label_pos);
+        sink(d);
+        sink(d * cu.n);
+        sink((d - 1.0).max(0.0));
+        sink((-d - 1.0).max(0.0));
     }
 }
 
@@ -492,33 +542,169 @@ pub fn softmax2(es: f64, el: f64) -> [f64; 3] {
     [a / s, b / s, c / s]
 }
 
+fn count_at(table: &[Counts], i: u32) -> Option<[f64; 3]> {
+    if i == NONE {
+        return None;
+    }
+    table.get(i as usize).copied().map(as_f64)
+}
+
+/// The level counts of an article of `model` in `tables`.
+fn level_counts(model: &Model, tables: &StackTables, a: &ArticleRef) -> LevelCounts {
+    let (down, up) = model.neighbour_sizes(a);
+    LevelCounts {
+        category: count_at(&tables.category, a.category),
+        brand: count_at(&tables.brand, a.brand),
+        product: count_at(&tables.product, a.product),
+        article_size: count_at(&tables.article_size, model.article_size_index(a)),
+        down: count_at(&tables.article_size, down),
+        up: count_at(&tables.article_size, up),
+    }
+}
+
 impl Stack {
     /// Number of features per logit.
     pub fn dim(&self) -> usize {
         self.spec.mean.len()
     }
 
-    /// Second-stage probabilities for raw inputs.
-    pub fn predict(&self, x: &StackInput) -> [f64; 3] {
-        let mut row = Vec::with_capacity(self.dim());
-        raw_features(&self.spec, &self.tables.priors(), x, &mut row);
+    /// Fold the standardisation into the coefficients and cache the level features of
+    /// every product and product-in-size (call after building or loading; the model's
+    /// `reindex` does).
+    pub fn prepare(&mut self, model: &Model) {
         let p = self.dim();
-        if row.len() != p || self.coef.len() != 2 * p {
-            return x.probs;
+        let sp = &self.spec;
+        let mut cache = StackCache::default();
+        if self.coef.len() == 2 * p && sp.scale.len() == p && sp.lo.len() == p && sp.hi.len() == p {
+            for j in 0..p {
+                let s = sp.scale[j];
+                let w = [self.coef[j] / s, self.coef[p + j] / s];
+                cache.offset[0] -= w[0] * sp.mean[j];
+                cache.offset[1] -= w[1] * sp.mean[j];
+                cache.weight.push(w);
+                cache
+                    .clamp
+                    .push([sp.mean[j] + s * sp.lo[j], sp.mean[j] + s * sp.hi[j]]);
+            }
         }
-        let (mut es, mut el) = (0.0, 0.0);
-        for (j, v) in row.iter().enumerate() {
-            let z = ((v - self.spec.mean[j]) / self.spec.scale[j])
-                .clamp(self.spec.lo[j], self.spec.hi[j]);
-            es += self.coef[j] * z;
-            el += self.coef[p + j] * z;
+        let global = global_rates(self.tables.global);
+        let article = |prod: u32, label: u32| {
+            let info = model.product_info.get(prod as usize);
+            let a = ArticleRef {
+                product: prod,
+                brand: info.map_or(NONE, |i| i.brand),
+                category: info.map_or(NONE, |i| i.category),
+                label,
+                system: crate::data::schema::SizeSystem::Numeric,
+                pos: 0.0,
+            };
+            level_features(
+                &self.spec.smoothing,
+                global,
+                &level_counts(model, &self.tables, &a),
+            )
+        };
+        cache.product = (0..model.products.len() as u32)
+            .map(|pi| article(pi, NONE))
+            .collect();
+        cache.article_size = model
+            .article_sizes
+            .iter()
+            .map(|x| article(x.product, x.label))
+            .collect();
+        self.cache = cache;
+    }
+
+    /// Level features of an article: cached for known products in their own brand and
+    /// category, computed from the counts otherwise.
+    pub fn levels(&self, model: &Model, a: &ArticleRef) -> LevelFeatures {
+        let art = model.article_size_index(a);
+        if let Some(info) = model.product_info.get(a.product as usize) {
+            if info.brand == a.brand && info.category == a.category {
+                let hit = if art == NONE {
+                    self.cache.product.get(a.product as usize)
+                } else {
+                    self.cache.article_size.get(art as usize)
+                };
+                if let Some(l) = hit {
+                    return *l;
+                }
+            }
         }
+        level_features(
+            &self.spec.smoothing,
+            global_rates(self.tables.global),
+            &level_counts(model, &self.tables, a),
+        )
+    }
+
+    /// Customer rate features from outcome counts and the sum of their label positions.
+    pub fn customer_rates(&self, counts: [f64; 3], pos_sum: f64) -> CustomerRates {
+        customer_rates(
+            &self.spec.smoothing,
+            global_rates(self.tables.global),
+            counts,
+            pos_sum,
+        )
+    }
+
+    /// Second-stage probabilities for raw inputs (structural ones if the stage is
+    /// inconsistent).
+    pub fn predict(&self, x: &StackInput<'_>) -> [f64; 3] {
+        let c = &self.cache;
+        let p = self.dim();
+        if c.weight.len() != p {
+            return self.predict_unprepared(x);
+        }
+        let (mut es, mut el) = (c.offset[0], c.offset[1]);
+        let mut j = 0usize;
+        features(&self.spec, x, &mut |v| {
+            if let (Some(w), Some(b)) = (c.weight.get(j), c.clamp.get(j)) {
+                let v = v.clamp(b[0], b[1]);
+                es += w[0] * v;
+                el += w[1] * v;
+            }
+            j += 1;
+        });
         let out = softmax2(es, el);
-        if out.iter().all(|v| v.is_finite()) {
+        if j == p && out.iter().all(|v| v.is_finite()) {
             out
         } else {
             x.probs
         }
+    }
+
+    /// [`Stack::predict`] straight from the standardised coefficients (no cache).
+    fn predict_unprepared(&self, x: &StackInput<'_>) -> [f64; 3] {
+        let sp = &self.spec;
+        let p = self.dim();
+        if self.coef.len() != 2 * p {
+            return x.probs;
+        }
+        let (mut es, mut el) = (0.0, 0.0);
+        let mut j = 0usize;
+        features(sp, x, &mut |v| {
+            if j < p {
+                let z = ((v - sp.mean[j]) / sp.scale[j]).clamp(sp.lo[j], sp.hi[j]);
+                es += self.coef[j] * z;
+                el += self.coef[p + j] * z;
+            }
+            j += 1;
+        });
+        let out = softmax2(es, el);
+        if j == p && out.iter().all(|v| v.is_finite()) {
+            out
+        } else {
+            x.probs
+        }
+    }
+}
+
+/// Rebuild a model's second-stage cache (after deserialising; called by `reindex`).
+pub fn prepare_model(model: &mut Model) {
+    if let Some(mut s) = model.stack.take() {
+        s.prepare(model);
+        model.stack = Some(s);
     }
 }
 
@@ -531,23 +717,14 @@ fn outcomes() -> &'static OutcomeMap {
     MAP.get_or_init(OutcomeMap::standard)
 }
 
-fn count_at(table: &[Counts], i: u32) -> Option<[f64; 3]> {
-    if i == NONE {
-        return None;
-    }
-    table.get(i as usize).copied().map(as_f64)
-}
-
-/// What the second stage knows about a customer: outcome counts of their (other) events
-/// and their body-feature row.
+/// What the second stage knows about a customer: rates of their (other) events and
+/// their body-feature row.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StackCustomer {
-    /// Outcome counts `[small, fit, large]`.
-    pub counts: [f64; 3],
-    /// Body-feature design row without the intercept (empty when the model has no stage).
+    /// Outcome-rate features.
+    pub rates: CustomerRates,
+    /// Body-feature design row without the intercept (empty without a second stage).
     pub body: Vec<f64>,
-    /// Whether any body feature is known.
-    pub has_body: bool,
 }
 
 /// [`StackCustomer`]s of an event table's customers.
@@ -575,46 +752,11 @@ impl Model {
     }
 
     /// Body-feature row of feature values (the feature model's design row less its
-    /// intercept); empty when the model has no second stage.
+    /// intercept).
     pub fn body_row(&self, values: &FeatureValues<'_>) -> Vec<f64> {
-        if self.stack.is_none() {
-            return Vec::new();
-        }
         let mut row = vec![0.0; self.features.dim()];
         self.features.encode_into(values, &mut row);
         row.split_off(1.min(row.len()))
-    }
-
-    /// The label's position on the common scale (size steps).
-    pub fn label_position(&self, a: &ArticleRef) -> f64 {
-        a.pos / self.scale(a.system) + self.align(a.system)
-    }
-
-    /// Index of the article's product-in-size in `article_sizes`, [`NONE`] when unknown.
-    pub fn article_size_index(&self, a: &ArticleRef) -> u32 {
-        if a.product == NONE || a.label == NONE {
-            return NONE;
-        }
-        self.index
-            .article_size
-            .get(&(a.product, a.label))
-            .copied()
-            .unwrap_or(NONE)
-    }
-
-    /// Whether the label is the product's (smallest, largest) size seen in training
-    /// (both false for unknown products or labels).
-    pub fn size_extreme(&self, a: &ArticleRef) -> (bool, bool) {
-        if a.product == NONE || a.label == NONE {
-            return (false, false);
-        }
-        match self.product_info.get(a.product as usize) {
-            Some(info) if info.sizes.len() > 1 => (
-                info.sizes.first() == Some(&a.label),
-                info.sizes.last() == Some(&a.label),
-            ),
-            _ => (false, false),
-        }
     }
 
     /// The customer's prior size from their body row (the feature model's prediction).
@@ -625,11 +767,12 @@ impl Model {
     }
 
     /// The second stage's view of every customer of an event table (indexed like
-    /// `events.customers`): training counts of known customers and body rows.
+    /// `events.customers`): training counts of known customers and body rows. Empty
+    /// without a second stage.
     pub fn stack_customers(&self, events: &Events, r: &Resolved) -> StackCustomers {
-        if self.stack.is_none() {
+        let Some(stack) = &self.stack else {
             return StackCustomers::default();
-        }
+        };
         let num: Vec<Option<&crate::data::schema::NumericFeature>> = self
             .features
             .numeric
@@ -668,10 +811,16 @@ impl Model {
                         })
                         .collect(),
                 };
+                let mc = r.customer.get(c).copied().unwrap_or(NONE);
+                let pos = stack
+                    .tables
+                    .customer_pos
+                    .get(mc as usize)
+                    .copied()
+                    .unwrap_or(0.0);
                 StackCustomer {
-                    counts: self.customer_counts(r.customer.get(c).copied().unwrap_or(NONE)),
+                    rates: stack.customer_rates(self.customer_counts(mc), pos),
                     body: self.body_row(&values),
-                    has_body: FeatureModel::any_present(&values),
                 }
             })
             .collect();
@@ -684,16 +833,27 @@ impl Model {
     /// The second stage's view of a shopper: a known customer's training counts plus the
     /// small / fit / large outcomes of the request's history, and their body row.
     pub fn shopper_stack(&self, shopper: &Shopper) -> StackCustomer {
-        if self.stack.is_none() {
+        let Some(stack) = &self.stack else {
             return StackCustomer::default();
-        }
-        let mut counts = match &shopper.customer_id {
-            Some(id) => self.customer_counts(self.index.customer.get(id).copied().unwrap_or(NONE)),
-            None => [0.0; 3],
         };
+        let mc = shopper
+            .customer_id
+            .as_ref()
+            .and_then(|id| self.index.customer.get(id).copied())
+            .unwrap_or(NONE);
+        let mut counts = self.customer_counts(mc);
+        let mut pos = stack
+            .tables
+            .customer_pos
+            .get(mc as usize)
+            .copied()
+            .unwrap_or(0.0);
         for h in &shopper.history {
-            if let Some(k) = outcomes().classify(&h.outcome).and_then(|o| o.class()) {
+            let class = outcomes().classify(&h.outcome).and_then(|o| o.class());
+            let label = crate::data::parse_size(&h.size, h.size_system.as_deref());
+            if let (Some(k), Ok(l)) = (class, label) {
                 counts[k] += 1.0;
+                pos += l.pos / self.scale(l.system) + self.align(l.system);
             }
         }
         let values = FeatureValues {
@@ -717,16 +877,14 @@ impl Model {
                 .collect(),
         };
         StackCustomer {
-            counts,
+            rates: stack.customer_rates(counts, pos),
             body: self.body_row(&values),
-            has_body: FeatureModel::any_present(&values),
         }
     }
 
     /// The final probabilities `[small, fit, large]` of a purchase-time size belief in an
-    /// article for a customer (outcome counts and body row): the structural
-    /// probabilities ([`Model::probs_article`]), refined by the second stage when the
-    /// model has one.
+    /// article for a customer: the structural probabilities ([`Model::probs_article`]),
+    /// refined by the second stage when the model has one.
     pub fn probs_final(
         &self,
         belief: SizeBelief,
@@ -736,15 +894,15 @@ impl Model {
         let Some(stack) = &self.stack else {
             return self.probs_article(belief, a);
         };
-        stack.predict(&self.stack_input(&stack.tables, (belief, a), customer))
+        let levels = stack.levels(self, a);
+        stack.predict(&self.stack_input((belief, a), levels, customer))
     }
 
-    /// The second stage's raw inputs for a purchase-time belief in an article, read from
-    /// `tables`.
+    /// The second stage's raw inputs for a purchase-time belief in an article.
     pub fn stack_input<'a>(
         &self,
-        tables: &StackTables,
         (belief, a): (SizeBelief, &ArticleRef),
+        levels: LevelFeatures,
         customer: &'a StackCustomer,
     ) -> StackInput<'a> {
         let t = self.true_size(a);
@@ -757,28 +915,71 @@ impl Model {
             t,
             self.band(a),
         );
-        let art = self.article_size_index(a);
+        let (smallest, largest) = self.size_extreme(a);
         StackInput {
             probs: structural,
             gap: belief.mean - t,
             gap_sd: var.sqrt(),
             prior_gap: self.prior_mean(&customer.body) - t,
             choice_gap: self.choice_centre(a) - t,
-            category: count_at(&tables.category, a.category),
-            brand: count_at(&tables.brand, a.brand),
-            product: count_at(&tables.product, a.product),
-            article_size: count_at(&tables.article_size, art),
-            customer: customer.counts,
             label_pos: self.label_position(a),
-            smallest: self.size_extreme(a).0,
-            largest: self.size_extreme(a).1,
-            z: customer
-                .has_body
-                .then(|| self.prior_mean(&customer.body) - self.label_position(a)),
-            centroid: (a.product != NONE)
-                .then(|| tables.product_body.get(a.product as usize).copied())
-                .flatten(),
+            smallest,
+            largest,
+            levels,
+            customer: customer.rates,
             body: &customer.body,
+        }
+    }
+
+    /// The label's position on the common scale (size steps).
+    pub fn label_position(&self, a: &ArticleRef) -> f64 {
+        a.pos / self.scale(a.system) + self.align(a.system)
+    }
+
+    /// Index of the article's product-in-size in `article_sizes`, [`NONE`] when unknown.
+    pub fn article_size_index(&self, a: &ArticleRef) -> u32 {
+        if a.product == NONE || a.label == NONE {
+            return NONE;
+        }
+        self.index
+            .article_size
+            .get(&(a.product, a.label))
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// Product-in-size indices of the product's next smaller and next larger size seen in
+    /// training ([`NONE`] where there is none).
+    pub fn neighbour_sizes(&self, a: &ArticleRef) -> (u32, u32) {
+        if a.product == NONE || a.label == NONE {
+            return (NONE, NONE);
+        }
+        let Some(info) = self.product_info.get(a.product as usize) else {
+            return (NONE, NONE);
+        };
+        let Some(k) = info.sizes.iter().position(|&l| l == a.label) else {
+            return (NONE, NONE);
+        };
+        let at = |i: Option<usize>| {
+            i.and_then(|i| info.sizes.get(i))
+                .and_then(|&l| self.index.article_size.get(&(a.product, l)).copied())
+                .unwrap_or(NONE)
+        };
+        (at(k.checked_sub(1)), at(k.checked_add(1)))
+    }
+
+    /// Whether the label is the product's (smallest, largest) size seen in training
+    /// (both false for unknown products or labels, or a product seen in one size).
+    pub fn size_extreme(&self, a: &ArticleRef) -> (bool, bool) {
+        if a.product == NONE || a.label == NONE {
+            return (false, false);
+        }
+        match self.product_info.get(a.product as usize) {
+            Some(info) if info.sizes.len() > 1 => (
+                info.sizes.first() == Some(&a.label),
+                info.sizes.last() == Some(&a.label),
+            ),
+            _ => (false, false),
         }
     }
 }
@@ -790,17 +991,81 @@ impl Model {
 #[derive(Clone, Copy, Debug)]
 struct TrainEvent {
     article: ArticleRef,
-    /// Model article-size index or NONE.
+    /// Model product-in-size index or NONE.
     art: u32,
+    /// Events customer index.
+    ec: u32,
     /// Model customer index or NONE.
     customer: u32,
     class: usize,
     /// Stored state of the customer (their prior when the model has no customer table).
     state: CustomerState,
-    /// The customer's prior (body features or population).
-    prior: CustomerState,
-    /// Body-predicted size relative to the label, when the customer has body features.
-    z: Option<f64>,
+}
+
+/// Out-of-sample inputs of every training event with a small / fit / large outcome.
+pub struct TrainingInputs {
+    /// Counts of all the training events against the final model.
+    pub tables: StackTables,
+    /// Inputs per event (body rows left out: see `bodies`).
+    pub inputs: Vec<StackInput<'static>>,
+    /// Class per event.
+    pub classes: Vec<u8>,
+    /// Cross-validation group per event (hash of the customer id).
+    pub group: Vec<u64>,
+    /// Body rows of the events' customers, `body_dim` per events customer.
+    pub bodies: Vec<f64>,
+    /// Length of a body row.
+    pub body_dim: usize,
+    /// Events customer per event (row of `bodies`).
+    pub customer: Vec<u32>,
+}
+
+/// Body rows of every customer of `events` straight from the training columns (the
+/// encoder's own level codes), flat, and their length.
+fn body_rows(model: &Model, events: &Events) -> (Vec<f64>, usize) {
+    let dim = model.features.dim();
+    let body_dim = dim.saturating_sub(1);
+    let mut bodies = vec![0.0; events.customers.len() * body_dim];
+    if body_dim > 0 {
+        bodies
+            .par_chunks_mut(body_dim)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let mut row = vec![0.0; dim];
+                model
+                    .features
+                    .encode_training(&events.features, c, &mut row);
+                out.copy_from_slice(&row[1..]);
+            });
+    }
+    (bodies, body_dim)
+}
+
+/// The small / fit / large events of `events` resolved against `model`, grouped by
+/// customer.
+fn train_events(model: &Model, events: &Events) -> Vec<TrainEvent> {
+    let r: Resolved = model.resolve(events);
+    let opts = ScoreOptions::default();
+    let mut order: Vec<usize> = (0..events.len())
+        .filter(|&i| events.outcome[i].class().is_some())
+        .collect();
+    order.sort_by_key(|&i| (events.customer[i], i));
+    order
+        .iter()
+        .filter_map(|&i| {
+            let class = events.outcome[i].class()?;
+            let (article, _) = model.event_view(events, &r, i, &opts)?;
+            let ec = events.customer[i];
+            Some(TrainEvent {
+                article,
+                art: model.article_size_index(&article),
+                ec,
+                customer: r.customer.get(ec as usize).copied().unwrap_or(NONE),
+                class,
+                state: *r.belief.get(ec as usize)?,
+            })
+        })
+        .collect()
 }
 
 /// Count the training outcomes into tables aligned with the model.
@@ -812,8 +1077,7 @@ fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
         product: vec![[0; 3]; model.products.len()],
         article_size: vec![[0; 3]; model.article_sizes.len()],
         customer: vec![[0; 3]; model.customers.ids.len()],
-        product_body: vec![[0.0; 6]; model.products.len()],
-        body_global: [0.0; 6],
+        customer_pos: vec![0.0; model.customers.ids.len()],
     };
     let bump = |table: &mut Vec<Counts>, i: u32, y: usize| {
         if i != NONE {
@@ -829,282 +1093,11 @@ fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
         bump(&mut t.product, e.article.product, e.class);
         bump(&mut t.article_size, e.art, e.class);
         bump(&mut t.customer, e.customer, e.class);
-        if let Some(z) = e.z {
-            t.body_global[e.class] += z;
-            t.body_global[3 + e.class] += 1.0;
-            if let Some(b) = t.product_body.get_mut(e.article.product as usize) {
-                b[e.class] += z;
-                b[3 + e.class] += 1.0;
-            }
+        if let Some(x) = t.customer_pos.get_mut(e.customer as usize) {
+            *x += model.label_position(&e.article);
         }
     }
     t
-}
-
-fn loo_at(table: &[Counts], i: u32, y: usize) -> Option<[f64; 3]> {
-    if i == NONE {
-        return None;
-    }
-    table.get(i as usize).map(|&c| leave_one_out(c, y))
-}
-
-/// How a training event's customer state leaves the event out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CustomerLoo {
-    /// Re-solve the customer from their prior and their other events.
-    Exact,
-    /// One Newton step back from the stored posterior (default; what the fit's
-    /// leave-one-out pass does, and closer to the stored posterior new events see).
-    OneStep,
-}
-
-/// Pass 1 of the training inputs for one event: the customer's leave-one-out belief at
-/// the purchase and the event's derivatives with respect to the article's true size and
-/// band at that belief.
-#[derive(Clone, Copy, Debug)]
-struct Pre {
-    belief: SizeBelief,
-    prior_s: f64,
-    xc: f64,
-    t: f64,
-    eta: f64,
-    gt: f64,
-    ht: f64,
-    ge: f64,
-    he: f64,
-}
-
-/// The customer at each of their training events without it (in order).
-fn customer_pass(model: &Model, evs: &[TrainEvent], opts: &StackParams) -> Vec<Pre> {
-    let g = &model.globals;
-    let Some(first) = evs.first() else {
-        return Vec::new();
-    };
-    let st = first.state;
-    let known = first.customer != NONE && model.known_customer(first.customer as usize).is_some();
-    let hist_prec = 1.0 / (g.sd_choice * g.sd_choice + g.sd_drift * g.sd_drift).max(1e-9);
-    let (hss, hsu, huu) = inv2(st.ss, st.su, st.uu);
-    let terms: Vec<EvidenceTerm> = evs
-        .iter()
-        .map(|e| model.evidence(&e.article, Some(e.class), true))
-        .collect();
-    let mut others: Vec<EvidenceTerm> = Vec::with_capacity(terms.len());
-    evs.iter()
-        .enumerate()
-        .map(|(k, e)| {
-            let a = &e.article;
-            let t = model.true_size(a);
-            let eta = model.band(a);
-            let xc = model.choice_centre(a);
-            let loo = if known && opts.customer_loo == CustomerLoo::Exact {
-                // the customer from their prior and other events
-                others.clear();
-                others.extend(
-                    terms
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, _)| *j != k)
-                        .map(|x| *x.1),
-                );
-                model.posterior(e.prior, &others)
-            } else if known {
-                // one Newton step back from the stored posterior
-                let (ca, cb) = cut_points(g, st.s + st.u - t, eta, 1.0);
-                let d = event_deriv(ca, cb, e.class);
-                let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
-                let (ls, lu) = ((hss - ho - hist_prec).max(1e-6), (huu - ho).max(1e-6));
-                let lim = 0.999 * (ls * lu).sqrt();
-                let lsu = (hsu - ho).clamp(-lim, lim);
-                let (css, csu, cuu) = inv2(ls, lsu, lu);
-                let gs = go + (st.s - xc) * hist_prec;
-                CustomerState {
-                    s: st.s + css * gs + csu * go,
-                    u: st.u + csu * gs + cuu * go,
-                    ss: css,
-                    su: csu,
-                    uu: cuu,
-                }
-            } else {
-                st
-            };
-            let belief = model.at_purchase(&loo, Some(xc));
-            // derivatives as the fit's article pass takes them (κ from the customer's variance)
-            let kappa = uncertainty_scale(g.w, belief.var);
-            let (ca, cb) = cut_points(g, belief.mean - t, eta, kappa);
-            let d = event_deriv(ca, cb, e.class);
-            let dt = (kappa * g.w, kappa * g.w);
-            let half = kappa * g.h * eta.exp();
-            let de = (half, -half);
-            Pre {
-                belief,
-                prior_s: e.prior.s,
-                xc,
-                t,
-                eta,
-                gt: d.grad(dt.0, dt.1),
-                ht: d.info(dt.0, dt.1),
-                ge: d.grad(de.0, de.1),
-                he: d.info(de.0, de.1),
-            }
-        })
-        .collect()
-}
-
-/// Variance of the article's true size through which one of its events moved it: the
-/// product-in-size offset's, plus the product offset's shrunk by the share the
-/// product-in-size level passes on (`se_as² / sd_as²`). Falls back on the article's
-/// total variance when the product-in-size is unknown.
-fn influence_var(model: &Model, a: &ArticleRef, art: u32) -> f64 {
-    let v_as = model.globals.sd_article_size.powi(2).max(1e-12);
-    let (Some(x), Some(p)) = (
-        model.article_sizes.get(art as usize),
-        model.products.get(a.product as usize),
-    ) else {
-        return model.article_var(a);
-    };
-    let se_as2 = x.offset.se * x.offset.se;
-    let pass = (se_as2 / v_as).min(1.0);
-    se_as2 + pass * pass * p.offset.se * p.offset.se
-}
-
-/// Most of its variance one event may remove from an article (keeps the step stable).
-const MAX_SHARE: f64 = 0.5;
-
-/// Pass 2: the event's inputs without its own outcome in the article's size and band or in
-/// the counts.
-fn event_input(
-    model: &Model,
-    tables: &StackTables,
-    e: &TrainEvent,
-    x: &Pre,
-    band_var: f64,
-) -> StackInput<'static> {
-    let a = &e.article;
-    let y = e.class;
-    let mut t = x.t;
-    let mut eta = x.eta;
-    let mut var = x.belief.var + model.article_var(a);
-    let v = influence_var(model, a, e.art);
-    let r = (v * x.ht).min(MAX_SHARE);
-    t += v * x.gt / (1.0 - r);
-    var += v / (1.0 - r) - v;
-    if band_var > 0.0 {
-        let r = (band_var * x.he).min(MAX_SHARE);
-        eta += band_var * x.ge / (1.0 - r);
-    }
-    let g = &model.globals;
-    let (ca, cb) = cut_points(g, x.belief.mean - t, eta, uncertainty_scale(g.w, var));
-    StackInput {
-        probs: probs(ca, cb),
-        gap: x.belief.mean - t,
-        gap_sd: var.sqrt(),
-        prior_gap: x.prior_s - t,
-        choice_gap: x.xc - t,
-        category: loo_at(&tables.category, a.category, y),
-        brand: loo_at(&tables.brand, a.brand, y),
-        product: loo_at(&tables.product, a.product, y),
-        article_size: loo_at(&tables.article_size, e.art, y),
-        customer: loo_at(&tables.customer, e.customer, y).unwrap_or([0.0; 3]),
-        label_pos: model.label_position(a),
-        smallest: model.size_extreme(a).0,
-        largest: model.size_extreme(a).1,
-        z: e.z,
-        centroid: tables.product_body.get(a.product as usize).map(|b| {
-            let mut b = *b;
-            if let Some(z) = e.z {
-                b[y] -= z;
-                b[3 + y] = (b[3 + y] - 1.0).max(0.0);
-            }
-            b
-        }),
-        body: &[],
-    }
-}
-
-/// Out-of-sample inputs of every training event with a small / fit / large outcome.
-pub struct TrainingInputs {
-    /// Tables counted from the events.
-    pub tables: StackTables,
-    /// Inputs per event.
-    pub inputs: Vec<StackInput<'static>>,
-    /// Class per event.
-    pub classes: Vec<u8>,
-    /// Cross-validation group per event (hash of the customer id).
-    pub group: Vec<u64>,
-    /// Body rows of the events' customers, `body_dim` per events customer.
-    pub bodies: Vec<f64>,
-    /// Length of a body row.
-    pub body_dim: usize,
-    /// Events customer per event (row of `bodies`).
-    pub customer: Vec<u32>,
-}
-
-/// Body rows of every customer of `events` straight from the training columns (the
-/// encoder's own level codes), flat; and whether each has any body feature.
-fn body_rows(model: &Model, events: &Events) -> (Vec<f64>, Vec<bool>, usize) {
-    let dim = model.features.dim();
-    let body_dim = dim.saturating_sub(1);
-    let mut bodies = vec![0.0; events.customers.len() * body_dim];
-    let mut has_body = vec![false; events.customers.len()];
-    if body_dim > 0 {
-        bodies
-            .par_chunks_mut(body_dim)
-            .zip(has_body.par_iter_mut())
-            .enumerate()
-            .for_each(|(c, (out, has))| {
-                let mut row = vec![0.0; dim];
-                *has = model
-                    .features
-                    .encode_training(&events.features, c, &mut row);
-                out.copy_from_slice(&row[1..]);
-            });
-    }
-    (bodies, has_body, body_dim)
-}
-
-/// The small / fit / large events of `events` resolved against `model`, grouped by
-/// customer (events customer index first).
-fn train_events(model: &Model, events: &Events, has_body: &[bool]) -> Vec<(u32, TrainEvent)> {
-    let r: Resolved = model.resolve(events);
-    // customers' priors: resolved against a model that knows no customers
-    let bare = Model {
-        globals: model.globals.clone(),
-        features: model.features.clone(),
-        ..Model::default()
-    };
-    let priors = bare.resolve(events).belief;
-    let opts = ScoreOptions::default();
-    let mut order: Vec<usize> = (0..events.len())
-        .filter(|&i| events.outcome[i].class().is_some())
-        .collect();
-    order.sort_by_key(|&i| (events.customer[i], i));
-    order
-        .iter()
-        .filter_map(|&i| {
-            let class = events.outcome[i].class()?;
-            let (article, _) = model.event_view(events, &r, i, &opts)?;
-            let ec = events.customer[i];
-            let customer = r.customer.get(ec as usize).copied().unwrap_or(NONE);
-            let state = *r.belief.get(ec as usize)?;
-            let prior = *priors.get(ec as usize)?;
-            Some((
-                ec,
-                TrainEvent {
-                    article,
-                    art: model.article_size_index(&article),
-                    customer,
-                    class,
-                    state,
-                    prior,
-                    z: has_body
-                        .get(ec as usize)
-                        .copied()
-                        .unwrap_or(false)
-                        .then(|| prior.s - model.label_position(&article)),
-                },
-            ))
-        })
-        .collect()
 }
 
 /// Hash of a customer id (cross-validation groups).
@@ -1116,9 +1109,31 @@ fn customer_hash(events: &Events, ec: u32) -> u64 {
         .map_or(u64::from(ec), |n| super::artifact::fnv1a(n.as_bytes()))
 }
 
-/// The out-of-sample inputs of the training events `events` (the events the
-/// structural `model` was fitted on): cross-fitted when `params.cross_fit > 1`,
-/// leave-one-out otherwise.
+fn body_of(bodies: &[f64], dim: usize, ec: u32) -> &[f64] {
+    let lo = ec as usize * dim;
+    bodies.get(lo..lo + dim).unwrap_or(&[])
+}
+
+/// A stack input that no longer borrows the customer's body row.
+fn detach(x: &StackInput<'_>) -> StackInput<'static> {
+    StackInput {
+        probs: x.probs,
+        gap: x.gap,
+        gap_sd: x.gap_sd,
+        prior_gap: x.prior_gap,
+        choice_gap: x.choice_gap,
+        label_pos: x.label_pos,
+        smallest: x.smallest,
+        largest: x.largest,
+        levels: x.levels,
+        customer: x.customer,
+        body: &[],
+    }
+}
+
+/// The out-of-sample inputs of the training events `events` (the events the structural
+/// `model` was fitted on): cross-fitted when `params.cross_fit > 1`, leave-one-out
+/// otherwise.
 pub fn training_inputs(
     model: &Model,
     events: &Events,
@@ -1156,41 +1171,17 @@ fn subset(events: &Events, keep: &[bool]) -> Events {
     }
 }
 
-/// A stack input that no longer borrows the customer's body row.
-fn detach(x: &StackInput<'_>) -> StackInput<'static> {
-    StackInput {
-        probs: x.probs,
-        gap: x.gap,
-        gap_sd: x.gap_sd,
-        prior_gap: x.prior_gap,
-        choice_gap: x.choice_gap,
-        category: x.category,
-        brand: x.brand,
-        product: x.product,
-        article_size: x.article_size,
-        customer: x.customer,
-        label_pos: x.label_pos,
-        smallest: x.smallest,
-        largest: x.largest,
-        z: x.z,
-        centroid: x.centroid,
-        body: &[],
-    }
-}
-
-/// Cross-fitted inputs: the events are split into `cross_fit` random folds; for each,
-/// the structural model is refitted on the other folds and the fold's events get exactly
-/// the inputs a new event would get from that model and its counts.
+/// Cross-fitted inputs: the events are split into `cross_fit` random folds (by row); for
+/// each, the structural model and the counts are refitted on the other folds and the
+/// fold's events get exactly the inputs that model gives new events.
 fn cross_fit_inputs(
     model: &Model,
     events: &Events,
     params: &StackParams,
 ) -> Result<TrainingInputs, ModelError> {
     let k = params.cross_fit as u64;
-    let (bodies, has_body, body_dim) = body_rows(model, events);
-    let all = train_events(model, events, &has_body);
-    let plain: Vec<TrainEvent> = all.iter().map(|x| x.1).collect();
-    let tables = count_tables(model, &plain);
+    let (bodies, body_dim) = body_rows(model, events);
+    let tables = count_tables(model, &train_events(model, events));
     let fold: Vec<u64> = (0..events.len())
         .map(|i| {
             let r = events.row.get(i).copied().unwrap_or(i as u64);
@@ -1207,16 +1198,16 @@ fn cross_fit_inputs(
         customer: Vec::new(),
     };
     let opts = ScoreOptions::default();
+    let sm = &params.smoothing;
     for f in 0..k {
+        let t0 = std::time::Instant::now();
         let train_k = subset(events, &fold.iter().map(|&x| x != f).collect::<Vec<_>>());
         let held = subset(events, &fold.iter().map(|&x| x == f).collect::<Vec<_>>());
         let model_k = params.structural.fit(&train_k)?;
-        let evs_k: Vec<TrainEvent> = train_events(&model_k, &train_k, &has_body)
-            .into_iter()
-            .map(|x| x.1)
-            .collect();
-        let tables_k = count_tables(&model_k, &evs_k);
+        let tables_k = count_tables(&model_k, &train_events(&model_k, &train_k));
+        let global = global_rates(tables_k.global);
         let r = model_k.resolve(&held);
+        let bodies = &out.bodies;
         let rows: Vec<(StackInput<'static>, u8, u32)> = (0..held.len())
             .into_par_iter()
             .with_min_len(1024)
@@ -1224,17 +1215,23 @@ fn cross_fit_inputs(
                 let class = held.outcome[i].class()?;
                 let (a, belief) = model_k.event_view(&held, &r, i, &opts)?;
                 let ec = held.customer[i];
-                let lo = ec as usize * body_dim;
+                let counts = count_at(
+                    &tables_k.customer,
+                    r.customer.get(ec as usize).copied().unwrap_or(NONE),
+                )
+                .unwrap_or([0.0; 3]);
+                let mc = r.customer.get(ec as usize).copied().unwrap_or(NONE);
+                let pos = tables_k
+                    .customer_pos
+                    .get(mc as usize)
+                    .copied()
+                    .unwrap_or(0.0);
                 let sc = StackCustomer {
-                    counts: count_at(
-                        &tables_k.customer,
-                        r.customer.get(ec as usize).copied().unwrap_or(NONE),
-                    )
-                    .unwrap_or([0.0; 3]),
-                    body: out.bodies.get(lo..lo + body_dim).unwrap_or(&[]).to_vec(),
-                    has_body: has_body.get(ec as usize).copied().unwrap_or(false),
+                    rates: customer_rates(sm, global, counts, pos),
+                    body: body_of(bodies, body_dim, ec).to_vec(),
                 };
-                let x = model_k.stack_input(&tables_k, (belief, &a), &sc);
+                let levels = level_features(sm, global, &level_counts(&model_k, &tables_k, &a));
+                let x = model_k.stack_input((belief, &a), levels, &sc);
                 Some((detach(&x), class as u8, ec))
             })
             .collect();
@@ -1244,28 +1241,188 @@ fn cross_fit_inputs(
             out.group.push(customer_hash(events, ec));
             out.customer.push(ec);
         }
+        tracing::info!(
+            target: "runsize::stack",
+            fold = f,
+            seconds = t0.elapsed().as_secs_f64(),
+            "cross-fitted fold"
+        );
     }
     Ok(out)
 }
 
+/// Pass 1 of the leave-one-out inputs for one event: the customer's leave-one-out belief
+/// at the purchase and the event's derivatives with respect to the article's true size
+/// and band at that belief.
+#[derive(Clone, Copy, Debug)]
+struct Pre {
+    belief: SizeBelief,
+    t: f64,
+    eta: f64,
+    gt: f64,
+    ht: f64,
+    ge: f64,
+    he: f64,
+}
+
+/// The customer at each of their training events without it (in order): one Newton
+/// step back from the stored posterior, as the fit's leave-one-out pass takes it.
+fn customer_pass(model: &Model, evs: &[TrainEvent]) -> Vec<Pre> {
+    let g = &model.globals;
+    let Some(first) = evs.first() else {
+        return Vec::new();
+    };
+    let st = first.state;
+    let known = first.customer != NONE && model.known_customer(first.customer as usize).is_some();
+    let hist_prec = 1.0 / (g.sd_choice * g.sd_choice + g.sd_drift * g.sd_drift).max(1e-9);
+    let (hss, hsu, huu) = inv2(st.ss, st.su, st.uu);
+    evs.iter()
+        .map(|e| {
+            let a = &e.article;
+            let t = model.true_size(a);
+            let eta = model.band(a);
+            let xc = model.choice_centre(a);
+            let loo = if known {
+                let (ca, cb) = cut_points(g, st.s + st.u - t, eta, 1.0);
+                let d = event_deriv(ca, cb, e.class);
+                let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
+                let (ls, lu) = ((hss - ho - hist_prec).max(1e-6), (huu - ho).max(1e-6));
+                let lim = 0.999 * (ls * lu).sqrt();
+                let lsu = (hsu - ho).clamp(-lim, lim);
+                let (css, csu, cuu) = inv2(ls, lsu, lu);
+                let gs = go + (st.s - xc) * hist_prec;
+                CustomerState {
+                    s: st.s + css * gs + csu * go,
+                    u: st.u + csu * gs + cuu * go,
+                    ss: css,
+                    su: csu,
+                    uu: cuu,
+                }
+            } else {
+                st
+            };
+            let belief = model.at_purchase(&loo, Some(xc));
+            // derivatives as the fit's article pass takes them (κ from the customer's variance)
+            let kappa = uncertainty_scale(g.w, belief.var);
+            let (ca, cb) = cut_points(g, belief.mean - t, eta, kappa);
+            let d = event_deriv(ca, cb, e.class);
+            let dt = (kappa * g.w, kappa * g.w);
+            let half = kappa * g.h * eta.exp();
+            let de = (half, -half);
+            Pre {
+                belief,
+                t,
+                eta,
+                gt: d.grad(dt.0, dt.1),
+                ht: d.info(dt.0, dt.1),
+                ge: d.grad(de.0, de.1),
+                he: d.info(de.0, de.1),
+            }
+        })
+        .collect()
+}
+
+/// Variance of the article's true size through which one of its events moved it: the
+/// product-in-size offset's, plus the product offset's shrunk by the share the
+/// product-in-size level passes on (`se_as² / sd_as²`). Falls back on the article's
+/// total variance when the product-in-size is unknown.
+fn influence_var(model: &Model, a: &ArticleRef, art: u32) -> f64 {
+    let v_as = model.globals.sd_article_size.powi(2).max(1e-12);
+    let (Some(x), Some(p)) = (
+        model.article_sizes.get(art as usize),
+        model.products.get(a.product as usize),
+    ) else {
+        return model.article_var(a);
+    };
+    let se_as2 = x.offset.se * x.offset.se;
+    let pass = (se_as2 / v_as).min(1.0);
+    se_as2 + pass * pass * p.offset.se * p.offset.se
+}
+
+/// What the leave-one-out pass 2 reads.
+struct LooContext<'a> {
+    model: &'a Model,
+    tables: &'a StackTables,
+    smoothing: &'a Smoothing,
+    global: [f64; 3],
+    bodies: &'a [f64],
+    body_dim: usize,
+}
+
+fn loo_at(table: &[Counts], i: u32, y: usize) -> Option<[f64; 3]> {
+    if i == NONE {
+        return None;
+    }
+    table.get(i as usize).map(|&c| leave_one_out(c, y))
+}
+
+/// Pass 2: the event's inputs without its own outcome in the article's size and band
+/// (`band_var`: the product band's variance, 0 to leave the band) or in the counts.
+fn event_input(cx: &LooContext<'_>, e: &TrainEvent, x: &Pre, band_var: f64) -> StackInput<'static> {
+    let model = cx.model;
+    let a = &e.article;
+    let y = e.class;
+    let mut t = x.t;
+    let mut eta = x.eta;
+    let mut var = x.belief.var + model.article_var(a);
+    let v = influence_var(model, a, e.art);
+    let r = (v * x.ht).min(MAX_SHARE);
+    t += v * x.gt / (1.0 - r);
+    var += v / (1.0 - r) - v;
+    if band_var > 0.0 {
+        let r = (band_var * x.he).min(MAX_SHARE);
+        eta += band_var * x.ge / (1.0 - r);
+    }
+    let g = &model.globals;
+    let (ca, cb) = cut_points(g, x.belief.mean - t, eta, uncertainty_scale(g.w, var));
+    let (down, up) = model.neighbour_sizes(a);
+    let counts = LevelCounts {
+        category: loo_at(&cx.tables.category, a.category, y),
+        brand: loo_at(&cx.tables.brand, a.brand, y),
+        product: loo_at(&cx.tables.product, a.product, y),
+        article_size: loo_at(&cx.tables.article_size, e.art, y),
+        down: count_at(&cx.tables.article_size, down),
+        up: count_at(&cx.tables.article_size, up),
+    };
+    let customer = loo_at(&cx.tables.customer, e.customer, y).unwrap_or([0.0; 3]);
+    let pos = cx
+        .tables
+        .customer_pos
+        .get(e.customer as usize)
+        .map_or(0.0, |p| p - model.label_position(a));
+    let (smallest, largest) = model.size_extreme(a);
+    StackInput {
+        probs: probs(ca, cb),
+        gap: x.belief.mean - t,
+        gap_sd: var.sqrt(),
+        prior_gap: model.prior_mean(body_of(cx.bodies, cx.body_dim, e.ec)) - t,
+        choice_gap: model.choice_centre(a) - t,
+        label_pos: model.label_position(a),
+        smallest,
+        largest,
+        levels: level_features(cx.smoothing, cx.global, &counts),
+        customer: customer_rates(cx.smoothing, cx.global, customer, pos),
+        body: &[],
+    }
+}
+
 /// Leave-one-out inputs (see the module documentation).
 fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingInputs {
-    let (bodies, has_body, body_dim) = body_rows(model, events);
-    let evs = train_events(model, events, &has_body);
-    let plain: Vec<TrainEvent> = evs.iter().map(|x| x.1).collect();
-    let tables = count_tables(model, &plain);
+    let (bodies, body_dim) = body_rows(model, events);
+    let evs = train_events(model, events);
+    let tables = count_tables(model, &evs);
     // customer groups
     let mut bounds = Vec::new();
     let mut lo = 0;
     for k in 1..=evs.len() {
-        if k == evs.len() || evs[k].0 != evs[lo].0 {
+        if k == evs.len() || evs[k].ec != evs[lo].ec {
             bounds.push((lo, k));
             lo = k;
         }
     }
     let pre: Vec<Pre> = bounds
         .par_iter()
-        .map(|&(lo, hi)| customer_pass(model, &plain[lo..hi], params))
+        .map(|&(lo, hi)| customer_pass(model, &evs[lo..hi]))
         .collect::<Vec<_>>()
         .into_iter()
         .flatten()
@@ -1273,50 +1430,45 @@ fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingI
     // products' band information (the fit learns a band per product when any is non-zero)
     let learned_bands = model.products.iter().any(|p| p.eta != 0.0);
     let mut band_info = vec![0.0; model.products.len()];
-    for (e, x) in plain.iter().zip(&pre) {
+    for (e, x) in evs.iter().zip(&pre) {
         if let Some(h) = band_info.get_mut(e.article.product as usize) {
             *h += x.he;
         }
     }
     let prior_prec = 1.0 / model.globals.sd_eta_product.powi(2).max(1e-12);
-    let inputs: Vec<StackInput<'static>> = plain
+    let cx = LooContext {
+        model,
+        tables: &tables,
+        smoothing: &params.smoothing,
+        global: global_rates(tables.global),
+        bodies: &bodies,
+        body_dim,
+    };
+    let inputs: Vec<StackInput<'static>> = evs
         .par_iter()
         .zip(pre.par_iter())
         .map(|(e, x)| {
-            let (t_loo, band_var) = match (params.loo_article, learned_bands) {
-                (false, _) => (false, 0.0),
-                (true, false) => (true, 0.0),
-                (true, true) => (
-                    true,
-                    band_info
-                        .get(e.article.product as usize)
-                        .map_or(0.0, |h| 1.0 / (h + prior_prec)),
-                ),
-            };
-            if t_loo {
-                event_input(model, &tables, e, x, band_var)
+            let band_var = if learned_bands {
+                band_info
+                    .get(e.article.product as usize)
+                    .map_or(0.0, |h| 1.0 / (h + prior_prec))
             } else {
-                let no_loo = Pre {
-                    gt: 0.0,
-                    ge: 0.0,
-                    ..*x
-                };
-                event_input(model, &tables, e, &no_loo, 0.0)
-            }
+                0.0
+            };
+            event_input(&cx, e, x, band_var)
         })
         .collect();
-    let group = evs
-        .iter()
-        .map(|(ec, _)| customer_hash(events, *ec))
-        .collect();
+    let group = evs.iter().map(|e| customer_hash(events, e.ec)).collect();
+    let classes = evs.iter().map(|e| e.class as u8).collect();
+    let customer = evs.iter().map(|e| e.ec).collect();
     TrainingInputs {
         tables,
         inputs,
-        classes: plain.iter().map(|e| e.class as u8).collect(),
+        classes,
         group,
         bodies,
         body_dim,
-        customer: evs.iter().map(|(ec, _)| *ec).collect(),
+        customer,
     }
 }
 
@@ -1607,6 +1759,7 @@ fn quantiles(mut v: Vec<f64>, qs: &[f64]) -> Vec<f64> {
     out
 }
 
+/// The standardised design of a feature set, and its feature map.
 fn design_for(
     inputs: &TrainingInputs,
     set: FeatureSet,
@@ -1616,31 +1769,21 @@ fn design_for(
         set,
         smoothing: params.smoothing.clone(),
         gap_knots: params.gap_knots.clone(),
-        body_dim: inputs.body_dim,
         label_knots: quantiles(
             inputs.inputs.iter().map(|x| x.label_pos).collect(),
             &[0.1, 0.3, 0.5, 0.7, 0.9],
         ),
+        body_dim: inputs.body_dim,
         mean: Vec::new(),
         scale: Vec::new(),
         lo: Vec::new(),
         hi: Vec::new(),
     };
-    let p = n_features(
-        set,
-        spec.gap_knots.len(),
-        spec.body_dim,
-        spec.label_knots.len(),
-    );
-    let global = inputs.tables.priors();
+    let p = n_features(&spec);
     let mut x = Vec::with_capacity(inputs.inputs.len() * p);
-    let mut row = Vec::with_capacity(p);
-    let bd = inputs.body_dim;
     for (inp, &c) in inputs.inputs.iter().zip(&inputs.customer) {
-        let lo = c as usize * bd;
-        let body = inputs.bodies.get(lo..lo + bd).unwrap_or(&[]);
-        raw_features(&spec, &global, &StackInput { body, ..*inp }, &mut row);
-        x.extend_from_slice(&row);
+        let body = body_of(&inputs.bodies, inputs.body_dim, c);
+        features(&spec, &StackInput { body, ..*inp }, &mut |v| x.push(v));
     }
     let (mean, scale, lo, hi) = standardise(&mut x, p);
     spec.mean = mean;
@@ -1667,29 +1810,109 @@ fn fold_probs(d: &Design<'_>, folds: &[u8], f: u8, beta: &[f64]) -> (Vec<[f64; 3
     (pr, cl)
 }
 
+// ---------------------------------------------------------------------------------------
+// the whole second-stage fit
+
+/// Hyper-parameters of the second stage's fit. Defaults are documented per field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StackParams {
+    /// Cross-validation folds, by customer, choosing the penalty and feature set
+    /// (default 5; 1 = no cross-validation: the first penalty and set).
+    pub folds: usize,
+    /// Candidate ridge penalties on the summed log loss (default 1, 10, 100, 1000).
+    pub lambdas: Vec<f64>,
+    /// Candidate feature sets (default [`FeatureSet::FULL`] and [`FeatureSet::MAIN`]).
+    /// Without cross-fitting the `label` group is dropped from each (see the module
+    /// documentation).
+    pub sets: Vec<FeatureSet>,
+    /// Rate smoothing (default [`Smoothing::default`]).
+    pub smoothing: Smoothing,
+    /// Hinge knots of the gaps (default −1, 0, 1 size steps).
+    pub gap_knots: Vec<f64>,
+    /// Newton iterations at most (default 30).
+    pub max_iter: usize,
+    /// Cross-fitting folds: > 1 refits the structural model this many times, each on all
+    /// but one random fold of the events, and gives the left-out fold's events the inputs
+    /// that model gives new events; 0 or 1 uses leave-one-out inputs instead (default 5).
+    pub cross_fit: usize,
+    /// Parameters of the structural refits when cross-fitting (default
+    /// [`FitParams::default`]; pass the main fit's).
+    pub structural: FitParams,
+}
+
+impl Default for StackParams {
+    fn default() -> Self {
+        StackParams {
+            folds: 5,
+            lambdas: vec![1.0, 10.0, 100.0, 1000.0],
+            sets: vec![FeatureSet::FULL, FeatureSet::MAIN],
+            smoothing: Smoothing::default(),
+            gap_knots: vec![-1.0, 0.0, 1.0],
+            max_iter: 30,
+            cross_fit: 5,
+            structural: FitParams::default(),
+        }
+    }
+}
+
 impl StackParams {
-    /// Fit the second stage for `model` on the events it was trained on.
-    pub fn fit(&self, model: &Model, events: &Events) -> Result<Stack, ModelError> {
+    /// Leave-one-out inputs (no structural refits) with the feature set that is safe
+    /// for them.
+    pub fn leave_one_out(mut self) -> Self {
+        self.cross_fit = 0;
+        self.sets = vec![FeatureSet::LOO];
+        self
+    }
+
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |why: &str| Err(ModelError::Param(format!("second stage: {why}")));
         if self.lambdas.is_empty() || self.sets.is_empty() {
-            return Err(ModelError::Param(
-                "second stage: at least one penalty and one feature set".into(),
-            ));
+            return bad("at least one penalty and one feature set");
         }
         if self.lambdas.iter().any(|l| !(l.is_finite() && *l >= 0.0)) {
-            return Err(ModelError::Param(
-                "second stage: penalties must be finite and >= 0".into(),
-            ));
+            return bad("penalties must be finite and >= 0");
         }
+        if self.folds == 0 || self.folds > 50 || self.cross_fit > 50 {
+            return bad("folds must be 1..=50 and cross_fit 0..=50");
+        }
+        let s = &self.smoothing;
+        if [s.category, s.brand, s.product, s.article_size, s.customer]
+            .iter()
+            .any(|m| !(m.is_finite() && *m > 0.0))
+        {
+            return bad("smoothing pseudo-counts must be positive");
+        }
+        if self.gap_knots.iter().any(|k| !k.is_finite()) {
+            return bad("gap knots must be finite");
+        }
+        Ok(())
+    }
+
+    /// Fit the second stage for `model` on the events it was trained on; the result is
+    /// prepared for prediction.
+    pub fn fit(&self, model: &Model, events: &Events) -> Result<Stack, ModelError> {
+        self.validate()?;
         let inputs = training_inputs(model, events, self)?;
         if inputs.inputs.is_empty() {
             return Err(ModelError::NoFitEvents);
         }
-        let k = self.folds.clamp(1, 50) as u64;
+        // the label position isolates the article's true size, whose leave-one-out
+        // step is approximate: only with cross-fitted inputs
+        let sets: Vec<FeatureSet> = self
+            .sets
+            .iter()
+            .map(|s| FeatureSet {
+                label: s.label && self.cross_fit > 1,
+                ..*s
+            })
+            .collect();
+        let k = self.folds as u64;
         let folds: Vec<u8> = inputs.group.iter().map(|g| (g % k) as u8).collect();
         let mut cv = Vec::new();
         let mut best: Option<(f64, usize, f64)> = None; // (log loss, set index, lambda)
-        if k > 1 {
-            for (si, &set) in self.sets.iter().enumerate() {
+        if k > 1 && sets.len() * self.lambdas.len() > 1 {
+            for (si, &set) in sets.iter().enumerate() {
                 let (x, spec) = design_for(&inputs, set, self);
                 let d = Design {
                     x: &x,
@@ -1716,7 +1939,7 @@ impl StackParams {
                         starts[f as usize] = beta;
                     }
                     let m = metrics(&all_p, &all_c);
-                    tracing::info!(
+                    tracing::debug!(
                         target: "runsize::stack",
                         set = ?set, lambda, log_loss = m.log_loss, auc = m.auc_avg,
                         "cross-validation"
@@ -1734,7 +1957,7 @@ impl StackParams {
             }
         }
         let (_, si, lambda) = best.unwrap_or((f64::NAN, 0, self.lambdas[0]));
-        let set = self.sets[si];
+        let set = sets[si];
         let (x, spec) = design_for(&inputs, set, self);
         let d = Design {
             x: &x,
@@ -1750,13 +1973,21 @@ impl StackParams {
             },
             &[],
         )?;
-        Ok(Stack {
+        let mut stack = Stack {
             spec,
             tables: inputs.tables,
             coef,
             lambda,
+            cross_fit: if self.cross_fit > 1 {
+                self.cross_fit
+            } else {
+                0
+            },
             cv,
-        })
+            cache: StackCache::default(),
+        };
+        stack.prepare(model);
+        Ok(stack)
     }
 }
 
@@ -1882,49 +2113,130 @@ mod tests {
         assert_eq!(b, fit_logit(&d, &spec, &[]).unwrap());
     }
 
-    #[test]
-    fn feature_count_matches_row() {
-        for set in [
-            FeatureSet::FULL,
-            FeatureSet::NO_INTERACTIONS,
-            FeatureSet {
-                gap: false,
-                product: false,
-                article_size: false,
-                customer: false,
-                group: false,
-                interactions: false,
-                body: false,
-                shape: false,
-                centroid: false,
-                label: false,
-            },
-        ] {
-            let spec = FeatureSpec {
-                set,
-                smoothing: Smoothing::default(),
-                gap_knots: vec![-1.0, 0.0, 1.0],
-                body_dim: 2,
-                label_knots: vec![0.0, 1.0],
-                mean: Vec::new(),
-                scale: Vec::new(),
-                lo: Vec::new(),
-                hi: Vec::new(),
-            };
-            let mut row = Vec::new();
-            let x = StackInput {
-                probs: [0.2, 0.6, 0.2],
-                gap_sd: 1.0,
-                product: Some([1.0, 2.0, 3.0]),
-                ..Default::default()
-            };
-            let priors = GlobalPriors {
-                rates: [0.15, 0.7, 0.15],
-                centroid: [0.3, 0.0, -0.3],
-            };
-            raw_features(&spec, &priors, &x, &mut row);
-            assert_eq!(row.len(), n_features(set, 3, 2, 2));
-            assert!(row.iter().all(|v| v.is_finite()));
+    fn spec(set: FeatureSet) -> FeatureSpec {
+        FeatureSpec {
+            set,
+            smoothing: Smoothing::default(),
+            gap_knots: vec![-1.0, 0.0, 1.0],
+            label_knots: vec![0.0, 1.0],
+            body_dim: 2,
+            mean: Vec::new(),
+            scale: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
         }
+    }
+
+    #[test]
+    fn feature_counts_and_values() {
+        let none = FeatureSet {
+            gap: false,
+            product: false,
+            article_size: false,
+            customer: false,
+            group: false,
+            interactions: false,
+            body: false,
+            shape: false,
+            label: false,
+            pairs: false,
+            neighbours: false,
+            history: false,
+        };
+        // intercept and the two structural log-odds
+        assert_eq!(n_features(&spec(none)), 3);
+        // 3 + gap 7 + product 7 + size 5 + customer 9 + group 4 + body 2 + shape 8
+        //   + label 5 + pairs 36 + neighbours 6 + history 4
+        assert_eq!(n_features(&spec(FeatureSet::FULL)), 96);
+        let x = StackInput {
+            probs: [0.2, 0.5, 0.3],
+            gap: 0.5,
+            ..Default::default()
+        };
+        let mut row = Vec::new();
+        features(&spec(none), &x, &mut |v| row.push(v));
+        assert_eq!(row[0], 1.0);
+        assert!((row[1] - (0.4f64).ln()).abs() < 1e-12);
+        assert!((row[2] - (0.6f64).ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn level_features_hand_values() {
+        let sm = Smoothing::default();
+        let global = [0.25, 0.5, 0.25];
+        // nothing known: everything at the global rates, relative terms zero
+        let l = level_features(&sm, global, &LevelCounts::default());
+        assert!((l.product[0] - 0.5f64.ln()).abs() < 1e-12);
+        assert_eq!(l.size, [0.0, 0.0]);
+        assert_eq!(l.brand, [0.0, 0.0]);
+        assert_eq!((l.product_n, l.size_n), (0.0, 0.0));
+        // a product with 10 small / 0 fit / 0 large and prior 10 events:
+        // (10 + 2.5, 5, 2.5) / 20 = (0.625, 0.25, 0.125)
+        let l = level_features(
+            &sm,
+            global,
+            &LevelCounts {
+                product: Some([10.0, 0.0, 0.0]),
+                ..Default::default()
+            },
+        );
+        assert!((l.product[0] - (0.625f64 / 0.25).ln()).abs() < 1e-12);
+        assert!((l.product[1] - (0.125f64 / 0.25).ln()).abs() < 1e-12);
+        assert!((l.product[2] - (0.75f64 / 0.25).ln()).abs() < 1e-12);
+        assert!((l.product_n - 11f64.ln()).abs() < 1e-12);
+        // customers toward the global rates with 3 pseudo-events: 1 large seen
+        // -> (0.75, 1.5, 1.75) / 4
+        let c = customer_rates(&sm, global, [0.0, 0.0, 1.0], 4.0);
+        assert_eq!(c.mean_pos, Some(4.0));
+        assert!((c.log_odds[1] - (1.75f64 / 1.5).ln()).abs() < 1e-12);
+        assert!((c.n - 2f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn folded_prediction_matches_standardised() {
+        let mut sp = spec(FeatureSet::MAIN);
+        let p = n_features(&sp);
+        sp.mean = (0..p)
+            .map(|j| if j == 0 { 0.0 } else { 0.1 * j as f64 })
+            .collect();
+        sp.scale = (0..p)
+            .map(|j| if j == 0 { 1.0 } else { 0.5 + 0.05 * j as f64 })
+            .collect();
+        sp.lo = vec![-3.0; p];
+        sp.hi = vec![3.0; p];
+        let mut stack = Stack {
+            spec: sp,
+            tables: StackTables::default(),
+            coef: (0..2 * p)
+                .map(|j| ((j * 7) % 11) as f64 / 10.0 - 0.5)
+                .collect(),
+            lambda: 1.0,
+            cross_fit: 0,
+            cv: Vec::new(),
+            cache: StackCache::default(),
+        };
+        let body = [0.3, -1.0];
+        let x = StackInput {
+            probs: [0.15, 0.7, 0.15],
+            gap: 0.4,
+            gap_sd: 0.9,
+            prior_gap: 40.0, // far outside: clamped
+            choice_gap: -0.2,
+            levels: LevelFeatures {
+                product: [-1.0, -2.0, -0.5],
+                product_n: 2.0,
+                ..Default::default()
+            },
+            body: &body,
+            ..Default::default()
+        };
+        let slow = stack.predict(&x);
+        stack.prepare(&Model::default());
+        assert_eq!(stack.cache.weight.len(), p);
+        let fast = stack.predict(&x);
+        for k in 0..3 {
+            assert!((slow[k] - fast[k]).abs() < 1e-12, "{slow:?} {fast:?}");
+        }
+        assert!((fast.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }
