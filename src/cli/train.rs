@@ -7,6 +7,7 @@ use crate::data::schema::{Events, NONE};
 use crate::model::fitdata::{ArticleSizeKey, FitData};
 use crate::model::fitted::IterationStats;
 use crate::model::report::ProfileBy;
+use crate::model::stack::StackParams;
 use crate::model::{artifact, FitParams, Model};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -48,6 +49,15 @@ pub struct TrainArgs {
     /// then treated as new shoppers).
     #[arg(long)]
     pub no_customers: bool,
+    /// Do not fit the second stage (calibrated logistic regression on the structural
+    /// model's log-odds and smoothed product / size / customer outcome rates).
+    #[arg(long)]
+    pub no_stack: bool,
+    /// Out-of-sample inputs of the second stage: refit the structural model this many
+    /// times on all but one fold of the events (0 = leave-one-out approximations instead:
+    /// no refits, less accurate).
+    #[arg(long, default_value_t = 5)]
+    pub stack_cross_fit: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -83,12 +93,18 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     log_memory("ingested", ingested.events.heap_bytes());
     // Group the fit events by customer, freeing the per-event columns on the way: the fit
     // reads only the prepared data plus dictionaries, size labels and customer features.
-    let data = prepare_fit_data(&mut ingested.events);
+    // The second stage refits on the events themselves: keep them unless it is off.
+    let data = if args.no_stack {
+        prepare_fit_data(&mut ingested.events)
+    } else {
+        FitData::from_events(&ingested.events)
+    };
     tracing::info!(
         target: "runsize::train",
         fit_events = data.len(),
         article_sizes = data.article_sizes.len(),
-        "prepared fit data; per-event columns freed"
+        event_columns_freed = args.no_stack,
+        "prepared fit data"
     );
     log_memory("prepared", ingested.events.heap_bytes());
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -124,13 +140,23 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     };
     let mut model = params.fit_prepared(&ingested.events, &data, &mut on_iter)?;
     drop(data);
-    // Dictionaries and features are in the model now: free them before it is serialised.
-    let report = ingested.report;
-    drop(ingested.events);
     log_memory("fitted", 0);
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
+    if !args.no_stack {
+        let t0 = std::time::Instant::now();
+        let stack = StackParams {
+            cross_fit: args.stack_cross_fit,
+            structural: params.clone(),
+            ..StackParams::default()
+        };
+        model.stack = Some(stack.fit(&model, &ingested.events)?);
+        tracing::info!(target: "runsize::train", seconds = t0.elapsed().as_secs_f64(), "second stage fitted");
+    }
+    // Dictionaries and features are in the model now: free them before it is serialised.
+    let report = ingested.report;
+    drop(ingested.events);
     model.summary.source = format!(
         "files: {}",
         report
@@ -337,6 +363,22 @@ pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
         "spread      brands ±{:.2}, categories ±{:.2}, products ±{:.2}, product sizes ±{:.2} sizes",
         g.sd_brand, g.sd_category, g.sd_product, g.sd_article_size
     );
+    if let Some(st) = &model.stack {
+        let best = st
+            .cv
+            .iter()
+            .filter(|c| c.lambda == st.lambda)
+            .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss));
+        println!(
+            "2nd stage   {} features, penalty {}{}",
+            st.dim(),
+            st.lambda,
+            best.map_or(String::new(), |c| format!(
+                "; cross-validated log loss {:.4}, auc {:.4}",
+                c.log_loss, c.auc_avg
+            ))
+        );
+    }
     for (by, title) in [
         (ProfileBy::Brand, "brands"),
         (ProfileBy::Category, "categories"),

@@ -247,6 +247,8 @@ pub struct Model {
     pub customers: CustomerTable,
     /// Training summary.
     pub summary: TrainingSummary,
+    /// Second stage applied to every probability (None: structural probabilities only).
+    pub stack: Option<super::stack::Stack>,
     /// Lookup maps, rebuilt by [`Model::reindex`].
     #[serde(skip)]
     pub index: ModelIndex,
@@ -270,7 +272,8 @@ pub struct ModelIndex {
 }
 
 impl Model {
-    /// Rebuild the lookup maps (after deserialising or building).
+    /// Rebuild the lookup maps and the second stage's cache (after deserialising or
+    /// building).
     pub fn reindex(&mut self) {
         fn map<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u32> {
             names
@@ -291,6 +294,7 @@ impl Model {
                 .collect(),
             customer: map(self.customers.ids.iter().map(String::as_str)),
         };
+        super::stack::prepare_model(self);
     }
 
     /// Alignment of a size system (0 when the system was not seen).

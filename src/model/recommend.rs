@@ -802,11 +802,16 @@ impl Model {
         let inputs = self.shopper_inputs(&look, shopper)?;
         let state = self.posterior(inputs.prior, &inputs.terms);
         let belief = self.at_purchase(&state, None);
+        let sc = self.shopper_stack(shopper);
         let mut sizes = Vec::with_capacity(offered.len());
         let mut best = 0usize;
         for (i, (text, label)) in offered.iter().enumerate() {
             let a = article(keys, label);
-            let pr = self.probs_article_with(belief, &a, look.article_size(&a));
+            let pr = if self.stack.is_some() {
+                self.probs_final(belief, &a, &sc)
+            } else {
+                self.probs_article_with(belief, &a, look.article_size(&a))
+            };
             sizes.push(SizeOdds {
                 size: (*text).to_string(),
                 p_small: pr[0],

@@ -500,6 +500,18 @@ impl Model {
     /// to rounding (the band factor is a product of per-level `e^eta`).
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
+        if self.stack.is_some() {
+            // the second stage needs each row's own inputs: the per-row path, in parallel
+            let sc = self.stack_customers(events, &r);
+            return (0..events.len())
+                .into_par_iter()
+                .with_min_len(4096)
+                .map(|i| match self.event_view(events, &r, i, opts) {
+                    Some((a, belief)) => self.probs_final(belief, &a, sc.of(events.customer[i])),
+                    None => [f64::NAN; 3],
+                })
+                .collect();
+        }
         let tables = ScoreTables::new(self, events, &r, opts);
         let mut out = vec![[f64::NAN; 3]; events.len()];
         out.par_chunks_mut(SCORE_CHUNK)
@@ -514,12 +526,13 @@ impl Model {
     }
 
     /// Probabilities for every event the slow way, one [`Model::event_view`] +
-    /// [`Model::probs_article`] per row: the reference [`Model::score_with`] is tested against.
+    /// [`Model::probs_final`] per row: the reference [`Model::score_with`] is tested against.
     pub fn score_reference(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
+        let sc = self.stack_customers(events, &r);
         (0..events.len())
             .map(|i| match self.event_view(events, &r, i, opts) {
-                Some((a, belief)) => self.probs_article(belief, &a),
+                Some((a, belief)) => self.probs_final(belief, &a, sc.of(events.customer[i])),
                 None => [f64::NAN; 3],
             })
             .collect()
