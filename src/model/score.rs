@@ -5,7 +5,7 @@
 use super::features::{FeatureModel, FeatureValues};
 use super::fitted::Model;
 use super::predict::{ArticleRef, CustomerState, SizeBelief};
-use crate::data::schema::{Dict, Events, NONE};
+use crate::data::schema::{canonical_int, Dict, Events, NONE};
 use rayon::prelude::*;
 
 /// How to score events.
@@ -54,6 +54,11 @@ fn map_dict<'m>(
     (len, name_at): (usize, impl Fn(usize) -> Option<&'m str> + Sync),
 ) -> Vec<u32> {
     let distinct = index.len() == len;
+    if let (true, Some(keys)) = (distinct, dict.as_ints()) {
+        if keys.len() >= INT_JOIN_MIN {
+            return map_ints(keys, (len, name_at));
+        }
+    }
     // in parallel: a table can carry millions of customer keys
     (0..dict.len())
         .into_par_iter()
@@ -68,6 +73,52 @@ fn map_dict<'m>(
             .unwrap_or(NONE)
         })
         .collect()
+}
+
+/// Integer dictionaries at least this long that the model's keys do not match by
+/// position are joined through an integer hash map of the model's keys.
+const INT_JOIN_MIN: usize = 4096;
+
+/// [`map_dict`] of integer keys when the model's keys are distinct: by position where
+/// they line up; the rest through a map from the model's integer keys (canonical
+/// decimal text, see [`canonical_int`]) to their index, built only when needed. A key
+/// `k` is the text `k.to_string()`, and exactly the model keys with that text parse to
+/// `k`, so this is the string map's answer without hashing strings (or dereferencing
+/// them at random: the string map of millions of customers is mostly cache misses).
+fn map_ints<'m>(
+    keys: &[i64],
+    (len, name_at): (usize, impl Fn(usize) -> Option<&'m str> + Sync),
+) -> Vec<u32> {
+    const MISS: u32 = NONE - 1;
+    let mut out: Vec<u32> = keys
+        .par_iter()
+        .enumerate()
+        .with_min_len(4096)
+        .map(|(i, &k)| {
+            if name_at(i).and_then(canonical_int) == Some(k) {
+                i as u32
+            } else {
+                MISS
+            }
+        })
+        .collect();
+    if !out.contains(&MISS) {
+        return out;
+    }
+    let mut by_int: std::collections::HashMap<i64, u32, foldhash::fast::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(len, Default::default());
+    for j in 0..len {
+        // as the string map: a later duplicate wins (keys are distinct here anyway)
+        if let Some(k) = name_at(j).and_then(canonical_int) {
+            by_int.insert(k, j as u32);
+        }
+    }
+    out.par_iter_mut()
+        .zip(keys.par_iter())
+        .with_min_len(4096)
+        .filter(|(o, _)| **o == MISS)
+        .for_each(|(o, k)| *o = by_int.get(k).copied().unwrap_or(NONE));
+    out
 }
 
 /// Call `f` with key `i` of `dict` as text (`None` when out of range), as [`Dict::get`]
@@ -542,6 +593,44 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_join_is_the_string_map() {
+        // model keys: integers in canonical text, plus texts that are not (never equal
+        // to an integer key's text)
+        let mut names: Vec<String> = (0..6000).map(|i| (i * 7 - 300).to_string()).collect();
+        names[5] = "007".into();
+        names[6] = "x".into();
+        names[7] = "-0".into();
+        let index: std::collections::HashMap<String, u32> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        // events keys: the same in a shuffled order, unknown ones, and 7 (text "007" in
+        // the model does not match it)
+        let mut keys: Vec<i64> = (0..6000).rev().map(|i| i * 7 - 300).collect();
+        keys.swap(10, 4000);
+        keys.extend([7, 0, -1, 99_999_999]);
+        let by_text = |ks: &[i64]| -> Vec<u32> {
+            ks.iter()
+                .map(|k| index.get(&k.to_string()).copied().unwrap_or(NONE))
+                .collect()
+        };
+        let got = map_ints(
+            &keys,
+            (names.len(), |i: usize| names.get(i).map(String::as_str)),
+        );
+        assert_eq!(got, by_text(&keys));
+        assert!(got.contains(&NONE) && got.iter().filter(|&&x| x != NONE).count() > 5900);
+        // nearly in the model's own order (the non-integer keys left out shift the tail)
+        let own: Vec<i64> = names.iter().filter_map(|n| canonical_int(n)).collect();
+        let got = map_ints(
+            &own,
+            (names.len(), |i: usize| names.get(i).map(String::as_str)),
+        );
+        assert_eq!(got, by_text(&own));
+    }
 
     #[test]
     fn keys_read_as_dict_get_gives_them() {
