@@ -1,6 +1,7 @@
 //! The second stage on synthetic data: it does not hurt held-out calibration or log
-//! loss, its fit is deterministic, and train -> save -> load -> predict / recommend gives
-//! identical numbers; artifacts of the previous format are refused with a clear message.
+//! loss, its fit is deterministic, its prediction cache agrees with the plain
+//! computation, and train -> save -> load -> predict / recommend gives identical numbers;
+//! artifacts of the previous format are refused with a clear message.
 
 mod common;
 
@@ -10,48 +11,90 @@ use runsize::model::{artifact, FitParams};
 
 #[test]
 fn second_stage_keeps_calibration_and_round_trips_exactly() {
-    let fx = common::synth_split(60_000, 7, 15, Some(20));
-    let structural = FitParams::default().max_iter(15).fit(&fx.train).unwrap();
+    let fx = common::synth_split(40_000, 7, 12, Some(20));
+    let fit = FitParams::default().max_iter(12);
+    let structural = fit.fit(&fx.train).unwrap();
     let params = StackParams {
         folds: 3,
         lambdas: vec![10.0, 100.0],
+        cross_fit: 3,
+        structural: fit.clone(),
         ..StackParams::default()
     };
     let stack = params.fit(&structural, &fx.train).unwrap();
     assert_eq!(stack.coef.len(), 2 * stack.dim());
     assert!(stack.coef.iter().all(|c| c.is_finite()));
     assert_eq!(stack.cv.len(), params.lambdas.len() * params.sets.len());
-    // deterministic: a second fit gives the same coefficients, bit for bit
-    let again = params.fit(&structural, &fx.train).unwrap();
-    assert_eq!(stack.coef, again.coef);
+    assert_eq!(stack.cross_fit, 3);
+
+    // leave-one-out inputs: deterministic, bit for bit
+    let loo = params.clone().leave_one_out();
+    let a = loo.fit(&structural, &fx.train).unwrap();
+    let b = loo.fit(&structural, &fx.train).unwrap();
+    assert_eq!(a.coef, b.coef);
+    assert_eq!(a.cross_fit, 0);
+    assert!(
+        !a.spec.set.label,
+        "leave-one-out inputs must not use the label group"
+    );
 
     let mut model = structural.clone();
     model.stack = Some(stack);
+    let mut loo_model = structural.clone();
+    loo_model.stack = Some(a);
     let before = structural.evaluate(&fx.test).unwrap().overall;
     let after = model.evaluate(&fx.test).unwrap().overall;
-    println!(
-        "held-out structural: auc {:.4} logloss {:.4} ece {:.4}",
-        before.auc_avg, before.log_loss, before.ece
-    );
-    println!(
-        "held-out stacked:    auc {:.4} logloss {:.4} ece {:.4}",
-        after.auc_avg, after.log_loss, after.ece
-    );
-    assert_eq!(before.n, after.n);
-    assert!(after.ece < 0.02, "stacked ECE {}", after.ece);
-    assert!(
-        after.ece <= before.ece + 0.005,
-        "stacked ECE {} vs structural {}",
-        after.ece,
-        before.ece
-    );
-    assert!(
-        after.log_loss <= before.log_loss + 0.002,
-        "stacked log loss {} vs structural {}",
-        after.log_loss,
-        before.log_loss
-    );
-    assert!(after.auc_avg >= before.auc_avg - 0.005);
+    let after_loo = loo_model.evaluate(&fx.test).unwrap().overall;
+    for (name, m) in [
+        ("structural", &before),
+        ("cross-fitted", &after),
+        ("leave-one-out", &after_loo),
+    ] {
+        println!(
+            "held-out {name:<14} auc {:.4} logloss {:.4} ece {:.4}",
+            m.auc_avg, m.log_loss, m.ece
+        );
+    }
+    for m in [&after, &after_loo] {
+        assert_eq!(before.n, m.n);
+        assert!(m.ece < 0.02, "stacked ECE {}", m.ece);
+        assert!(
+            m.ece <= before.ece + 0.005,
+            "ECE {} vs {}",
+            m.ece,
+            before.ece
+        );
+        assert!(
+            m.log_loss <= before.log_loss + 0.002,
+            "log loss {} vs {}",
+            m.log_loss,
+            before.log_loss
+        );
+        assert!(m.auc_avg >= before.auc_avg - 0.005);
+    }
+
+    // the cached product / product-in-size features are the ones computed from counts
+    let st = model.stack.as_ref().unwrap();
+    let mut checked = 0;
+    for (p, info) in model.product_info.iter().enumerate().take(50) {
+        for &label in &info.sizes {
+            let l = &model.labels[label as usize];
+            let a = runsize::model::predict::ArticleRef {
+                product: p as u32,
+                brand: info.brand,
+                category: info.category,
+                label,
+                system: l.system,
+                pos: l.pos,
+            };
+            let cached = st.levels(&model, &a);
+            let mut fresh = st.clone();
+            fresh.cache = Default::default();
+            assert_eq!(cached, fresh.levels(&model, &a));
+            checked += 1;
+        }
+    }
+    assert!(checked > 50);
 
     // train -> save -> load -> predict: identical
     let dir = common::tempdir();
