@@ -92,10 +92,10 @@ fn bench_ingest(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         // (label, file, customer features?, rows per batch)
         let cases = [
-            ("parquet", &pq, true, 4_000_000),
-            ("parquet_no_features", &pq, false, 4_000_000),
-            ("parquet_batch_250k", &pq, true, 250_000),
-            ("csv", &csv, true, 4_000_000),
+            ("parquet", &pq, true, 1 << 18),
+            ("parquet_no_features", &pq, false, 1 << 18),
+            ("parquet_batch_4m", &pq, true, 4_000_000),
+            ("csv", &csv, true, 1 << 18),
         ];
         for (name, path, features, chunk_rows) in cases {
             let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
