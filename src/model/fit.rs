@@ -28,7 +28,7 @@ use super::fitted::{
 use super::levels::{solve_levels, Level, EB_A0};
 use super::math::{event_deriv, event_score, probs, uncertainty_scale};
 use super::params::FitParams;
-use super::predict::{inv2, ArticleRef, CustomerState, MAX_STEP};
+use super::predict::{inv2, newton_step, ArticleRef, CustomerState};
 use super::ModelError;
 use crate::data::schema::{Events, SizeSystem, NONE};
 use rayon::prelude::*;
@@ -811,9 +811,7 @@ impl<'a> State<'a> {
             if step == steps {
                 break;
             }
-            let (iss, isu, iuu) = inv2(hss, hsu, huu);
-            let ds = (iss * gs + isu * gu).clamp(-MAX_STEP, MAX_STEP);
-            let du = (isu * gs + iuu * gu).clamp(-MAX_STEP, MAX_STEP);
+            let (ds, du) = newton_step((gs, gu), (hss, hsu, huu));
             s -= ds;
             u -= du;
             if ds.abs() < 1e-9 && du.abs() < 1e-9 {

@@ -88,6 +88,17 @@ pub fn inv2(a: f64, b: f64, c: f64) -> (f64, f64, f64) {
     (c / det, -b / det, a / det)
 }
 
+/// The clamped Newton step `(Δs, Δu) = H⁻¹·g` (each at most [`MAX_STEP`]) for gradient
+/// `g = (gs, gu)` and information `H = [[hss, hsu], [hsu, huu]]`; subtract it.
+#[inline]
+pub fn newton_step((gs, gu): (f64, f64), (hss, hsu, huu): (f64, f64, f64)) -> (f64, f64) {
+    let (iss, isu, iuu) = inv2(hss, hsu, huu);
+    (
+        (iss * gs + isu * gu).clamp(-MAX_STEP, MAX_STEP),
+        (isu * gs + iuu * gu).clamp(-MAX_STEP, MAX_STEP),
+    )
+}
+
 /// Newton (Fisher scoring) solve of one customer: a Gaussian prior on size and bias, a
 /// Gaussian term per past choice (on the size), an ordinal-logistic term per observed
 /// outcome (on size + bias). Starts at `start` = (s, u) and takes `steps` steps; the
@@ -136,9 +147,7 @@ where
         if step == steps {
             break;
         }
-        let (iss, isu, iuu) = inv2(hss, hsu, huu);
-        let ds = (iss * gs + isu * gu).clamp(-MAX_STEP, MAX_STEP);
-        let du = (isu * gs + iuu * gu).clamp(-MAX_STEP, MAX_STEP);
+        let (ds, du) = newton_step((gs, gu), (hss, hsu, huu));
         s -= ds;
         u -= du;
         if ds.abs() < 1e-9 && du.abs() < 1e-9 {
