@@ -2,7 +2,9 @@
 # HTTP throughput and latency on loopback: `runsize serve` answering POST /v1/recommend
 # (a shopper with 20 past purchases, a product's training sizes) side by side with the
 # bare constant endpoint (`runsize serve --bare`: same binary, runtime and listener, no
-# layers, no model), both under wrk. Prints requests/s and latency percentiles.
+# layers, no model), both under wrk. Prints requests/s, latency percentiles, and the CPU
+# time server and client spend per request (load-robust: on a shared machine requests/s
+# swing with other jobs, CPU per request much less).
 #
 # Needs wrk (Debian: apt-get install -y wrk) and python3.
 # Environment (defaults): MODEL (none: synthesise EVENTS events and train), EVENTS (200000),
@@ -58,9 +60,11 @@ wait_up() {
 }
 
 RUNSIZE_LOG=warn "$BIN" --log warn serve --model "$MODEL" --addr "127.0.0.1:$PORT" --workers "$WORKERS" &
-PIDS+=($!)
+SERVER_PID=$!
+PIDS+=($SERVER_PID)
 RUNSIZE_LOG=warn "$BIN" --log warn serve --bare --addr "127.0.0.1:$BARE_PORT" --workers "$WORKERS" &
-PIDS+=($!)
+BARE_PID=$!
+PIDS+=($BARE_PID)
 wait_up "$PORT"
 wait_up "$BARE_PORT"
 
@@ -99,25 +103,36 @@ f:close()
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
     local e = summary.errors
-    io.write(string.format("RESULT rps=%.0f p50_us=%d p90_us=%d p99_us=%d p999_us=%d non2xx_or_errors=%d\n",
-        summary.requests / (summary.duration / 1e6),
+    io.write(string.format("RESULT rps=%.0f requests=%d p50_us=%d p90_us=%d p99_us=%d p999_us=%d non2xx_or_errors=%d\n",
+        summary.requests / (summary.duration / 1e6), summary.requests,
         latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
         e.status + e.connect + e.read + e.write + e.timeout))
 end
 EOF
 
+# CPU seconds (user + system) a process has used so far
+cpu_of() {
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
 run() {
-    local name=$1 url=$2
-    # warm up, then measure
+    local name=$1 url=$2 pid=$3
+    # warm up, then measure; also the CPU time server and client spend per request,
+    # which (unlike requests/s) hardly depends on what else the machine is running
     wrk -t "$WRK_THREADS" -c "$CONNS" -d 2s -s "$WORK/post.lua" "$url" >/dev/null
-    local line
-    line=$(wrk -t "$WRK_THREADS" -c "$CONNS" -d "$DURATION" -s "$WORK/post.lua" "$url" | grep '^RESULT')
-    echo "$name $line"
+    local line before after client
+    before=$(cpu_of "$pid")
+    line=$( { /usr/bin/time -f "CLIENT_CPU %U %S" wrk -t "$WRK_THREADS" -c "$CONNS" -d "$DURATION" -s "$WORK/post.lua" "$url"; } 2>&1 )
+    after=$(cpu_of "$pid")
+    client=$(echo "$line" | awk '/^CLIENT_CPU/ {print $2 + $3}')
+    echo "$name $(echo "$line" | grep '^RESULT') server_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}') client_cpu_s=$client"
 }
 
 echo "wrk: $WRK_THREADS thread(s), $CONNS connections, $DURATION; server workers: $WORKERS (0 = cores); $(nproc) cores"
-RECO=$(run "recommend" "http://127.0.0.1:$PORT/v1/recommend")
-BARE=$(run "bare     " "http://127.0.0.1:$BARE_PORT/v1/recommend")
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+RECO=$(run "recommend" "http://127.0.0.1:$PORT/v1/recommend" "$SERVER_PID")
+BARE=$(run "bare     " "http://127.0.0.1:$BARE_PORT/v1/recommend" "$BARE_PID")
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$RECO"
 echo "$BARE"
 python3 - "$RECO" "$BARE" <<'EOF'
@@ -129,4 +144,11 @@ print(f"{'':10} {'req/s':>10} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'p99.9 
 for name, d in (("recommend", r), ("bare", b)):
     print(f"{name:10} {d['rps']:10.0f} {d['p50_us']:8.0f} {d['p90_us']:8.0f} {d['p99_us']:8.0f} {d['p999_us']:9.0f} {d['non2xx_or_errors']:7.0f}")
 print(f"recommend throughput = {100 * r['rps'] / b['rps']:.1f}% of the bare endpoint")
+# CPU per request (server + client, µs): with server and client sharing the cores, an
+# otherwise idle machine serves requests at a rate inversely proportional to it
+per = lambda d: 1e6 * (d['server_cpu_s'] + d['client_cpu_s']) / d['requests']
+srv = lambda d: 1e6 * d['server_cpu_s'] / d['requests']
+print(f"CPU per request (server + client): recommend {per(r):.1f} us (server {srv(r):.1f}), "
+      f"bare {per(b):.1f} us (server {srv(b):.1f}); bare / recommend = {100 * per(b) / per(r):.1f}%")
+
 EOF

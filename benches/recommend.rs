@@ -1,8 +1,14 @@
 //! Recommendation compute latency in process: `Model::recommend` for a shopper with 20
-//! past purchases and a product with 8 sizes on offer (criterion), printed percentiles of
-//! single calls, and the same request through the full in-process router (JSON in, JSON out).
+//! past purchases and a product with 8 sizes on offer, and the path the server takes
+//! (`recommend_ref` with the model's `RecommendIndex`), as criterion benches and printed
+//! percentiles of single calls; and the same request through the full in-process router
+//! (JSON in, JSON out).
 //!
 //! Run: `cargo bench --bench recommend` (fits a small synthetic model first, ~seconds).
+//! With `RECOMMEND_PROFILE_CALLS=n` it instead makes `n` calls of each path in the
+//! functions `profile_recommend` and `profile_router` and exits: run it under
+//! `valgrind --tool=callgrind --toggle-collect='*profile_recommend*'` for instruction
+//! counts that do not depend on the machine's load.
 
 use axum::body::Body;
 use axum::http::Request;
@@ -10,7 +16,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http_body_util::BodyExt;
 use runsize::data::{ingest, IngestConfig, SizeSystem};
 use runsize::model::artifact;
-use runsize::model::recommend::{PastPurchase, ProductQuery, Shopper};
+use runsize::model::recommend::{PastPurchase, ProductQuery, RecommendIndex, Shopper};
 use runsize::model::{FitParams, Model};
 use runsize::serve::{router, AppState, ServeOptions};
 use std::collections::BTreeMap;
@@ -19,6 +25,7 @@ use tower::ServiceExt;
 
 struct Setup {
     model: Model,
+    index: RecommendIndex,
     product: ProductQuery,
     shopper: Shopper,
 }
@@ -106,28 +113,26 @@ fn setup() -> Setup {
     let rec = model.recommend(&product, &shopper).expect("recommend");
     assert_eq!(rec.sizes.len(), 8);
     Setup {
+        index: RecommendIndex::new(&model),
         model,
         product,
         shopper,
     }
 }
 
-fn percentiles(s: &Setup) {
+/// Latency percentiles of `n` single calls of `f`, printed under `name`.
+fn percentiles(name: &str, mut f: impl FnMut()) {
     let n = 200_000;
     let mut t = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        black_box(
-            s.model
-                .recommend(black_box(&s.product), black_box(&s.shopper))
-                .ok(),
-        );
+        f();
         t.push(start.elapsed().as_nanos() as u64);
     }
     t.sort_unstable();
     let q = |p: f64| t[((n as f64 * p) as usize).min(n - 1)] as f64 / 1000.0;
     println!(
-        "recommend (20 past purchases, 8 sizes), {n} calls: p50 {:.2} us, p90 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.2} us",
+        "{name} (20 past purchases, 8 sizes), {n} calls: p50 {:.2} us, p90 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.2} us",
         q(0.5),
         q(0.9),
         q(0.99),
@@ -136,21 +141,86 @@ fn percentiles(s: &Setup) {
     );
 }
 
+/// The server's path: borrowed request, the model's serving index.
+fn served(s: &Setup) -> Option<runsize::model::recommend::Recommendation> {
+    s.model
+        .recommend_ref(
+            &s.index,
+            &black_box(&s.product).view(),
+            &black_box(&s.shopper).view(),
+        )
+        .ok()
+}
+
+/// `n` calls of `Model::recommend` (a separate symbol for `callgrind --toggle-collect`).
+#[inline(never)]
+fn profile_recommend(s: &Setup, n: usize) {
+    for _ in 0..n {
+        black_box(
+            s.model
+                .recommend(black_box(&s.product), black_box(&s.shopper))
+                .ok(),
+        );
+    }
+}
+
+/// `n` calls of the server's path (a separate symbol for callgrind).
+#[inline(never)]
+fn profile_served(s: &Setup, n: usize) {
+    for _ in 0..n {
+        black_box(served(s));
+    }
+}
+
+/// `n` requests through the in-process router (a separate symbol for callgrind).
+#[inline(never)]
+fn profile_router(app: &axum::Router, body: &str, rt: &tokio::runtime::Runtime, n: usize) {
+    for _ in 0..n {
+        rt.block_on(router_call(app, body));
+    }
+}
+
+/// `n` requests of the same body to the bare constant router (a separate symbol for
+/// callgrind: the baseline of the HTTP bench without the network).
+#[inline(never)]
+fn profile_bare(body: &str, rt: &tokio::runtime::Runtime, n: usize) {
+    let bare = runsize::serve::bare_router();
+    for _ in 0..n {
+        rt.block_on(call(&bare, "/v1/recommend", body));
+    }
+}
+
+/// `n` `GET /healthz` through the full router (a separate symbol for callgrind: what
+/// the layers cost).
+#[inline(never)]
+fn profile_healthz(app: &axum::Router, rt: &tokio::runtime::Runtime, n: usize) {
+    for _ in 0..n {
+        rt.block_on(async {
+            let req = Request::get("/healthz")
+                .body(Body::empty())
+                .expect("request");
+            let resp = app.clone().oneshot(req).await.expect("infallible");
+            resp.into_body().collect().await.expect("body").to_bytes()
+        });
+    }
+}
+
+async fn router_call(app: &axum::Router, body: &str) -> axum::body::Bytes {
+    call(app, "/v1/recommend", body).await
+}
+
+async fn call(app: &axum::Router, uri: &str, body: &str) -> axum::body::Bytes {
+    let req = Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    assert!(resp.status().is_success());
+    resp.into_body().collect().await.expect("body").to_bytes()
+}
+
 fn benches(c: &mut Criterion) {
     let s = setup();
-    percentiles(&s);
-    c.bench_function("recommend_20_history_8_sizes", |b| {
-        b.iter(|| {
-            black_box(
-                s.model
-                    .recommend(black_box(&s.product), black_box(&s.shopper))
-                    .ok(),
-            )
-        })
-    });
-    c.bench_function("shopper_belief_20_history", |b| {
-        b.iter(|| black_box(s.model.shopper_belief(black_box(&s.shopper)).ok()))
-    });
     let (_, header) = artifact::to_bytes(&s.model).expect("encode");
     let app = router(AppState::new(
         s.model.clone(),
@@ -162,18 +232,47 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    c.bench_function("router_oneshot_recommend_json", |b| {
+    // instruction counts instead of timings (the machine is shared):
+    // RECOMMEND_PROFILE_CALLS=1000 valgrind --tool=callgrind \
+    //   --toggle-collect='*profile_recommend*' <bench binary> --bench
+    if let Some(n) = std::env::var("RECOMMEND_PROFILE_CALLS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        profile_recommend(&s, n);
+        profile_served(&s, n);
+        profile_router(&app, &body, &rt, n);
+        profile_bare(&body, &rt, n);
+        profile_healthz(&app, &rt, n);
+        return;
+    }
+    percentiles("Model::recommend", || {
+        black_box(
+            s.model
+                .recommend(black_box(&s.product), black_box(&s.shopper))
+                .ok(),
+        );
+    });
+    percentiles("served recommend_ref", || {
+        black_box(served(&s));
+    });
+    c.bench_function("recommend_20_history_8_sizes", |b| {
         b.iter(|| {
-            rt.block_on(async {
-                let req = Request::post("/v1/recommend")
-                    .header("content-type", "application/json")
-                    .body(Body::from(body.clone()))
-                    .expect("request");
-                let resp = app.clone().oneshot(req).await.expect("infallible");
-                assert!(resp.status().is_success());
-                black_box(resp.into_body().collect().await.expect("body").to_bytes())
-            })
+            black_box(
+                s.model
+                    .recommend(black_box(&s.product), black_box(&s.shopper))
+                    .ok(),
+            )
         })
+    });
+    c.bench_function("served_recommend_20_history_8_sizes", |b| {
+        b.iter(|| black_box(served(&s)))
+    });
+    c.bench_function("shopper_belief_20_history", |b| {
+        b.iter(|| black_box(s.model.shopper_belief(black_box(&s.shopper)).ok()))
+    });
+    c.bench_function("router_oneshot_recommend_json", |b| {
+        b.iter(|| black_box(rt.block_on(router_call(&app, &body))))
     });
 }
 

@@ -23,8 +23,9 @@ for n in $SIZES; do
       "$BIN" synth --events "$n" --brands 40 --seed 1 --out "$data" --no-customer-truth --quiet --log warn
   fi
   echo "== train $n events ($ITERS iterations) $TRAIN_FLAGS; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  # --no-stack: the second stage refits 5x and keeps the event table (untested at 100M)
   # shellcheck disable=SC2086
-  /usr/bin/time -v "$BIN" train --events "$data" --customer-features height_cm,weight_kg,body_shape \
+  /usr/bin/time -v "$BIN" train --events "$data" --customer-features height_cm,weight_kg,body_shape --no-stack \
     --out "$OUT/model-$n.runsize" --max-iter "$ITERS" --min-iter "$ITERS" --quiet --log info $TRAIN_FLAGS \
     2> "$OUT/train-$n.log" | grep -E "^(events|fit) "
   echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -10,7 +10,29 @@ use std::collections::HashMap;
 #[test]
 fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
     let fx = common::synth_split(150_000, 11, 30, Some(25));
-    let model = FitParams::default().fit(&fx.train).unwrap();
+    check_recovery(&fx, FitParams::default());
+}
+
+#[test]
+fn warm_start_on_a_customer_sample_recovers_the_same_truth() {
+    // the big-data path: iterate on ~1/4 of the customers first, then on all
+    let fx = common::synth_split(150_000, 11, 30, Some(25));
+    let params = FitParams::default()
+        .chunk_events(4096)
+        .warm_start_events(30_000);
+    let model = check_recovery(&fx, params);
+    let hist = &model.summary.history;
+    let all = model.summary.fit_events;
+    assert!(hist[0].events < all / 2, "first iterations use a sample");
+    assert_eq!(
+        hist.last().unwrap().events,
+        all,
+        "last iterations use all events"
+    );
+}
+
+fn check_recovery(fx: &common::SynthSplit, params: FitParams) -> runsize::model::Model {
+    let model = params.fit(&fx.train).unwrap();
     let truth = &fx.truth;
 
     // brands: estimated offset vs truth
@@ -72,6 +94,7 @@ fn fit_recovers_synthetic_brand_and_product_offsets_and_is_calibrated() {
     );
     assert!(report.overall.ece < 0.02, "ECE {}", report.overall.ece);
     assert!(report.overall.auc_avg > 0.7);
+    model
 }
 
 #[test]
@@ -108,6 +131,31 @@ fn same_result_with_one_and_two_threads_and_round_trip_is_exact() {
         assert_eq!(x, y);
         assert!((x.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     }
+}
+
+#[test]
+fn sharded_sampled_fit_is_independent_of_thread_count() {
+    // many chunks and shards, and the sample phase: sums are ordered by shard, never
+    // by thread, so 1 and 2 threads agree
+    let fx = common::synth_split(40_000, 5, 12, None);
+    let fit = |threads| {
+        FitParams::default()
+            .max_iter(14)
+            .chunk_events(1000)
+            .warm_start_events(8000)
+            .threads(threads)
+            .fit(&fx.train)
+            .unwrap()
+    };
+    let (m1, m2) = (fit(1), fit(2));
+    assert!(m1.summary.history[0].events < m1.summary.fit_events);
+    for (x, y) in m1.products.iter().zip(&m2.products) {
+        assert!((x.offset.value - y.offset.value).abs() < 1e-6);
+    }
+    for (x, y) in m1.article_sizes.iter().zip(&m2.article_sizes) {
+        assert!((x.offset.value - y.offset.value).abs() < 1e-6);
+    }
+    assert_eq!(m1.customers.mean, m2.customers.mean);
 }
 
 #[test]

@@ -60,22 +60,47 @@ pub fn append_probabilities(
     Ok(())
 }
 
+/// CPU seconds used by this process so far (all threads), if the clock is available.
+fn cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes the timespec we pass, which we own.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// `runsize predict`.
 pub fn run(args: &PredictArgs) -> Result<(), crate::Error> {
     let (model, _) = artifact::load(&args.model)?;
     let cfg = args.ingest.to_config(false)?;
     let (mut df, ingested) = ingest_with_frame(&cfg)?;
     let t0 = std::time::Instant::now();
+    let cpu0 = cpu_seconds();
     let opts = ScoreOptions {
         choice_evidence: !args.without_choice,
     };
     let probs = model.score_with(&ingested.events, &opts);
     let secs = t0.elapsed().as_secs_f64();
+    // CPU time of the process over the scoring (all threads): unlike wall time it
+    // hardly depends on what else the machine is running
+    let cpu = cpu_seconds().zip(cpu0).map_or(f64::NAN, |(b, a)| b - a);
     tracing::info!(
         target: "runsize::predict",
         rows = probs.len(),
         seconds = secs,
         rows_per_second = probs.len() as f64 / secs.max(1e-9),
+        cpu_seconds = cpu,
+        rows_per_cpu_second = probs.len() as f64 / cpu.max(1e-9),
+        threads = rayon::current_num_threads(),
         "scored"
     );
     append_probabilities(&mut df, &ingested.events.row, &probs)?;

@@ -7,6 +7,7 @@ use crate::data::schema::{Events, NONE};
 use crate::model::fitdata::{ArticleSizeKey, FitData};
 use crate::model::fitted::IterationStats;
 use crate::model::report::ProfileBy;
+use crate::model::stack::StackParams;
 use crate::model::{artifact, FitParams, Model};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -30,6 +31,14 @@ pub struct TrainArgs {
     /// Stop when the objective changes by less than this (relative).
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+    /// Also stop when article sizes and band widths move by less than this per
+    /// iteration (RMS, in sizes).
+    #[arg(long, default_value_t = 1e-3)]
+    pub param_tol: f64,
+    /// Big data: iterate on a sample of customers with about this many events until the
+    /// parameters settle, then refine on all events (0 = always all events).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub warm_start_events: usize,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -40,6 +49,15 @@ pub struct TrainArgs {
     /// then treated as new shoppers).
     #[arg(long)]
     pub no_customers: bool,
+    /// Do not fit the second stage (calibrated logistic regression on the structural
+    /// model's log-odds and smoothed product / size / customer outcome rates).
+    #[arg(long)]
+    pub no_stack: bool,
+    /// Out-of-sample inputs of the second stage: refit the structural model this many
+    /// times on all but one fold of the events (0 = leave-one-out approximations instead:
+    /// no refits, less accurate).
+    #[arg(long, default_value_t = 5)]
+    pub stack_cross_fit: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -55,6 +73,8 @@ impl TrainArgs {
             .max_iter(self.max_iter)
             .min_iter(self.min_iter)
             .tol(self.tol)
+            .param_tol(self.param_tol)
+            .warm_start_events(self.warm_start_events)
             .threads(self.threads)
             .store_customers(!self.no_customers)
             .learn_dispersion(!self.no_dispersion)
@@ -74,12 +94,18 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     log_memory("ingested", ingested.events.heap_bytes());
     // Group the fit events by customer, freeing the per-event columns on the way: the fit
     // reads only the prepared data plus dictionaries, size labels and customer features.
-    let data = prepare_fit_data(&mut ingested.events);
+    // The second stage refits on the events themselves: keep them unless it is off.
+    let data = if args.no_stack {
+        prepare_fit_data(&mut ingested.events)
+    } else {
+        FitData::from_events(&ingested.events)
+    };
     tracing::info!(
         target: "runsize::train",
         fit_events = data.len(),
         article_sizes = data.article_sizes.len(),
-        "prepared fit data; per-event columns freed"
+        event_columns_freed = args.no_stack,
+        "prepared fit data"
     );
     release_free_memory();
     log_memory("prepared", ingested.events.heap_bytes());
@@ -107,18 +133,32 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             objective = s.objective,
             loo_log_loss = s.loo_log_loss,
             seconds = s.seconds,
+            param_change = s.param_change,
+            events = s.events,
+            customer_pass_seconds = s.customer_pass_seconds,
+            article_pass_seconds = s.article_pass_seconds,
             "iteration"
         );
     };
     let mut model = params.fit_prepared(&ingested.events, &data, &mut on_iter)?;
     drop(data);
-    // Dictionaries and features are in the model now: free them before it is serialised.
-    let report = ingested.report;
-    drop(ingested.events);
     log_memory("fitted", 0);
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
+    if !args.no_stack {
+        let t0 = std::time::Instant::now();
+        let stack = StackParams {
+            cross_fit: args.stack_cross_fit,
+            structural: params.clone(),
+            ..StackParams::default()
+        };
+        model.stack = Some(stack.fit(&model, &ingested.events)?);
+        tracing::info!(target: "runsize::train", seconds = t0.elapsed().as_secs_f64(), "second stage fitted");
+    }
+    // Dictionaries and features are in the model now: free them before it is serialised.
+    let report = ingested.report;
+    drop(ingested.events);
     model.summary.source = format!(
         "files: {}",
         report
@@ -300,7 +340,11 @@ fn log_memory(stage: &str, events_bytes: usize) {
 
 /// `runsize train`.
 pub fn run(args: &TrainArgs) -> Result<(), crate::Error> {
-    train(args).map(|_| ())
+    let model = train(args)?;
+    // the process exits next: handing tens of millions of customer-id strings back to
+    // the allocator one by one took minutes after a 100M-event fit, for nothing
+    std::mem::forget(model);
+    Ok(())
 }
 
 /// One screen: data, fit, how the model sees sizes, the brands that run most off.
@@ -340,6 +384,22 @@ pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
         "spread      brands ±{:.2}, categories ±{:.2}, products ±{:.2}, product sizes ±{:.2} sizes",
         g.sd_brand, g.sd_category, g.sd_product, g.sd_article_size
     );
+    if let Some(st) = &model.stack {
+        let best = st
+            .cv
+            .iter()
+            .filter(|c| c.lambda == st.lambda)
+            .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss));
+        println!(
+            "2nd stage   {} features, penalty {}{}",
+            st.dim(),
+            st.lambda,
+            best.map_or(String::new(), |c| format!(
+                "; cross-validated log loss {:.4}, auc {:.4}",
+                c.log_loss, c.auc_avg
+            ))
+        );
+    }
     for (by, title) in [
         (ProfileBy::Brand, "brands"),
         (ProfileBy::Category, "categories"),

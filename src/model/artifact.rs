@@ -14,8 +14,9 @@ use std::path::Path;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"RUNSIZE\n";
-/// Current artifact format version; readers refuse other versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// Current artifact format version; readers refuse other versions (2: the model carries
+/// an optional second stage and per-iteration fit diagnostics).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The JSON header of an artifact.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -215,14 +215,37 @@ impl RidgeStats {
     /// Add one observation.
     pub fn add(&mut self, row: &[f64], y: f64) {
         let dim = self.dim;
+        // design rows are mostly zeros (missing indicators, one-hot levels): touch only
+        // the non-zero pairs
+        let mut nz = [0usize; 64];
+        let mut n = 0;
         for (i, &xi) in row.iter().enumerate().take(dim) {
-            if xi == 0.0 {
-                continue;
+            if xi != 0.0 {
+                if n == nz.len() {
+                    n = usize::MAX;
+                    break;
+                }
+                nz[n] = i;
+                n += 1;
             }
+        }
+        if n == usize::MAX {
+            // dense row: every pair
+            for (i, &xi) in row.iter().enumerate().take(dim) {
+                self.xty[i] += xi * y;
+                let out = &mut self.xtx[i * dim..(i + 1) * dim];
+                for (o, &xk) in out.iter_mut().zip(row) {
+                    *o += xi * xk;
+                }
+            }
+            return;
+        }
+        for &i in &nz[..n] {
+            let xi = row[i];
             self.xty[i] += xi * y;
             let out = &mut self.xtx[i * dim..(i + 1) * dim];
-            for (o, &xk) in out.iter_mut().zip(row) {
-                *o += xi * xk;
+            for &k in &nz[..n] {
+                out[k] += xi * row[k];
             }
         }
     }
@@ -315,6 +338,22 @@ mod tests {
         }
         let b = st.solve(1e-9).unwrap();
         assert!((b[0] - 1.0).abs() < 1e-6 && (b[1] - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ridge_sums_skip_zeros_exactly() {
+        // sparse row [2, 0, 3] with y = 5: X'X has 4, 6, 6, 9 at (0,0), (0,2), (2,0), (2,2)
+        let mut st = RidgeStats::new(3);
+        st.add(&[2.0, 0.0, 3.0], 5.0);
+        assert_eq!(st.xtx, vec![4.0, 0.0, 6.0, 0.0, 0.0, 0.0, 6.0, 0.0, 9.0]);
+        assert_eq!(st.xty, vec![10.0, 0.0, 15.0]);
+        // a dense row wider than the sparse buffer takes the dense path, same sums
+        let n = 70;
+        let row: Vec<f64> = (0..n).map(|i| (i + 1) as f64).collect();
+        let mut big = RidgeStats::new(n);
+        big.add(&row, 1.0);
+        assert_eq!(big.xtx[n + 2], 2.0 * 3.0);
+        assert_eq!(big.xty[n - 1], n as f64);
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //!    product-in-size) with Gaussian shrinkage whose variances are re-estimated
 //!    (empirical Bayes). Choice alignment, the feature ridge and prior variances are
 //!    closed-form updates from the same pass's sums.
+//!
+//! Pass 2's sums are kept per shard of customers (at most [`MAX_SHARDS`], fixed by the
+//! data) and merged in shard order, so results do not depend on the thread count. Big
+//! fits (more than twice `warm_start_events`) first iterate on a fixed sample of customer
+//! chunks until the parameters settle, then on all events until they move by less than
+//! `param_tol` per iteration.
 
 use super::features::{FeatureModel, RidgeStats};
 use super::fitdata::FitData;
@@ -20,9 +26,9 @@ use super::fitted::{
     ProductInfo, SystemParams, TrainingSummary,
 };
 use super::levels::{solve_levels, Level, EB_A0};
-use super::math::{event_deriv, probs, uncertainty_scale};
+use super::math::{event_deriv, event_score, probs, uncertainty_scale};
 use super::params::FitParams;
-use super::predict::{cut_points, inv2, solve_customer, ArticleRef, CustomerState, EvidenceTerm};
+use super::predict::{inv2, ArticleRef, CustomerState, MAX_STEP};
 use super::ModelError;
 use crate::data::schema::{Events, SizeSystem, NONE};
 use rayon::prelude::*;
@@ -40,6 +46,24 @@ const W_MAX: f64 = 8.0;
 /// Steps on the logit of the drift share of choice variance tried in each pass (the
 /// best one by leave-one-out log loss is kept).
 const DRIFT_STEPS: [f64; 5] = [-0.8, -0.3, 0.0, 0.3, 0.8];
+
+/// Events the drift candidates are scored on per pass: above it, only every k-th
+/// customer (k fixed by the data size) scores them, which bounds their cost on big data
+/// while small data (every customer) is unaffected.
+const DRIFT_SAMPLE_EVENTS: usize = 250_000;
+
+/// The sample phase of a big fit ends when parameters move by less than this many
+/// times `param_tol` per iteration.
+const SAMPLE_SWITCH: f64 = 5.0;
+
+/// Pass 2 runs over at most this many shards (fixed by the data, not the thread count):
+/// each shard owns one set of per-article-size sums, so fewer shards = less memory and
+/// merging; it must stay well above the core count for load balance.
+const MAX_SHARDS: usize = 16;
+
+/// Pass 2 runs over at least this many shards when there are enough chunks (load
+/// balance on a few cores).
+const MIN_SHARDS: usize = 4;
 
 /// Drift share `ρ = sd_drift² / (sd_drift² + sd_choice²)` moved by `step` on the logit scale.
 fn drift_share(g: &super::fitted::Globals, step: f64) -> f64 {
@@ -98,10 +122,13 @@ struct State<'a> {
     model: Model,
     /// Per article-size: its reference into the model.
     as_ref: Vec<ArticleRef>,
-    /// Per article-size: true size, band, choice centre (recomputed each iteration).
-    as_t: Vec<f64>,
-    as_eta: Vec<f64>,
-    as_xc: Vec<f64>,
+    /// Per article-size: true size, half fit-band width `h·e^η`, choice centre, and the
+    /// reputation terms of the choice model (brand + category, product); recomputed once
+    /// per iteration so the passes read plain arrays.
+    arts: Vec<ArtRow>,
+    /// Per article-size: its group in each level of the offset hierarchy (size label,
+    /// brand, category, product, product-in-size); fixed for the fit.
+    as_group: [Vec<u32>; 5],
     /// Per article-size: position in size steps and system index.
     as_pos: Vec<f64>,
     as_sys: Vec<u8>,
@@ -114,17 +141,129 @@ struct State<'a> {
     has_feat: Vec<bool>,
 }
 
+/// What the passes read per article-size, in one row: an event costs one cache miss,
+/// not five (at 100M events there are ~10^6 article-sizes, far beyond cache).
+#[derive(Clone, Copy, Debug, Default)]
+struct ArtRow {
+    /// True size.
+    t: f64,
+    /// Half fit-band width `h·e^η`.
+    half: f64,
+    /// Choice centre.
+    xc: f64,
+    /// Brand + category reputation.
+    r1: f64,
+    /// Product reputation.
+    r2: f64,
+}
+
+/// Pass-2 sums of one article-size, in one row (one cache miss per event): gradient
+/// and information of its true size (`gt`, `ht`) and band (`ge`, `he`), and the cross
+/// information of (t, η) with the globals (w, c, h).
+#[derive(Clone, Copy, Debug, Default)]
+struct ArtSums {
+    gt: f64,
+    ht: f64,
+    ge: f64,
+    he: f64,
+    cross: [f64; 6],
+}
+
+impl ArtSums {
+    fn add(&mut self, o: &ArtSums) {
+        self.gt += o.gt;
+        self.ht += o.ht;
+        self.ge += o.ge;
+        self.he += o.he;
+        for (x, y) in self.cross.iter_mut().zip(&o.cross) {
+            *x += y;
+        }
+    }
+}
+
+/// Which customers an iteration visits: sorted, disjoint chunks of customers for pass 1,
+/// and the same chunks grouped into at most [`MAX_SHARDS`] shards for pass 2. Fixed by
+/// the data alone, so sums (and results) do not depend on the thread count.
+struct Plan {
+    chunks: Vec<(usize, usize)>,
+    shards: Vec<Vec<(usize, usize)>>,
+    /// Fit events visited.
+    events: usize,
+    /// Score the drift candidates on customers `c` with `c % drift_stride == 0`.
+    drift_stride: usize,
+}
+
+impl Plan {
+    /// Every `every`-th chunk of about `chunk_events` events.
+    fn new(data: &FitData, chunk_events: usize, every: usize) -> Plan {
+        let ev = |&(lo, hi): &(usize, usize)| (data.cust_start[hi] - data.cust_start[lo]) as usize;
+        let chunks: Vec<(usize, usize)> = data
+            .customer_chunks(chunk_events)
+            .into_iter()
+            .step_by(every.max(1))
+            .collect();
+        let events: usize = chunks.iter().map(ev).sum();
+        // a shard's sums are as big as the article-size table: keep at least ~8 events
+        // per article-size in each (a small sample of a big catalogue gets few shards)
+        let n_shards = events
+            .div_ceil(8 * data.article_sizes.len().max(1))
+            .clamp(MIN_SHARDS, MAX_SHARDS);
+        let per_shard = events.div_ceil(n_shards).max(1);
+        let mut shards = Vec::new();
+        let mut cur = Vec::new();
+        let mut n = 0;
+        for ch in &chunks {
+            cur.push(*ch);
+            n += ev(ch);
+            if n >= per_shard {
+                shards.push(std::mem::take(&mut cur));
+                n = 0;
+            }
+        }
+        if !cur.is_empty() {
+            shards.push(cur);
+        }
+        Plan {
+            chunks,
+            shards,
+            events,
+            drift_stride: (events / DRIFT_SAMPLE_EVENTS).max(1),
+        }
+    }
+}
+
+/// Split `v` into the sub-slices of sorted, disjoint `chunks`.
+fn split_chunks<'a, T>(mut v: &'a mut [T], chunks: &[(usize, usize)]) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut at = 0;
+    for &(lo, hi) in chunks {
+        let rest = std::mem::take(&mut v);
+        let (_, rest) = rest.split_at_mut(lo.saturating_sub(at).min(rest.len()));
+        let (mine, rest) = rest.split_at_mut((hi - lo).min(rest.len()));
+        out.push(mine);
+        v = rest;
+        at = hi;
+    }
+    out
+}
+
+/// Per-worker buffers of pass 2.
+struct Scratch {
+    /// Per event of the current customer: outcome gradient and information.
+    terms: Vec<(f64, f64)>,
+    /// Feature design row.
+    row: Vec<f64>,
+    /// Score the drift candidates on customers `c` with `c % drift_stride == 0`.
+    drift_stride: usize,
+}
+
 /// One chunk's customer slots in pass 1: sizes, fit biases, covariances.
 type CustomerSlots<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [[f32; 3]]);
 
 /// Sums of pass 2 for one chunk of customers.
 struct Acc {
-    gt: Vec<f64>,
-    ht: Vec<f64>,
-    ge: Vec<f64>,
-    he: Vec<f64>,
-    /// Cross information of (t, eta) with (w, c, h) per article-size.
-    cross: Vec<[f64; 6]>,
+    /// Per article-size sums.
+    art: Vec<ArtSums>,
     gglob: [f64; 3],
     iglob: [f64; 6],
     loo_nll: f64,
@@ -146,11 +285,7 @@ struct Acc {
 impl Acc {
     fn new(n_as: usize, dim: usize) -> Acc {
         Acc {
-            gt: vec![0.0; n_as],
-            ht: vec![0.0; n_as],
-            ge: vec![0.0; n_as],
-            he: vec![0.0; n_as],
-            cross: vec![[0.0; 6]; n_as],
+            art: vec![ArtSums::default(); n_as],
             gglob: [0.0; 3],
             iglob: [0.0; 6],
             loo_nll: 0.0,
@@ -167,12 +302,8 @@ impl Acc {
 
     fn merge(&mut self, o: &Acc) {
         let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-        add(&mut self.gt, &o.gt);
-        add(&mut self.ht, &o.ht);
-        add(&mut self.ge, &o.ge);
-        add(&mut self.he, &o.he);
-        for (x, y) in self.cross.iter_mut().zip(&o.cross) {
-            add(x, y);
+        for (x, y) in self.art.iter_mut().zip(&o.art) {
+            x.add(y);
         }
         add(&mut self.gglob, &o.gglob);
         add(&mut self.iglob, &o.iglob);
@@ -198,24 +329,48 @@ fn run(
 ) -> Result<Model, ModelError> {
     let started = Instant::now();
     let mut st = State::init(meta, data)?;
-    let chunks = data.customer_chunks(p.chunk_events);
+    let full = Plan::new(data, p.chunk_events, 1);
+    // big data: iterate on a fixed sample of customer chunks until the parameters
+    // settle, then refine on everything (each full pass is then spent near the optimum)
+    let every = if p.warm_start_events > 0 && data.len() > 2 * p.warm_start_events {
+        data.len().div_ceil(p.warm_start_events)
+    } else {
+        1
+    };
+    let sample = (every > 1).then(|| Plan::new(data, p.chunk_events, every));
+    let mut on_sample = sample.is_some();
+    let mut full_iters = 0usize;
     let mut history = Vec::new();
     let mut converged = false;
     let mut last_obj = f64::INFINITY;
+    st.refresh_articles();
     for iter in 1..=p.max_iter {
+        let plan = match (&sample, on_sample) {
+            (Some(sp), true) => sp,
+            _ => &full,
+        };
         let t0 = Instant::now();
-        st.refresh_articles();
-        st.customer_pass(&chunks, p.customer_newton_steps);
-        let acc = st.article_pass(&chunks);
+        st.customer_pass(plan, p.customer_newton_steps);
+        let customer_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let acc = st.article_pass(plan);
+        let article_seconds = t1.elapsed().as_secs_f64();
         let objective = acc.objective / acc.n.max(1.0);
         let loo = acc.loo_nll / acc.n.max(1.0);
-        st.update(&acc, p, iter);
+        let before = st.arts.clone();
+        st.update(&acc, p, iter, plan);
+        st.refresh_articles();
+        let param_change = st.change_since(&before);
         tracing::debug!(target: "runsize::fit", iter, globals = ?st.model.globals, "globals");
         let stats = IterationStats {
             iter,
             objective,
             loo_log_loss: loo,
             seconds: t0.elapsed().as_secs_f64(),
+            param_change,
+            events: plan.events as u64,
+            customer_pass_seconds: customer_seconds,
+            article_pass_seconds: article_seconds,
         };
         if !objective.is_finite() {
             return Err(ModelError::Diverged(format!(
@@ -226,15 +381,29 @@ fn run(
         history.push(stats);
         let rel = (last_obj - objective).abs() / objective.abs().max(1e-12);
         last_obj = objective;
-        if iter >= p.min_iter && rel < p.tol {
+        // band widths start moving after DISPERSION_FROM: give them a few iterations
+        let settled = !p.learn_dispersion || iter > DISPERSION_FROM + 2;
+        if on_sample {
+            if (settled && param_change < SAMPLE_SWITCH * p.param_tol) || 2 * iter >= p.max_iter {
+                on_sample = false;
+                last_obj = f64::INFINITY;
+                st.refresh_prior_means(&full.chunks);
+            }
+            continue;
+        }
+        full_iters += 1;
+        let done = rel < p.tol || (settled && param_change < p.param_tol);
+        if iter >= p.min_iter && (sample.is_none() || full_iters >= 2) && done {
             converged = true;
             break;
         }
     }
     // final customer sizes and standard errors at the final parameters
-    st.refresh_articles();
-    st.customer_pass(&chunks, p.customer_newton_steps);
-    let acc = st.article_pass(&chunks);
+    if on_sample {
+        st.refresh_prior_means(&full.chunks);
+    }
+    st.customer_pass(&full, p.customer_newton_steps);
+    let acc = st.article_pass(&full);
     st.finish_uncertainty(&acc);
     let mut model = st.model;
     if p.store_customers {
@@ -442,6 +611,25 @@ impl<'a> State<'a> {
             })
             .collect();
         model.reindex();
+        let art_of = |a: &ArticleRef| {
+            if a.product == NONE {
+                NONE
+            } else {
+                model
+                    .index
+                    .article_size
+                    .get(&(a.product, a.label))
+                    .copied()
+                    .unwrap_or(NONE)
+            }
+        };
+        let as_group = [
+            as_ref.iter().map(|a| a.label).collect(),
+            as_ref.iter().map(|a| a.brand).collect(),
+            as_ref.iter().map(|a| a.category).collect(),
+            as_ref.iter().map(|a| a.product).collect(),
+            as_ref.iter().map(art_of).collect(),
+        ];
         // customers start at their mean chosen size
         let nc = data.customers();
         let mut s = vec![0.0; nc];
@@ -477,9 +665,8 @@ impl<'a> State<'a> {
             meta,
             data,
             model,
-            as_t: vec![0.0; n_as],
-            as_eta: vec![0.0; n_as],
-            as_xc: vec![0.0; n_as],
+            arts: vec![ArtRow::default(); n_as],
+            as_group,
             as_ref,
             as_pos,
             as_sys,
@@ -509,31 +696,63 @@ impl<'a> State<'a> {
         if let Some(coef) = stats.solve(lambda) {
             self.model.features.coef = coef;
         }
-        self.refresh_prior_means();
+        let n = self.data.customers();
+        let all: Vec<(usize, usize)> = (0..n)
+            .step_by(1 << 16)
+            .map(|lo| (lo, (lo + (1 << 16)).min(n)))
+            .collect();
+        self.refresh_prior_means(&all);
     }
 
-    fn refresh_prior_means(&mut self) {
+    /// Prior means of the customers in `chunks` from the current feature model.
+    fn refresh_prior_means(&mut self, chunks: &[(usize, usize)]) {
         let fm = &self.model.features;
         let feats = &self.meta.features;
-        self.m
-            .par_chunks_mut(4096)
-            .enumerate()
-            .for_each(|(ci, chunk)| {
+        split_chunks(&mut self.m, chunks)
+            .into_par_iter()
+            .zip(chunks.par_iter())
+            .for_each(|(part, &(lo, _))| {
                 let mut row = vec![0.0; fm.dim()];
-                for (k, m) in chunk.iter_mut().enumerate() {
-                    fm.encode_training(feats, ci * 4096 + k, &mut row);
+                for (k, m) in part.iter_mut().enumerate() {
+                    fm.encode_training(feats, lo + k, &mut row);
                     *m = fm.predict_row(&row) as f32;
                 }
             });
     }
 
-    /// Recompute per-article-size true size, band and choice centre from the model.
-    fn refresh_articles(&mut self) {
-        for (j, a) in self.as_ref.iter().enumerate() {
-            self.as_t[j] = self.model.true_size(a);
-            self.as_eta[j] = self.model.band(a);
-            self.as_xc[j] = self.model.choice_centre(a);
+    /// Event-weighted RMS change of article true sizes and relative band widths since
+    /// `before` (the larger of the two).
+    fn change_since(&self, before: &[ArtRow]) -> f64 {
+        let (mut n, mut dt, mut dh) = (0.0, 0.0, 0.0);
+        for ((new, old), &cnt) in self.arts.iter().zip(before).zip(&self.data.as_count) {
+            let w = cnt as f64;
+            n += w;
+            dt += w * (new.t - old.t).powi(2);
+            dh += w * ((new.half - old.half) / old.half.max(1e-12)).powi(2);
         }
+        if n <= 0.0 {
+            return 0.0;
+        }
+        (dt / n).sqrt().max((dh / n).sqrt())
+    }
+
+    /// Recompute the per-article-size arrays the passes read from the model.
+    fn refresh_articles(&mut self) {
+        let model = &self.model;
+        let h = model.globals.h;
+        self.as_ref
+            .par_iter()
+            .zip(self.arts.par_iter_mut())
+            .for_each(|(a, row)| {
+                *row = ArtRow {
+                    t: model.true_size(a),
+                    half: h * model.band(a).exp(),
+                    xc: model.choice_centre(a),
+                    r1: model.brand_offset(a.brand)
+                        + super::fitted::group_value(&model.categories, a.category),
+                    r2: super::fitted::group_value(&model.products, a.product),
+                };
+            });
     }
 
     fn prior_of(&self, c: usize) -> CustomerState {
@@ -550,82 +769,122 @@ impl<'a> State<'a> {
         )
     }
 
-    fn terms(&self, lo: usize, hi: usize) -> impl Iterator<Item = EvidenceTerm> + '_ {
-        (lo..hi).map(move |e| {
-            let j = self.data.ev_as[e] as usize;
-            EvidenceTerm {
-                t: self.as_t[j],
-                eta: self.as_eta[j],
-                choice: Some(self.as_xc[j]),
-                class: Some(self.data.ev_y[e] as usize),
+    /// [`solve_customer`] for training customer `c` (events `lo..hi`), reading the
+    /// per-article-size arrays directly: every event is a choice and an outcome, and the
+    /// band half-width is precomputed, so a step costs two logistic evaluations per event.
+    fn solve(
+        &self,
+        c: usize,
+        events: (usize, usize),
+        start: (f64, f64),
+        steps: usize,
+    ) -> CustomerState {
+        let (lo, hi) = events;
+        let g = &self.model.globals;
+        let prior = self.prior_of(c);
+        let ps = 1.0 / prior.ss.max(1e-9);
+        let pu = 1.0 / prior.uu.max(1e-9);
+        let choice_prec = 1.0 / (g.sd_choice * g.sd_choice + g.sd_drift * g.sd_drift).max(1e-9);
+        let n = (hi - lo) as f64;
+        let ev_as = &self.data.ev_as[lo..hi];
+        let ev_y = &self.data.ev_y[lo..hi];
+        let (mut s, mut u) = start;
+        let (mut hss, mut hsu, mut huu) = (ps, 0.0, pu);
+        for step in 0..=steps {
+            let mut gs = (s - prior.s) * ps;
+            let mut gu = (u - prior.u) * pu;
+            let mut ho_sum = 0.0;
+            for (&j, &y) in ev_as.iter().zip(ev_y) {
+                let r = &self.arts[j as usize];
+                gs += (s - r.xc) * choice_prec;
+                let base = g.c - g.w * (s + u - r.t);
+                let half = r.half;
+                let d = event_score(base + half, base - half, y as usize);
+                let go = d.grad(-g.w, -g.w);
+                gs += go;
+                gu += go;
+                ho_sum += d.info(-g.w, -g.w);
             }
-        })
+            hss = ps + n * choice_prec + ho_sum;
+            hsu = ho_sum;
+            huu = pu + ho_sum;
+            if step == steps {
+                break;
+            }
+            let (iss, isu, iuu) = inv2(hss, hsu, huu);
+            let ds = (iss * gs + isu * gu).clamp(-MAX_STEP, MAX_STEP);
+            let du = (isu * gs + iuu * gu).clamp(-MAX_STEP, MAX_STEP);
+            s -= ds;
+            u -= du;
+            if ds.abs() < 1e-9 && du.abs() < 1e-9 {
+                break;
+            }
+        }
+        let (ss, su, uu) = inv2(hss, hsu, huu);
+        CustomerState { s, u, ss, su, uu }
     }
 
     /// Pass 1: Newton steps on every customer's size and fit bias (parallel over
     /// customer chunks; each chunk owns its customers' slots).
-    fn customer_pass(&mut self, chunks: &[(usize, usize)], steps: usize) {
+    fn customer_pass(&mut self, plan: &Plan, steps: usize) {
         let mut s = std::mem::take(&mut self.s);
         let mut u = std::mem::take(&mut self.u);
         let mut cov = std::mem::take(&mut self.cov);
         {
             let this = &*self;
-            let mut parts: Vec<CustomerSlots<'_>> = Vec::with_capacity(chunks.len());
-            let (mut s_rest, mut u_rest, mut c_rest) = (&mut s[..], &mut u[..], &mut cov[..]);
-            for &(lo, hi) in chunks {
-                let (a, b) = s_rest.split_at_mut(hi - lo);
-                s_rest = b;
-                let (x, y) = u_rest.split_at_mut(hi - lo);
-                u_rest = y;
-                let (p, q) = c_rest.split_at_mut(hi - lo);
-                c_rest = q;
-                parts.push((a, x, p));
-            }
-            parts
-                .into_par_iter()
-                .zip(chunks.par_iter())
-                .for_each(|((sp, up, cp), &(lo, _))| {
+            let parts: Vec<CustomerSlots<'_>> = split_chunks(&mut s, &plan.chunks)
+                .into_iter()
+                .zip(split_chunks(&mut u, &plan.chunks))
+                .zip(split_chunks(&mut cov, &plan.chunks))
+                .map(|((a, b), c)| (a, b, c))
+                .collect();
+            parts.into_par_iter().zip(plan.chunks.par_iter()).for_each(
+                |((sp, up, cp), &(lo, _))| {
                     for k in 0..sp.len() {
                         let c = lo + k;
                         let (elo, ehi) = (
                             this.data.cust_start[c] as usize,
                             this.data.cust_start[c + 1] as usize,
                         );
-                        let prior = this.prior_of(c);
                         let st = if ehi == elo {
-                            prior
+                            this.prior_of(c)
                         } else {
                             let start = (sp[k], f64::from(up[k]));
-                            solve_customer(&this.model.globals, &prior, start, steps, || {
-                                this.terms(elo, ehi)
-                            })
+                            this.solve(c, (elo, ehi), start, steps)
                         };
                         sp[k] = st.s;
                         up[k] = st.u as f32;
                         cp[k] = [st.ss as f32, st.su as f32, st.uu as f32];
                     }
-                });
+                },
+            );
         }
         self.s = s;
         self.u = u;
         self.cov = cov;
     }
 
-    /// Pass 2: leave-one-out derivatives aggregated by article-size and globally.
-    fn article_pass(&self, chunks: &[(usize, usize)]) -> Acc {
-        let n_as = self.as_t.len();
+    /// Pass 2: leave-one-out derivatives aggregated by article-size and globally, one
+    /// set of sums per shard of customers, merged in shard order.
+    fn article_pass(&self, plan: &Plan) -> Acc {
+        let n_as = self.arts.len();
         let dim = self.model.features.dim();
         let mut total = Acc::new(n_as, dim);
         let window = rayon::current_num_threads().max(1) * 2;
-        for group in chunks.chunks(window) {
+        for group in plan.shards.chunks(window) {
             let parts: Vec<Acc> = group
                 .par_iter()
-                .map(|&(lo, hi)| {
+                .map(|shard| {
                     let mut acc = Acc::new(n_as, dim);
-                    let mut scratch = Vec::new();
-                    let mut row = vec![0.0; dim];
-                    for c in lo..hi {
-                        self.article_pass_customer(c, &mut acc, &mut scratch, &mut row);
+                    let mut scratch = Scratch {
+                        terms: Vec::new(),
+                        row: vec![0.0; dim],
+                        drift_stride: plan.drift_stride,
+                    };
+                    for &(lo, hi) in shard {
+                        for c in lo..hi {
+                            self.article_pass_customer(c, &mut acc, &mut scratch);
+                        }
                     }
                     acc
                 })
@@ -637,13 +896,12 @@ impl<'a> State<'a> {
         total
     }
 
-    fn article_pass_customer(
-        &self,
-        c: usize,
-        acc: &mut Acc,
-        scratch: &mut Vec<(f64, f64)>,
-        row: &mut [f64],
-    ) {
+    fn article_pass_customer(&self, c: usize, acc: &mut Acc, scratch: &mut Scratch) {
+        let Scratch {
+            terms: scratch,
+            row,
+            drift_stride,
+        } = scratch;
         let data = self.data;
         let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
         if hi == lo {
@@ -658,6 +916,8 @@ impl<'a> State<'a> {
         let total_var = 1.0 / hist_prec;
         let own_var = g.sd_choice * g.sd_choice;
         let drift_var = g.sd_drift * g.sd_drift;
+        let score_drift = c % *drift_stride == 0;
+        let rhos = DRIFT_STEPS.map(|step| drift_share(g, step));
         // full information and per-event terms at (s, u): outcome on s + u, choice on s
         let (mut hss, mut hsu, mut huu) = (1.0 / prior.ss, 0.0, 1.0 / prior.uu);
         let mut obj = 0.5 * (s - prior.s).powi(2) / prior.ss + 0.5 * u * u / prior.uu;
@@ -665,13 +925,15 @@ impl<'a> State<'a> {
         for e in lo..hi {
             let j = data.ev_as[e] as usize;
             let y = data.ev_y[e] as usize;
-            let (a, b) = cut_points(g, s + u - self.as_t[j], self.as_eta[j], 1.0);
-            let d = event_deriv(a, b, y);
+            let r = &self.arts[j];
+            let base = g.c - g.w * (s + u - r.t);
+            let half = r.half;
+            let d = event_deriv(base + half, base - half, y);
             let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
             hss += ho + hist_prec;
             hsu += ho;
             huu += ho;
-            obj += d.nll + 0.5 * (s - self.as_xc[j]).powi(2) * hist_prec;
+            obj += d.nll + 0.5 * (s - r.xc).powi(2) * hist_prec;
             scratch.push((go, ho));
         }
         acc.objective += obj;
@@ -680,7 +942,8 @@ impl<'a> State<'a> {
             let j = data.ev_as[e] as usize;
             let y = data.ev_y[e] as usize;
             let (go, ho) = scratch[k];
-            let xc = self.as_xc[j];
+            let r = self.arts[j];
+            let xc = r.xc;
             // the customer from all *other* purchases (one Newton step from the optimum)
             let (css, csu, cuu) = inv2(hss - ho - hist_prec, hsu - ho, huu - ho);
             let gs = go + (s - xc) * hist_prec;
@@ -698,43 +961,42 @@ impl<'a> State<'a> {
             let (s_now, v_now) = (now.mean, now.var);
             let kappa = uncertainty_scale(g.w, v_now);
             let prec = 1.0 / v_now;
-            for (slot, step) in DRIFT_STEPS.iter().enumerate() {
-                let rho = drift_share(g, *step);
-                let alt = super::predict::purchase_belief(
-                    &loo,
-                    rho * total_var,
-                    Some((xc, (1.0 - rho) * total_var)),
-                );
-                let (a, b) = cut_points(
-                    g,
-                    alt.mean - self.as_t[j],
-                    self.as_eta[j],
-                    uncertainty_scale(g.w, alt.var),
-                );
-                acc.drift_nll[slot] -= probs(a, b)[y].max(super::math::P_MIN).ln();
+            let half = r.half;
+            if score_drift {
+                for (slot, &rho) in rhos.iter().enumerate() {
+                    let alt = super::predict::purchase_belief(
+                        &loo,
+                        rho * total_var,
+                        Some((xc, (1.0 - rho) * total_var)),
+                    );
+                    let k = uncertainty_scale(g.w, alt.var);
+                    let base = g.c - g.w * (alt.mean - r.t);
+                    let p = probs(k * (base + half), k * (base - half));
+                    acc.drift_nll[slot] -= p[y].max(super::math::P_MIN).ln();
+                }
             }
-            let d_gap = s_now - self.as_t[j];
-            let e_eta = self.as_eta[j].exp();
-            let (a, b) = cut_points(g, d_gap, self.as_eta[j], kappa);
-            let d = event_deriv(a, b, y);
+            let d_gap = s_now - r.t;
+            let e_eta = half / g.h;
+            let base = g.c - g.w * d_gap;
+            let d = event_deriv(kappa * (base + half), kappa * (base - half), y);
             acc.loo_nll += d.nll;
             acc.n += 1.0;
             let dt = (kappa * g.w, kappa * g.w);
             let de = (kappa * g.h * e_eta, -kappa * g.h * e_eta);
             // the slope also widens or narrows the uncertainty scale: ∂κ/∂w = −κ³·π·w·v/8
             let dkappa = -kappa.powi(3) * std::f64::consts::PI * g.w / (8.0 * prec);
-            let half = g.h * e_eta;
             let dw = (
                 -kappa * d_gap + dkappa * (g.c + half - g.w * d_gap),
                 -kappa * d_gap + dkappa * (g.c - half - g.w * d_gap),
             );
             let dc = (kappa, kappa);
             let dh = (kappa * e_eta, -kappa * e_eta);
-            acc.gt[j] += d.grad(dt.0, dt.1);
-            acc.ht[j] += d.info(dt.0, dt.1);
-            acc.ge[j] += d.grad(de.0, de.1);
-            acc.he[j] += d.info(de.0, de.1);
-            let cr = &mut acc.cross[j];
+            let sums = &mut acc.art[j];
+            sums.gt += d.grad(dt.0, dt.1);
+            sums.ht += d.info(dt.0, dt.1);
+            sums.ge += d.grad(de.0, de.1);
+            sums.he += d.info(de.0, de.1);
+            let cr = &mut sums.cross;
             cr[0] += d.info_cross(dt, dw);
             cr[1] += d.info_cross(dt, dc);
             cr[2] += d.info_cross(dt, dh);
@@ -751,10 +1013,7 @@ impl<'a> State<'a> {
             acc.iglob[4] += d.info_cross(dc, dh);
             acc.iglob[5] += d.info(dh.0, dh.1);
             // choice model: s − pos = align + k·reputation + k_product·product + noise
-            let a_ref = &self.as_ref[j];
-            let r1 = self.model.brand_offset(a_ref.brand)
-                + super::fitted::group_value(&self.model.categories, a_ref.category);
-            let r2 = super::fitted::group_value(&self.model.products, a_ref.product);
+            let (r1, r2) = (r.r1, r.r2);
             let ev = s - self.as_pos[j];
             let sy = &mut acc.sys[self.as_sys[j] as usize];
             for (slot, v) in [
@@ -790,25 +1049,29 @@ impl<'a> State<'a> {
     }
 
     /// All closed-form and quadratic updates from pass 2's sums.
-    fn update(&mut self, acc: &Acc, p: &FitParams, iter: usize) {
+    fn update(&mut self, acc: &Acc, p: &FitParams, iter: usize, plan: &Plan) {
         let delta = self.update_globals(acc);
         // fold the global step into the article-size gradients (block Gauss-Seidel)
-        let n_as = acc.gt.len();
-        let mut gt = acc.gt.clone();
-        let mut ge = acc.ge.clone();
-        for j in 0..n_as {
-            let cr = &acc.cross[j];
-            gt[j] += cr[0] * delta[0] + cr[1] * delta[1] + cr[2] * delta[2];
-            ge[j] += cr[3] * delta[0] + cr[4] * delta[1] + cr[5] * delta[2];
-        }
-        self.update_locations(&gt, &acc.ht, p.level_sweeps);
+        let gt: Vec<f64> = acc
+            .art
+            .iter()
+            .map(|x| x.gt + x.cross[0] * delta[0] + x.cross[1] * delta[1] + x.cross[2] * delta[2])
+            .collect();
+        let ge: Vec<f64> = acc
+            .art
+            .iter()
+            .map(|x| x.ge + x.cross[3] * delta[0] + x.cross[4] * delta[1] + x.cross[5] * delta[2])
+            .collect();
+        let ht: Vec<f64> = acc.art.iter().map(|x| x.ht).collect();
+        self.update_locations(&gt, &ht, p.level_sweeps);
         // band widths only once locations have settled: early on they would absorb
         // misfit that the offsets are about to explain
         if p.learn_dispersion && iter > DISPERSION_FROM {
-            self.update_bands(&ge, &acc.he, p.level_sweeps);
+            let he: Vec<f64> = acc.art.iter().map(|x| x.he).collect();
+            self.update_bands(&ge, &he, p.level_sweeps);
         }
         self.update_choice(acc);
-        self.update_prior(acc, p.ridge_lambda);
+        self.update_prior(acc, p.ridge_lambda, plan);
     }
 
     /// Damped Newton step on (w, c, h); returns the step taken.
@@ -849,43 +1112,18 @@ impl<'a> State<'a> {
     /// for the location hierarchy, then re-estimate each level's prior variance.
     fn update_locations(&mut self, g: &[f64], h: &[f64], sweeps: usize) {
         let gl = &self.model.globals;
+        let [g_lab, g_bra, g_cat, g_pro, g_art] = &self.as_group;
         let mut levels = [
             Level::new(
-                self.as_ref.iter().map(|a| a.label).collect(),
+                g_lab,
                 self.model.labels.iter().map(|l| l.offset.value).collect(),
                 gl.sd_label,
             ),
+            Level::new(g_bra, values(&self.model.brands), gl.sd_brand),
+            Level::new(g_cat, values(&self.model.categories), gl.sd_category),
+            Level::new(g_pro, values(&self.model.products), gl.sd_product),
             Level::new(
-                self.as_ref.iter().map(|a| a.brand).collect(),
-                values(&self.model.brands),
-                gl.sd_brand,
-            ),
-            Level::new(
-                self.as_ref.iter().map(|a| a.category).collect(),
-                values(&self.model.categories),
-                gl.sd_category,
-            ),
-            Level::new(
-                self.as_ref.iter().map(|a| a.product).collect(),
-                values(&self.model.products),
-                gl.sd_product,
-            ),
-            Level::new(
-                self.as_ref
-                    .iter()
-                    .map(|a| {
-                        if a.product == NONE {
-                            NONE
-                        } else {
-                            self.model
-                                .index
-                                .article_size
-                                .get(&(a.product, a.label))
-                                .copied()
-                                .unwrap_or(NONE)
-                        }
-                    })
-                    .collect(),
+                g_art,
                 self.model
                     .article_sizes
                     .iter()
@@ -917,22 +1155,11 @@ impl<'a> State<'a> {
     fn update_bands(&mut self, g: &[f64], h: &[f64], sweeps: usize) {
         let gl = &self.model.globals;
         let etas = |gs: &[GroupParams]| gs.iter().map(|x| x.eta).collect::<Vec<_>>();
+        let [_, g_bra, g_cat, g_pro, _] = &self.as_group;
         let mut levels = [
-            Level::new(
-                self.as_ref.iter().map(|a| a.brand).collect(),
-                etas(&self.model.brands),
-                gl.sd_eta_brand,
-            ),
-            Level::new(
-                self.as_ref.iter().map(|a| a.category).collect(),
-                etas(&self.model.categories),
-                gl.sd_eta_category,
-            ),
-            Level::new(
-                self.as_ref.iter().map(|a| a.product).collect(),
-                etas(&self.model.products),
-                gl.sd_eta_product,
-            ),
+            Level::new(g_bra, etas(&self.model.brands), gl.sd_eta_brand),
+            Level::new(g_cat, etas(&self.model.categories), gl.sd_eta_category),
+            Level::new(g_pro, etas(&self.model.products), gl.sd_eta_product),
         ];
         solve_levels(g, h, &mut levels, sweeps);
         let [bra, cat, pro] = levels;
@@ -1021,7 +1248,7 @@ impl<'a> State<'a> {
     }
 
     /// Feature ridge and the customer prior variances.
-    fn update_prior(&mut self, acc: &Acc, lambda: f64) {
+    fn update_prior(&mut self, acc: &Acc, lambda: f64, plan: &Plan) {
         if let Some(coef) = acc.ridge.solve(lambda) {
             self.model.features.coef = coef;
         }
@@ -1040,7 +1267,7 @@ impl<'a> State<'a> {
                 .sqrt()
                 .clamp(0.01, 5.0);
         }
-        self.refresh_prior_means();
+        self.refresh_prior_means(&plan.chunks);
     }
 
     /// Standard errors and counts of every offset from the final pass.
@@ -1058,7 +1285,7 @@ impl<'a> State<'a> {
         let mut lab_info = vec![0.0; self.model.labels.len()];
         let mut lab_n = vec![0u64; self.model.labels.len()];
         for (j, a) in self.as_ref.iter().enumerate() {
-            let h = acc.ht[j];
+            let h = acc.art[j].ht;
             let n = self.data.as_count[j];
             if let Some(&i) = self.model.index.article_size.get(&(a.product, a.label)) {
                 if let Some(x) = self.model.article_sizes.get_mut(i as usize) {
@@ -1115,5 +1342,54 @@ fn values(gs: &[GroupParams]) -> Vec<f64> {
 fn set_values(gs: &mut [GroupParams], v: &[f64]) {
     for (g, x) in gs.iter_mut().zip(v) {
         g.offset.value = *x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_chunks_hands_out_exactly_the_chunks() {
+        let mut v: Vec<u32> = (0..10).collect();
+        let parts = split_chunks(&mut v, &[(1, 3), (3, 4), (7, 10)]);
+        let got: Vec<Vec<u32>> = parts.iter().map(|p| p.to_vec()).collect();
+        assert_eq!(got, vec![vec![1, 2], vec![3], vec![7, 8, 9]]);
+    }
+
+    /// `n` customers with `k` events each, `n_as` article-sizes.
+    fn data(n: usize, k: usize, n_as: usize) -> FitData {
+        let key = super::super::fitdata::ArticleSizeKey {
+            product: 0,
+            brand: 0,
+            category: 0,
+            label: 0,
+        };
+        FitData {
+            cust_start: (0..=n).map(|c| (c * k) as u64).collect(),
+            ev_as: vec![0; n * k],
+            ev_y: vec![1; n * k],
+            article_sizes: vec![key; n_as],
+            as_count: vec![0; n_as],
+        }
+    }
+
+    #[test]
+    fn plan_covers_everything_or_a_fixed_sample_in_few_shards() {
+        let d = data(1000, 3, 10);
+        let full = Plan::new(&d, 30, 1);
+        assert_eq!(full.events, 3000);
+        assert_eq!(full.chunks.len(), 100);
+        assert!(full.shards.len() > MIN_SHARDS && full.shards.len() <= MAX_SHARDS);
+        let in_shards: Vec<(usize, usize)> = full.shards.concat();
+        assert_eq!(in_shards, full.chunks);
+        // every 4th chunk: 25 chunks of 10 customers = 750 events
+        let sample = Plan::new(&d, 30, 4);
+        assert_eq!(sample.events, 750);
+        assert_eq!(sample.chunks[1], full.chunks[4]);
+        // a big catalogue: 3000 events over 100 article-sizes => ceil(3000 / 800) = 4 shards
+        let few = Plan::new(&data(1000, 3, 100), 30, 1);
+        assert_eq!(few.shards.len(), 4);
+        assert_eq!(few.shards.concat(), few.chunks);
     }
 }

@@ -4,6 +4,30 @@
 
 use crate::data::schema::{Events, NONE};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Multiply-rotate hasher (FxHash's scheme) for the small integer article-size keys:
+/// one hash per fit event, where SipHash's DoS resistance buys nothing (keys are dense
+/// indices we assigned) and costs several times more.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
 
 /// One article in one size: the unit outcomes are aggregated over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,7 +61,8 @@ impl FitData {
     /// Build from ingested events; outcomes other than small / fit / large are left out.
     pub fn from_events(events: &Events) -> FitData {
         let n_customers = events.customers.len();
-        let mut key_index: HashMap<ArticleSizeKey, u32> = HashMap::new();
+        let mut key_index: HashMap<ArticleSizeKey, u32, BuildHasherDefault<KeyHasher>> =
+            HashMap::default();
         let mut article_sizes = Vec::new();
         let mut as_of_event = vec![NONE; events.len()];
         let mut counts = vec![0u64; n_customers + 1];

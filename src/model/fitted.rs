@@ -177,6 +177,15 @@ pub struct IterationStats {
     pub loo_log_loss: f64,
     /// Seconds spent in this iteration.
     pub seconds: f64,
+    /// How far the article true sizes and band widths moved in this iteration's update
+    /// (event-weighted RMS, sizes; band widths relative): the stopping criterion.
+    pub param_change: f64,
+    /// Fit events this iteration visited (fewer than all during a big fit's sample phase).
+    pub events: u64,
+    /// Seconds of pass 1 (customers).
+    pub customer_pass_seconds: f64,
+    /// Seconds of pass 2 (article-sizes and globals).
+    pub article_pass_seconds: f64,
 }
 
 /// Training summary stored in the artifact.
@@ -238,6 +247,8 @@ pub struct Model {
     pub customers: CustomerTable,
     /// Training summary.
     pub summary: TrainingSummary,
+    /// Second stage applied to every probability (None: structural probabilities only).
+    pub stack: Option<super::stack::Stack>,
     /// Lookup maps, rebuilt by [`Model::reindex`].
     #[serde(skip)]
     pub index: ModelIndex,
@@ -261,7 +272,8 @@ pub struct ModelIndex {
 }
 
 impl Model {
-    /// Rebuild the lookup maps (after deserialising or building).
+    /// Rebuild the lookup maps and the second stage's cache (after deserialising or
+    /// building).
     pub fn reindex(&mut self) {
         fn map<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u32> {
             names
@@ -282,6 +294,7 @@ impl Model {
                 .collect(),
             customer: map(self.customers.ids.iter().map(String::as_str)),
         };
+        super::stack::prepare_model(self);
     }
 
     /// Alignment of a size system (0 when the system was not seen).

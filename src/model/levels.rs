@@ -8,9 +8,9 @@ use crate::data::schema::NONE;
 pub(crate) const EB_A0: f64 = 2.0;
 
 /// One level of the offset hierarchy during the quadratic solve.
-pub(crate) struct Level {
-    /// Group of each article-size ([`NONE`]: not in this level).
-    pub(crate) of_as: Vec<u32>,
+pub(crate) struct Level<'a> {
+    /// Group of each article-size ([`NONE`]: not in this level); precomputed once per fit.
+    pub(crate) of_as: &'a [u32],
     /// Group values.
     pub(crate) val: Vec<f64>,
     /// Prior sd.
@@ -19,8 +19,8 @@ pub(crate) struct Level {
     pub(crate) hess: Vec<f64>,
 }
 
-impl Level {
-    pub(crate) fn new(of_as: Vec<u32>, val: Vec<f64>, sd: f64) -> Level {
+impl<'a> Level<'a> {
+    pub(crate) fn new(of_as: &'a [u32], val: Vec<f64>, sd: f64) -> Level<'a> {
         let n = val.len();
         Level {
             of_as,
@@ -51,7 +51,7 @@ impl Level {
 /// Coordinate descent on `Σ_j g_j u_j + ½ h_j u_j² + Σ_levels Σ_k v_k² / (2 sd²)`, where
 /// `u_j` is the change of article-size `j`'s total and each level adds its group's
 /// change to every article-size in the group.
-pub(crate) fn solve_levels(g: &[f64], h: &[f64], levels: &mut [Level], sweeps: usize) {
+pub(crate) fn solve_levels(g: &[f64], h: &[f64], levels: &mut [Level<'_>], sweeps: usize) {
     let n_as = g.len();
     let mut u = vec![0.0; n_as];
     for _ in 0..sweeps {
@@ -76,7 +76,7 @@ pub(crate) fn solve_levels(g: &[f64], h: &[f64], levels: &mut [Level], sweeps: u
                 lv.val[k] += step[k];
                 lv.hess[k] = hk;
             }
-            for (uj, &k) in u.iter_mut().zip(&lv.of_as) {
+            for (uj, &k) in u.iter_mut().zip(lv.of_as) {
                 if k != NONE && (k as usize) < n {
                     *uj += step[k as usize];
                 }
@@ -93,7 +93,7 @@ mod tests {
     fn level_solve_shrinks_toward_zero_by_precision() {
         // one group, two article-sizes: g = -10, h = 10 each (data says +1),
         // prior sd 1 => precision 1: optimum v = 20 / (20 + 1) = 0.952...
-        let mut lv = [Level::new(vec![0, 0], vec![0.0], 1.0)];
+        let mut lv = [Level::new(&[0, 0], vec![0.0], 1.0)];
         solve_levels(&[-10.0, -10.0], &[10.0, 10.0], &mut lv, 3);
         assert!((lv[0].val[0] - 20.0 / 21.0).abs() < 1e-9);
     }
@@ -103,8 +103,8 @@ mod tests {
         // brand (1 group) and product (2 groups); data: product 0 wants +1, product 1 wants +1
         // with lots of information; the sum brand + product must reach ~+1 for both.
         let mut lv = [
-            Level::new(vec![0, 0], vec![0.0], 0.5),
-            Level::new(vec![0, 1], vec![0.0, 0.0], 0.5),
+            Level::new(&[0, 0], vec![0.0], 0.5),
+            Level::new(&[0, 1], vec![0.0, 0.0], 0.5),
         ];
         for _ in 0..50 {
             // re-linearise: gradient at the current totals for a quadratic centred at +1

@@ -69,6 +69,21 @@ impl EventDeriv {
 /// 2 large) at cut points `a > b`.
 #[inline]
 pub fn event_deriv(a: f64, b: f64, class: usize) -> EventDeriv {
+    let (mut d, p) = score(a, b, class);
+    d.nll = -p.ln();
+    d
+}
+
+/// [`event_deriv`] without the log-likelihood value (`nll` is 0): no logarithm, for
+/// Newton steps that need only the gradient and information.
+#[inline]
+pub fn event_score(a: f64, b: f64, class: usize) -> EventDeriv {
+    score(a, b, class).0
+}
+
+/// Derivatives and the (floored) probability of the observed class.
+#[inline]
+fn score(a: f64, b: f64, class: usize) -> (EventDeriv, f64) {
     let fa = sigmoid(a);
     let fb = sigmoid(b);
     let da = fa * (1.0 - fa); // logistic density at a
@@ -76,19 +91,20 @@ pub fn event_deriv(a: f64, b: f64, class: usize) -> EventDeriv {
     let ps = (1.0 - fa).max(P_MIN);
     let pf = (fa - fb).max(P_MIN);
     let pl = fb.max(P_MIN);
-    let (nll, ga, gb) = match class {
-        0 => (-ps.ln(), fa, 0.0),
-        1 => (-pf.ln(), -da / pf, db / pf),
-        _ => (-pl.ln(), 0.0, -(1.0 - fb)),
+    let (p, ga, gb) = match class {
+        0 => (ps, fa, 0.0),
+        1 => (pf, -da / pf, db / pf),
+        _ => (pl, 0.0, -(1.0 - fb)),
     };
-    EventDeriv {
-        nll,
+    let d = EventDeriv {
+        nll: 0.0,
         ga,
         gb,
         iaa: da * da / ps + da * da / pf,
         iab: -da * db / pf,
         ibb: db * db / pf + db * db / pl,
-    }
+    };
+    (d, p)
 }
 
 /// Probit approximation of `E[σ(x)]` when the logit `x` is scaled by a Gaussian size
@@ -137,6 +153,9 @@ mod tests {
                 let fdb = (nll(a, b + h, class) - nll(a, b - h, class)) / (2.0 * h);
                 assert!((d.ga - fda).abs() < 1e-6, "ga {class} {a} {b}");
                 assert!((d.gb - fdb).abs() < 1e-6, "gb {class} {a} {b}");
+                // the score-only variant is the same derivatives without the value
+                let s = event_score(a, b, class);
+                assert_eq!(s, EventDeriv { nll: 0.0, ..d });
             }
         }
     }

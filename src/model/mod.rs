@@ -1,6 +1,7 @@
 //! The model: parameters ([`FitParams`]), the fit ([`fit`]), the fitted [`Model`],
 //! prediction maths ([`predict`]), batch scoring and evaluation ([`eval`]), brand
-//! reports ([`report`]) and the versioned artifact ([`artifact`]).
+//! reports ([`report`]), the second stage ([`stack`]) and the versioned artifact
+//! ([`artifact`]).
 
 pub mod artifact;
 pub mod eval;
@@ -15,6 +16,7 @@ pub mod predict;
 pub mod recommend;
 pub mod report;
 pub mod score;
+pub mod stack;
 
 pub use fitted::Model;
 pub use params::FitParams;

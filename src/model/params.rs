@@ -9,6 +9,8 @@ pub struct FitParams {
     pub(crate) max_iter: usize,
     pub(crate) min_iter: usize,
     pub(crate) tol: f64,
+    pub(crate) param_tol: f64,
+    pub(crate) warm_start_events: usize,
     pub(crate) customer_newton_steps: usize,
     pub(crate) level_sweeps: usize,
     pub(crate) ridge_lambda: f64,
@@ -24,6 +26,8 @@ impl Default for FitParams {
             max_iter: 40,
             min_iter: 5,
             tol: 1e-5,
+            param_tol: 1e-3,
+            warm_start_events: 4_000_000,
             customer_newton_steps: 2,
             level_sweeps: 4,
             ridge_lambda: 1.0,
@@ -51,6 +55,22 @@ impl FitParams {
         self.tol = tol;
         self
     }
+    /// Stop when the article true sizes and fit-band widths move by less than this per
+    /// iteration (event-weighted root mean square, in sizes; band widths relative) once
+    /// band widths are being learned (default 1e-3).
+    pub fn param_tol(mut self, tol: f64) -> Self {
+        self.param_tol = tol;
+        self
+    }
+
+    /// Big fits first iterate on a fixed sample of customers holding about this many
+    /// events until the parameters settle, then refine on all events; used when there
+    /// are more than twice as many fit events; 0 = always use all (default 4,000,000).
+    pub fn warm_start_events(mut self, n: usize) -> Self {
+        self.warm_start_events = n;
+        self
+    }
+
     /// Newton steps per customer per iteration (default 2).
     pub fn customer_newton_steps(mut self, n: usize) -> Self {
         self.customer_newton_steps = n;
@@ -96,6 +116,9 @@ impl FitParams {
         }
         if !(self.tol.is_finite() && self.tol > 0.0) {
             return bad("tol", "must be a positive number");
+        }
+        if !(self.param_tol.is_finite() && self.param_tol > 0.0) {
+            return bad("param_tol", "must be a positive number");
         }
         if self.customer_newton_steps == 0 {
             return bad("customer_newton_steps", "must be at least 1");

@@ -7,10 +7,11 @@ use super::features::FeatureValues;
 use super::fitted::Model;
 use super::predict::{ArticleRef, CustomerState, EvidenceTerm};
 use super::report::{describe, FitProfile};
-use crate::data::schema::{Outcome, SizeLabel, NONE};
+use crate::data::schema::{Outcome, SizeLabel, SizeSystem, NONE};
 use crate::data::{parse_size, OutcomeMap};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 /// Errors of a recommendation request; each names the offending field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -173,46 +174,417 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> RecommendErr
     }
 }
 
-fn lookup(map: &std::collections::HashMap<String, u32>, key: Option<&String>) -> u32 {
-    key.and_then(|k| map.get(k)).copied().unwrap_or(NONE)
+/// A request string: borrowed from the request body when it has no escapes, owned
+/// otherwise (deserialising a [`ShopperRef`] then allocates nothing per string).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'a> Text<'a> {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text of an optional field.
+    pub fn opt<'s>(t: &'s Option<Text<'_>>) -> Option<&'s str> {
+        t.as_ref().map(Text::as_str)
+    }
+
+    fn of(s: &'a str) -> Self {
+        Text(Cow::Borrowed(s))
+    }
 }
 
-impl Model {
-    fn article(&self, brand: u32, product: u32, category: u32, label: &SizeLabel) -> ArticleRef {
-        ArticleRef {
-            product,
-            brand,
-            category,
-            label: self
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn text(t: &Option<String>) -> Option<Text<'_>> {
+    t.as_deref().map(Text::of)
+}
+
+fn opt<'s>(t: &'s Option<Text<'_>>) -> Option<&'s str> {
+    Text::opt(t)
+}
+
+/// [`ProductQuery`] borrowing its strings (the server parses request bodies into this).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct ProductQueryRef<'a> {
+    /// Brand name.
+    #[serde(default, borrow)]
+    pub brand: Option<Text<'a>>,
+    /// Product id.
+    #[serde(default, borrow)]
+    pub product_id: Option<Text<'a>>,
+    /// Category.
+    #[serde(default, borrow)]
+    pub category: Option<Text<'a>>,
+    /// Sizes on offer; default: the product's sizes in training.
+    #[serde(default, borrow)]
+    pub sizes: Option<Vec<Text<'a>>>,
+    /// Size system of the labels.
+    #[serde(default, borrow)]
+    pub size_system: Option<Text<'a>>,
+}
+
+/// [`PastPurchase`] borrowing its strings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct PastPurchaseRef<'a> {
+    /// Brand name.
+    #[serde(default, borrow)]
+    pub brand: Option<Text<'a>>,
+    /// Product id.
+    #[serde(default, borrow)]
+    pub product_id: Option<Text<'a>>,
+    /// Category.
+    #[serde(default, borrow)]
+    pub category: Option<Text<'a>>,
+    /// Size label bought.
+    #[serde(borrow)]
+    pub size: Text<'a>,
+    /// Size system of the label.
+    #[serde(default, borrow)]
+    pub size_system: Option<Text<'a>>,
+    /// What became of it.
+    #[serde(borrow)]
+    pub outcome: Text<'a>,
+}
+
+/// [`ReferenceSize`] borrowing its strings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ReferenceSizeRef<'a> {
+    /// Brand name.
+    #[serde(default, borrow)]
+    pub brand: Option<Text<'a>>,
+    /// Category.
+    #[serde(default, borrow)]
+    pub category: Option<Text<'a>>,
+    /// Size label worn.
+    #[serde(borrow)]
+    pub size: Text<'a>,
+    /// Size system of the label.
+    #[serde(default, borrow)]
+    pub size_system: Option<Text<'a>>,
+}
+
+/// [`Shopper`] borrowing its strings (features stay owned: few, and untagged).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct ShopperRef<'a> {
+    /// A customer id seen in training.
+    #[serde(default, borrow)]
+    pub customer_id: Option<Text<'a>>,
+    /// Past purchases with outcomes.
+    #[serde(default, borrow)]
+    pub history: Vec<PastPurchaseRef<'a>>,
+    /// Reference sizes.
+    #[serde(default, borrow)]
+    pub reference: Vec<ReferenceSizeRef<'a>>,
+    /// Body features by name.
+    #[serde(default)]
+    pub features: Cow<'a, BTreeMap<String, FeatureValue>>,
+}
+
+impl ProductQuery {
+    /// A borrowed view.
+    pub fn view(&self) -> ProductQueryRef<'_> {
+        ProductQueryRef {
+            brand: text(&self.brand),
+            product_id: text(&self.product_id),
+            category: text(&self.category),
+            sizes: self
+                .sizes
+                .as_ref()
+                .map(|v| v.iter().map(|s| Text::of(s)).collect()),
+            size_system: text(&self.size_system),
+        }
+    }
+}
+
+impl Shopper {
+    /// A borrowed view.
+    pub fn view(&self) -> ShopperRef<'_> {
+        ShopperRef {
+            customer_id: text(&self.customer_id),
+            history: self
+                .history
+                .iter()
+                .map(|h| PastPurchaseRef {
+                    brand: text(&h.brand),
+                    product_id: text(&h.product_id),
+                    category: text(&h.category),
+                    size: Text::of(&h.size),
+                    size_system: text(&h.size_system),
+                    outcome: Text::of(&h.outcome),
+                })
+                .collect(),
+            reference: self
+                .reference
+                .iter()
+                .map(|r| ReferenceSizeRef {
+                    brand: text(&r.brand),
+                    category: text(&r.category),
+                    size: Text::of(&r.size),
+                    size_system: text(&r.size_system),
+                })
+                .collect(),
+            features: Cow::Borrowed(&self.features),
+        }
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// One label text parsed under each size-system text it was given with.
+type ParsedByText = Vec<(Option<Box<str>>, LabelHit)>;
+
+/// A parsed size label as recommendation reads it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LabelHit {
+    system: SizeSystem,
+    pos: f64,
+    secondary: Option<f64>,
+    /// Model label index or [`NONE`].
+    label: u32,
+}
+
+impl LabelHit {
+    /// Order of [`SizeLabel::cmp_order`].
+    fn cmp_order(&self, other: &LabelHit) -> std::cmp::Ordering {
+        let key = |l: &LabelHit| SizeLabel {
+            system: l.system,
+            pos: l.pos,
+            secondary: l.secondary,
+            canonical: String::new(),
+        };
+        key(self).cmp_order(&key(other))
+    }
+}
+
+/// Lookups a server builds once per model so that a request allocates and hashes as
+/// little as possible. Every table is an exact cache of what [`Model::recommend`]
+/// computes without it (same keys, same answers), so answers do not depend on it:
+/// brand / category / product / label names with a fast hasher, parsed size labels for
+/// each label's canonical text (with and without its system name), the standard
+/// outcome words, brand fit profiles, and the population prior.
+#[derive(Clone, Debug, Default)]
+pub struct RecommendIndex {
+    /// False for the empty index ([`RecommendIndex::default`]): every lookup then goes
+    /// to the model itself.
+    complete: bool,
+    brand: FastMap<Box<str>, u32>,
+    category: FastMap<Box<str>, u32>,
+    product: FastMap<Box<str>, u32>,
+    label: FastMap<Box<str>, u32>,
+    /// (product, label) -> product-in-size index.
+    article_size: FastMap<(u32, u32), u32>,
+    /// Raw label text -> [(system text given, parsed)].
+    parsed: FastMap<Box<str>, ParsedByText>,
+    /// Raw outcome text -> outcome.
+    outcomes: FastMap<Box<str>, Outcome>,
+    /// Brand fit profile by brand index.
+    brand_profiles: Vec<Option<FitProfile>>,
+    /// Prior of a shopper without features.
+    population: Option<CustomerState>,
+}
+
+impl RecommendIndex {
+    /// Build the tables for `model` (once per loaded model; linear in its size).
+    pub fn new(model: &Model) -> Self {
+        fn names<'a>(it: impl Iterator<Item = &'a str>) -> FastMap<Box<str>, u32> {
+            let mut m = FastMap::default();
+            // as HashMap::collect in Model::reindex: a later duplicate wins
+            for (i, n) in it.enumerate() {
+                m.insert(n.into(), i as u32);
+            }
+            m
+        }
+        let label = names(model.labels.iter().map(|l| l.canonical.as_str()));
+        let mut parsed: FastMap<Box<str>, ParsedByText> = FastMap::default();
+        for l in &model.labels {
+            for system in [None, Some(l.system.as_str())] {
+                let Ok(p) = parse_size(&l.canonical, system) else {
+                    continue;
+                };
+                let hit = LabelHit {
+                    system: p.system,
+                    pos: p.pos,
+                    secondary: p.secondary,
+                    label: label.get(p.canonical.as_str()).copied().unwrap_or(NONE),
+                };
+                let entry = parsed.entry(l.canonical.as_str().into()).or_default();
+                if !entry.iter().any(|(s, _)| s.as_deref() == system) {
+                    entry.push((system.map(Into::into), hit));
+                }
+            }
+        }
+        let outcomes = standard_outcomes()
+            .entries()
+            .into_iter()
+            .filter_map(|(word, _)| Some((word.into(), standard_outcomes().classify(word)?)))
+            .collect();
+        RecommendIndex {
+            complete: true,
+            brand: names(model.brands.iter().map(|b| b.name.as_str())),
+            category: names(model.categories.iter().map(|b| b.name.as_str())),
+            product: names(model.products.iter().map(|b| b.name.as_str())),
+            label,
+            article_size: model
                 .index
-                .label
-                .get(&label.canonical)
-                .copied()
-                .unwrap_or(NONE),
-            system: label.system,
-            pos: label.pos,
+                .article_size
+                .iter()
+                .map(|(&k, &v)| (k, v))
+                .collect(),
+            parsed,
+            outcomes,
+            brand_profiles: (0..model.brands.len())
+                .map(|i| model.brand_profile(i))
+                .collect(),
+            population: Some(model.customer_prior(None)),
+        }
+    }
+}
+
+/// A model with its (possibly empty) serving index: every lookup of a request.
+struct Lookup<'m> {
+    model: &'m Model,
+    index: &'m RecommendIndex,
+}
+
+impl Lookup<'_> {
+    fn name(
+        &self,
+        fast: &FastMap<Box<str>, u32>,
+        slow: &HashMap<String, u32>,
+        key: Option<&str>,
+    ) -> u32 {
+        let Some(k) = key else {
+            return NONE;
+        };
+        if self.index.complete {
+            fast.get(k).copied().unwrap_or(NONE)
+        } else {
+            slow.get(k).copied().unwrap_or(NONE)
+        }
+    }
+
+    fn label_index(&self, canonical: &str) -> u32 {
+        self.name(&self.index.label, &self.model.index.label, Some(canonical))
+    }
+
+    /// `parse_size` plus the label's model index.
+    fn parse(&self, raw: &str, system: Option<&str>) -> Result<LabelHit, String> {
+        if let Some(list) = self.index.parsed.get(raw) {
+            if let Some((_, hit)) = list.iter().find(|(s, _)| s.as_deref() == system) {
+                return Ok(*hit);
+            }
+        }
+        let l = parse_size(raw, system).map_err(|e| e.to_string())?;
+        Ok(LabelHit {
+            system: l.system,
+            pos: l.pos,
+            secondary: l.secondary,
+            label: self.label_index(&l.canonical),
+        })
+    }
+
+    /// [`Model::article_size_index`].
+    fn article_size(&self, a: &ArticleRef) -> Option<u32> {
+        if !self.index.complete {
+            return self.model.article_size_index(a);
+        }
+        if a.product == NONE || a.label == NONE {
+            return None;
+        }
+        self.index.article_size.get(&(a.product, a.label)).copied()
+    }
+
+    fn outcome(&self, raw: &str) -> Option<Outcome> {
+        match self.index.outcomes.get(raw) {
+            Some(&o) => Some(o),
+            None => standard_outcomes().classify(raw),
         }
     }
 
     fn resolve_product(
         &self,
-        brand: Option<&String>,
-        product: Option<&String>,
-        category: Option<&String>,
+        brand: Option<&str>,
+        product: Option<&str>,
+        category: Option<&str>,
     ) -> (u32, u32, u32) {
-        let p = lookup(&self.index.product, product);
+        let (m, ix) = (self.model, self.index);
+        let p = self.name(&ix.product, &m.index.product, product);
         let info = (p != NONE)
-            .then(|| self.product_info.get(p as usize))
+            .then(|| m.product_info.get(p as usize))
             .flatten();
-        let b = match lookup(&self.index.brand, brand) {
+        let b = match self.name(&ix.brand, &m.index.brand, brand) {
             NONE => info.map_or(NONE, |i| i.brand),
             b => b,
         };
-        let c = match lookup(&self.index.category, category) {
+        let c = match self.name(&ix.category, &m.index.category, category) {
             NONE => info.map_or(NONE, |i| i.category),
             c => c,
         };
         (b, p, c)
+    }
+
+    fn brand_profile(&self, b: u32) -> Option<FitProfile> {
+        if b == NONE {
+            return None;
+        }
+        if self.index.complete {
+            return self.index.brand_profiles.get(b as usize).cloned().flatten();
+        }
+        self.model.brand_profile(b as usize)
+    }
+}
+
+/// Keys of one article: brand, product, category indices.
+type Keys = (u32, u32, u32);
+
+fn article(keys: Keys, label: &LabelHit) -> ArticleRef {
+    ArticleRef {
+        product: keys.1,
+        brand: keys.0,
+        category: keys.2,
+        label: label.label,
+        system: label.system,
+        pos: label.pos,
+    }
+}
+
+/// What a shopper's posterior is computed from.
+struct ShopperInputs {
+    prior: CustomerState,
+    terms: Vec<EvidenceTerm>,
+    basis: Vec<String>,
+    /// Index of the last past purchase that fit (for the explanation).
+    last_fit: Option<usize>,
+}
+
+impl Model {
+    fn lookup<'m>(&'m self, index: &'m RecommendIndex) -> Lookup<'m> {
+        Lookup { model: self, index }
     }
 
     /// The shopper's long-run size and fit bias (posterior) and what it is based on.
@@ -220,93 +592,124 @@ impl Model {
         &self,
         shopper: &Shopper,
     ) -> Result<(CustomerState, Vec<String>), RecommendError> {
+        let x = self.shopper_inputs(&self.lookup(&RecommendIndex::default()), &shopper.view())?;
+        Ok((self.posterior(x.prior, &x.terms), x.basis))
+    }
+
+    /// What the shopper's posterior is computed from: the prior (features or known
+    /// customer) and one evidence term per past purchase and reference size.
+    pub fn shopper_evidence(
+        &self,
+        shopper: &Shopper,
+    ) -> Result<(CustomerState, Vec<EvidenceTerm>), RecommendError> {
+        let x = self.shopper_inputs(&self.lookup(&RecommendIndex::default()), &shopper.view())?;
+        Ok((x.prior, x.terms))
+    }
+
+    fn shopper_inputs(
+        &self,
+        look: &Lookup<'_>,
+        shopper: &ShopperRef<'_>,
+    ) -> Result<ShopperInputs, RecommendError> {
         let mut basis = Vec::new();
-        let values = FeatureValues {
-            numeric: self
-                .features
-                .numeric
-                .iter()
-                .map(|f| match shopper.features.get(&f.name) {
-                    Some(FeatureValue::Number(x)) => *x,
-                    _ => f64::NAN,
-                })
-                .collect(),
-            categorical: self
-                .features
-                .categorical
-                .iter()
-                .map(|f| match shopper.features.get(&f.name) {
-                    Some(FeatureValue::Text(s)) => Some(s.as_str()),
-                    _ => None,
-                })
-                .collect(),
-        };
-        for (name, v) in &shopper.features {
-            let known_num = self.features.numeric.iter().any(|f| &f.name == name);
-            let known_cat = self.features.categorical.iter().any(|f| &f.name == name);
-            match v {
-                FeatureValue::Number(x) if known_num && !x.is_finite() => {
-                    return Err(invalid(
-                        format!("shopper.features.{name}"),
-                        "expected a finite number",
-                    ))
+        let features: &BTreeMap<String, FeatureValue> = &shopper.features;
+        let mut prior = if features.is_empty() {
+            look.index
+                .population
+                .unwrap_or_else(|| self.customer_prior(None))
+        } else {
+            let values = FeatureValues {
+                numeric: self
+                    .features
+                    .numeric
+                    .iter()
+                    .map(|f| match features.get(&f.name) {
+                        Some(FeatureValue::Number(x)) => *x,
+                        _ => f64::NAN,
+                    })
+                    .collect(),
+                categorical: self
+                    .features
+                    .categorical
+                    .iter()
+                    .map(|f| match features.get(&f.name) {
+                        Some(FeatureValue::Text(s)) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            for (name, v) in features {
+                let known_num = self.features.numeric.iter().any(|f| &f.name == name);
+                let known_cat = self.features.categorical.iter().any(|f| &f.name == name);
+                match v {
+                    FeatureValue::Number(x) if known_num && !x.is_finite() => {
+                        return Err(invalid(
+                            format!("shopper.features.{name}"),
+                            "expected a finite number",
+                        ))
+                    }
+                    FeatureValue::Text(_) if known_num => {
+                        return Err(invalid(
+                            format!("shopper.features.{name}"),
+                            "expected a number",
+                        ))
+                    }
+                    FeatureValue::Number(_) if known_cat => {
+                        return Err(invalid(
+                            format!("shopper.features.{name}"),
+                            "expected a text category",
+                        ))
+                    }
+                    _ => {}
                 }
-                FeatureValue::Text(_) if known_num => {
-                    return Err(invalid(
-                        format!("shopper.features.{name}"),
-                        "expected a number",
-                    ))
-                }
-                FeatureValue::Number(_) if known_cat => {
-                    return Err(invalid(
-                        format!("shopper.features.{name}"),
-                        "expected a text category",
-                    ))
-                }
-                _ => {}
             }
-        }
-        let mut prior = self.customer_prior(Some(&values));
-        if super::features::FeatureModel::any_present(&values) {
-            basis.push("features".to_string());
-        }
+            if super::features::FeatureModel::any_present(&values) {
+                basis.push("features".to_string());
+            }
+            self.customer_prior(Some(&values))
+        };
         if let Some(id) = &shopper.customer_id {
             if let Some(st) = self
                 .index
                 .customer
-                .get(id)
+                .get(id.as_str())
                 .and_then(|&c| self.known_customer(c as usize))
             {
                 prior = st;
                 basis.push("customer".to_string());
             }
         }
-        let outcomes = standard_outcomes();
-        let mut terms: Vec<EvidenceTerm> = Vec::new();
+        let mut terms: Vec<EvidenceTerm> =
+            Vec::with_capacity(shopper.history.len() + shopper.reference.len());
+        let mut last_fit = None;
         for (i, h) in shopper.history.iter().enumerate() {
-            let label = parse_size(&h.size, h.size_system.as_deref())
-                .map_err(|e| invalid(format!("shopper.history[{i}].size"), e.to_string()))?;
-            let outcome = outcomes.classify(&h.outcome).ok_or_else(|| {
+            let label = look
+                .parse(h.size.as_str(), opt(&h.size_system))
+                .map_err(|e| invalid(format!("shopper.history[{i}].size"), e))?;
+            let outcome = look.outcome(h.outcome.as_str()).ok_or_else(|| {
                 invalid(
                     format!("shopper.history[{i}].outcome"),
-                    format!("unknown outcome '{}': expected e.g. kept, fit, too_small, too_large, returned_other", h.outcome),
+                    format!("unknown outcome '{}': expected e.g. kept, fit, too_small, too_large, returned_other", h.outcome.as_str()),
                 )
             })?;
-            let (b, p, c) =
-                self.resolve_product(h.brand.as_ref(), h.product_id.as_ref(), h.category.as_ref());
-            let a = self.article(b, p, c, &label);
-            terms.push(self.evidence(&a, outcome.class(), true));
+            if outcome == Outcome::Fit {
+                last_fit = Some(i);
+            }
+            let keys = look.resolve_product(opt(&h.brand), opt(&h.product_id), opt(&h.category));
+            let a = article(keys, &label);
+            terms.push(self.evidence_with(&a, look.article_size(&a), outcome.class(), true));
         }
         if !shopper.history.is_empty() {
             basis.push("history".to_string());
         }
         for (i, r) in shopper.reference.iter().enumerate() {
-            let label = parse_size(&r.size, r.size_system.as_deref())
-                .map_err(|e| invalid(format!("shopper.reference[{i}].size"), e.to_string()))?;
-            let (b, p, c) = self.resolve_product(r.brand.as_ref(), None, r.category.as_ref());
-            let a = self.article(b, p, c, &label);
+            let label = look
+                .parse(r.size.as_str(), opt(&r.size_system))
+                .map_err(|e| invalid(format!("shopper.reference[{i}].size"), e))?;
+            let keys = look.resolve_product(opt(&r.brand), None, opt(&r.category));
+            let a = article(keys, &label);
             // "I wear M at Acme": chosen, and it fits
-            terms.push(self.evidence(&a, Some(1), true));
+            terms.push(self.evidence_with(&a, look.article_size(&a), Some(1), true));
         }
         if !shopper.reference.is_empty() {
             basis.push("reference".to_string());
@@ -314,37 +717,57 @@ impl Model {
         if basis.is_empty() {
             basis.push("population".to_string());
         }
-        Ok((self.posterior(prior, &terms), basis))
+        Ok(ShopperInputs {
+            prior,
+            terms,
+            basis,
+            last_fit,
+        })
     }
 
-    /// Recommend a size of `product` for `shopper`.
+    /// Recommend a size of `product` for `shopper` (without a serving index: the same
+    /// answer as [`Model::recommend_ref`] with one).
     pub fn recommend(
         &self,
         product: &ProductQuery,
         shopper: &Shopper,
     ) -> Result<Recommendation, RecommendError> {
-        let (b, p, c) = self.resolve_product(
-            product.brand.as_ref(),
-            product.product_id.as_ref(),
-            product.category.as_ref(),
+        self.recommend_ref(&RecommendIndex::default(), &product.view(), &shopper.view())
+    }
+
+    /// Recommend a size of `product` for `shopper` using the serving lookups `index`
+    /// (built by [`RecommendIndex::new`] for this model; an empty index works too, slower).
+    pub fn recommend_ref(
+        &self,
+        index: &RecommendIndex,
+        product: &ProductQueryRef<'_>,
+        shopper: &ShopperRef<'_>,
+    ) -> Result<Recommendation, RecommendError> {
+        let look = self.lookup(index);
+        let keys = look.resolve_product(
+            opt(&product.brand),
+            opt(&product.product_id),
+            opt(&product.category),
         );
+        let (b, p, c) = keys;
         if b == NONE && p == NONE && c == NONE && product.sizes.is_none() {
             return Err(RecommendError::NotFound {
                 field: "product".into(),
                 message: "unknown product, brand and category, and no sizes given: nothing to recommend from".into(),
             });
         }
-        // sizes on offer
-        let mut offered: Vec<(String, SizeLabel)> = match &product.sizes {
+        // sizes on offer: (text as given or canonical, parsed)
+        let mut offered: Vec<(&str, LabelHit)> = match &product.sizes {
             Some(list) => {
                 if list.is_empty() {
                     return Err(invalid("product.sizes", "expected at least one size label"));
                 }
                 let mut v = Vec::with_capacity(list.len());
                 for (i, s) in list.iter().enumerate() {
-                    let l = parse_size(s, product.size_system.as_deref())
-                        .map_err(|e| invalid(format!("product.sizes[{i}]"), e.to_string()))?;
-                    v.push((s.clone(), l));
+                    let l = look
+                        .parse(s.as_str(), opt(&product.size_system))
+                        .map_err(|e| invalid(format!("product.sizes[{i}]"), e))?;
+                    v.push((s.as_str(), l));
                 }
                 v
             }
@@ -363,12 +786,12 @@ impl Model {
                     .filter_map(|&l| self.labels.get(l as usize))
                     .map(|l| {
                         (
-                            l.canonical.clone(),
-                            SizeLabel {
+                            l.canonical.as_str(),
+                            LabelHit {
                                 system: l.system,
                                 pos: l.pos,
                                 secondary: None,
-                                canonical: l.canonical.clone(),
+                                label: look.label_index(&l.canonical),
                             },
                         )
                     })
@@ -376,15 +799,21 @@ impl Model {
             }
         };
         offered.sort_by(|x, y| x.1.cmp_order(&y.1));
-        let (state, basis) = self.shopper_belief(shopper)?;
+        let inputs = self.shopper_inputs(&look, shopper)?;
+        let state = self.posterior(inputs.prior, &inputs.terms);
         let belief = self.at_purchase(&state, None);
+        let sc = self.shopper_stack(shopper);
         let mut sizes = Vec::with_capacity(offered.len());
         let mut best = 0usize;
         for (i, (text, label)) in offered.iter().enumerate() {
-            let a = self.article(b, p, c, label);
-            let pr = self.probs_article(belief, &a);
+            let a = article(keys, label);
+            let pr = if self.stack.is_some() {
+                self.probs_final(belief, &a, &sc)
+            } else {
+                self.probs_article_with(belief, &a, look.article_size(&a))
+            };
             sizes.push(SizeOdds {
-                size: text.clone(),
+                size: (*text).to_string(),
                 p_small: pr[0],
                 p_fit: pr[1],
                 p_large: pr[2],
@@ -403,13 +832,12 @@ impl Model {
         } else {
             "low"
         };
-        let brand_fit = (b != NONE)
-            .then(|| self.brand_profile(b as usize))
-            .flatten();
-        let explanation = self.explain(&ExplainInput {
+        let brand_fit = look.brand_profile(b);
+        let explanation = explain(&ExplainInput {
             brand: brand_fit.as_ref(),
             shopper,
-            basis: &basis,
+            basis: &inputs.basis,
+            last_fit: inputs.last_fit,
             size: &chosen.size,
         });
         Ok(Recommendation {
@@ -420,59 +848,71 @@ impl Model {
                 level: level.to_string(),
                 score,
                 shopper_size_sd: sd,
-                basis,
+                basis: inputs.basis,
             },
             brand_fit,
             explanation,
         })
     }
-
-    fn explain(&self, x: &ExplainInput<'_>) -> String {
-        let mut parts = Vec::new();
-        if let Some(bf) = x.brand {
-            let (verdict, _) = describe(bf.offset, bf.se);
-            parts.push(format!("{} {}", bf.key, verdict));
-        }
-        let because = if let Some(h) = x.shopper.history.iter().rev().find(|h| {
-            standard_outcomes()
-                .classify(&h.outcome)
-                .is_some_and(|o| o == Outcome::Fit)
-        }) {
-            match &h.brand {
-                Some(b) => format!("based on the {} you kept from {b}", h.size),
-                None => format!("based on the {} you kept", h.size),
-            }
-        } else if let Some(r) = x.shopper.reference.first() {
-            match &r.brand {
-                Some(b) => format!("based on the {} you wear at {b}", r.size),
-                None => format!("based on the {} you usually wear", r.size),
-            }
-        } else if let Some(h) = x.shopper.history.last() {
-            format!(
-                "based on your past purchases (the {} was {})",
-                h.size,
-                h.outcome.replace('_', " ")
-            )
-        } else if x.basis.iter().any(|b| b == "customer") {
-            "based on your purchase history".to_string()
-        } else if x.basis.iter().any(|b| b == "features") {
-            "based on your measurements".to_string()
-        } else {
-            "based on what most shoppers keep".to_string()
-        };
-        parts.push(format!("{because} we recommend {}", x.size));
-        let mut s = parts.join("; ");
-        if let Some(first) = s.get(..1) {
-            s = first.to_uppercase() + s.get(1..).unwrap_or("");
-        }
-        s.push('.');
-        s
-    }
 }
 
 struct ExplainInput<'a> {
     brand: Option<&'a FitProfile>,
-    shopper: &'a Shopper,
+    shopper: &'a ShopperRef<'a>,
     basis: &'a [String],
+    /// Index of the last past purchase that fit.
+    last_fit: Option<usize>,
     size: &'a str,
+}
+
+/// One sentence: how the brand runs, what the size is based on, the size.
+fn explain(x: &ExplainInput<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(160);
+    if let Some(bf) = x.brand {
+        let (verdict, _) = describe(bf.offset, bf.se);
+        let _ = write!(s, "{} {}; ", bf.key, verdict);
+    }
+    let history = &x.shopper.history;
+    let kept = x.last_fit.and_then(|i| history.get(i));
+    let _ = if let Some(h) = kept {
+        match &h.brand {
+            Some(b) => write!(
+                s,
+                "based on the {} you kept from {}",
+                h.size.as_str(),
+                b.as_str()
+            ),
+            None => write!(s, "based on the {} you kept", h.size.as_str()),
+        }
+    } else if let Some(r) = x.shopper.reference.first() {
+        match &r.brand {
+            Some(b) => write!(
+                s,
+                "based on the {} you wear at {}",
+                r.size.as_str(),
+                b.as_str()
+            ),
+            None => write!(s, "based on the {} you usually wear", r.size.as_str()),
+        }
+    } else if let Some(h) = history.last() {
+        write!(
+            s,
+            "based on your past purchases (the {} was {})",
+            h.size.as_str(),
+            h.outcome.as_str().replace('_', " ")
+        )
+    } else if x.basis.iter().any(|b| b == "customer") {
+        s.write_str("based on your purchase history")
+    } else if x.basis.iter().any(|b| b == "features") {
+        s.write_str("based on your measurements")
+    } else {
+        s.write_str("based on what most shoppers keep")
+    };
+    let _ = write!(s, " we recommend {}.", x.size);
+    // capitalise the first character when it is ASCII
+    if let Some(first) = s.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    s
 }

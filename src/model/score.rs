@@ -2,10 +2,10 @@
 //! then compute small / fit / large probabilities for every event in parallel.
 //! Unseen customers, products, brands and sizes fall back on priors; nothing is dropped.
 
-use super::features::FeatureValues;
+use super::features::{FeatureModel, FeatureValues};
 use super::fitted::Model;
 use super::predict::{ArticleRef, CustomerState, SizeBelief};
-use crate::data::schema::{Dict, Events, NONE};
+use crate::data::schema::{canonical_int, Dict, Events, NONE};
 use rayon::prelude::*;
 
 /// How to score events.
@@ -42,10 +42,123 @@ pub struct Resolved {
     pub belief: Vec<CustomerState>,
 }
 
-fn map_dict(dict: &Dict, index: &std::collections::HashMap<String, u32>) -> Vec<u32> {
-    dict.iter()
-        .map(|n| index.get(n.as_ref()).copied().unwrap_or(NONE))
+/// Model index of each of `dict`'s keys ([`NONE`] when unseen), given the model's key
+/// count and key by index, and `index` mapping them back. When the model's keys are
+/// distinct (the index has one entry per key), a key that sits at the same position in
+/// both lists is that index without hashing: scoring the table a model was trained on
+/// (same dictionary order) then reads both lists in order instead of probing a hash
+/// map of millions of strings at random.
+fn map_dict<'m>(
+    dict: &Dict,
+    index: &std::collections::HashMap<String, u32>,
+    (len, name_at): (usize, impl Fn(usize) -> Option<&'m str> + Sync),
+) -> Vec<u32> {
+    let distinct = index.len() == len;
+    if let (true, Some(keys)) = (distinct, dict.as_ints()) {
+        if keys.len() >= INT_JOIN_MIN {
+            return map_ints(keys, (len, name_at));
+        }
+    }
+    // in parallel: a table can carry millions of customer keys
+    (0..dict.len())
+        .into_par_iter()
+        .with_min_len(4096)
+        .map(|i| {
+            with_key(dict, i, |n| {
+                if distinct && name_at(i) == Some(n) {
+                    return i as u32;
+                }
+                index.get(n).copied().unwrap_or(NONE)
+            })
+            .unwrap_or(NONE)
+        })
         .collect()
+}
+
+/// Integer dictionaries at least this long that the model's keys do not match by
+/// position are joined through an integer hash map of the model's keys.
+const INT_JOIN_MIN: usize = 4096;
+
+/// [`map_dict`] of integer keys when the model's keys are distinct: by position where
+/// they line up; the rest through a map from the model's integer keys (canonical
+/// decimal text, see [`canonical_int`]) to their index, built only when needed. A key
+/// `k` is the text `k.to_string()`, and exactly the model keys with that text parse to
+/// `k`, so this is the string map's answer without hashing strings (or dereferencing
+/// them at random: the string map of millions of customers is mostly cache misses).
+fn map_ints<'m>(
+    keys: &[i64],
+    (len, name_at): (usize, impl Fn(usize) -> Option<&'m str> + Sync),
+) -> Vec<u32> {
+    const MISS: u32 = NONE - 1;
+    let mut out: Vec<u32> = keys
+        .par_iter()
+        .enumerate()
+        .with_min_len(4096)
+        .map(|(i, &k)| {
+            if name_at(i).and_then(canonical_int) == Some(k) {
+                i as u32
+            } else {
+                MISS
+            }
+        })
+        .collect();
+    if !out.contains(&MISS) {
+        return out;
+    }
+    let mut by_int: std::collections::HashMap<i64, u32, foldhash::fast::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(len, Default::default());
+    for j in 0..len {
+        // as the string map: a later duplicate wins (keys are distinct here anyway)
+        if let Some(k) = name_at(j).and_then(canonical_int) {
+            by_int.insert(k, j as u32);
+        }
+    }
+    out.par_iter_mut()
+        .zip(keys.par_iter())
+        .with_min_len(4096)
+        .filter(|(o, _)| **o == MISS)
+        .for_each(|(o, k)| *o = by_int.get(k).copied().unwrap_or(NONE));
+    out
+}
+
+/// Call `f` with key `i` of `dict` as text (`None` when out of range), as [`Dict::get`]
+/// would give it but without allocating for non-negative integer keys (written on the
+/// stack).
+fn with_key<R>(dict: &Dict, i: usize, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let Some(ints) = dict.as_ints() else {
+        return dict.text_at(i).map(f);
+    };
+    let k = *ints.get(i)?;
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut v = k.unsigned_abs();
+    loop {
+        pos -= 1;
+        if let Some(b) = buf.get_mut(pos) {
+            *b = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let digits = std::str::from_utf8(buf.get(pos..)?).ok()?;
+    if k < 0 {
+        let mut text = String::with_capacity(digits.len() + 1);
+        text.push('-');
+        text.push_str(digits);
+        return Some(f(&text));
+    }
+    Some(f(digits))
+}
+
+/// The model's keys of a group table: (count, key by index).
+fn group_names<'m>(
+    groups: &'m [super::fitted::GroupParams],
+) -> (usize, impl Fn(usize) -> Option<&'m str> + Sync) {
+    (groups.len(), move |i: usize| {
+        groups.get(i).map(|g| g.name.as_str())
+    })
 }
 
 fn pick(map: &[u32], i: u32) -> u32 {
@@ -56,10 +169,257 @@ fn pick(map: &[u32], i: u32) -> u32 {
     }
 }
 
+/// Rows per parallel work item of [`Model::score_with`]: fixed, so the split (and with
+/// it every result) does not depend on the number of threads.
+pub const SCORE_CHUNK: usize = 8192;
+
+/// A brand, category or product as scoring reads it: offset, band log-width and the
+/// variance its level adds to an article's true size.
+#[derive(Clone, Copy, Debug, Default)]
+struct GroupTerm {
+    value: f64,
+    /// `e^eta` of the band log-width: a row's band factor is the product over levels.
+    exp_eta: f64,
+    var: f64,
+}
+
+/// An events size as scoring reads it.
+#[derive(Clone, Copy, Debug)]
+struct SizeTerm {
+    /// `pos / scale + align`: where the label sits on the common scale.
+    base: f64,
+    /// `base` + the label's own offset: the start of the article's true size.
+    t: f64,
+    /// Variance of the label offset.
+    var: f64,
+}
+
+/// A customer's purchase-time belief, in the two pieces a row needs: the mean is
+/// `f + gain·(x − s)` for the row's choice centre `x` (gain 0 without choice evidence).
+#[derive(Clone, Copy, Debug)]
+struct BeliefTerm {
+    f: f64,
+    s: f64,
+    gain: f64,
+    var: f64,
+}
+
+/// Everything per-row scoring reads, computed once per table: per brand / category /
+/// product / size / customer terms (slot `len` of each group table is the unknown key),
+/// and for each product the product-in-size offsets by events size index.
+struct ScoreTables {
+    brands: Vec<GroupTerm>,
+    categories: Vec<GroupTerm>,
+    products: Vec<GroupTerm>,
+    /// Product-in-size offsets, grouped by events product: (events size index, offset,
+    /// variance).
+    article_sizes: Vec<(u32, f64, f64)>,
+    /// Per events product: its range in `article_sizes` (few entries each).
+    article_ranges: Vec<(u32, u32)>,
+    /// Variance of a product-in-size the model does not know.
+    unknown_article_var: f64,
+    sizes: Vec<SizeTerm>,
+    beliefs: Vec<BeliefTerm>,
+}
+
+/// Slot of key `i` in a table of `len` keys plus the unknown slot.
+#[inline]
+fn slot(i: u32, len: usize) -> usize {
+    (i as usize).min(len)
+}
+
+impl ScoreTables {
+    fn new(m: &Model, events: &Events, r: &Resolved, opts: &ScoreOptions) -> Self {
+        let g = &m.globals;
+        // each term as Model::true_size / band / article_var compute it for one key
+        let group = |ids: &[u32], groups: &[super::fitted::GroupParams], sd: f64| {
+            let mut v: Vec<GroupTerm> = ids
+                .iter()
+                .chain(std::iter::once(&NONE))
+                .map(|&i| GroupTerm {
+                    value: super::fitted::group_value(groups, i),
+                    exp_eta: super::fitted::group_eta(groups, i).exp(),
+                    var: if groups.is_empty() {
+                        0.0
+                    } else if i == NONE {
+                        sd * sd
+                    } else {
+                        groups
+                            .get(i as usize)
+                            .map_or(sd * sd, |x| x.offset.se * x.offset.se)
+                    },
+                })
+                .collect();
+            v.shrink_to_fit();
+            v
+        };
+        let brands = group(&r.brand, &m.brands, g.sd_brand);
+        let categories = group(&r.category, &m.categories, g.sd_category);
+        let products = group(&r.product, &m.products, g.sd_product);
+        let sizes = events
+            .sizes
+            .iter()
+            .zip(&r.label)
+            .map(|(l, &ml)| {
+                let base = l.pos / m.scale(l.system) + m.align(l.system);
+                let (t, var) = if ml == NONE {
+                    (base, g.sd_label * g.sd_label)
+                } else {
+                    match m.labels.get(ml as usize) {
+                        Some(lp) => (base + lp.offset.value, lp.offset.se * lp.offset.se),
+                        None => (base, g.sd_label * g.sd_label),
+                    }
+                };
+                SizeTerm { base, t, var }
+            })
+            .collect();
+        // model product -> [(model label, article-size index)], as the index map has them
+        let mut by_product: Vec<Vec<(u32, u32)>> = vec![Vec::new(); m.products.len()];
+        for (&(p, l), &i) in &m.index.article_size {
+            if let Some(v) = by_product.get_mut(p as usize) {
+                v.push((l, i));
+            }
+        }
+        // model label -> events size indices
+        let mut label_sizes: Vec<Vec<u32>> = vec![Vec::new(); m.labels.len()];
+        for (k, &ml) in r.label.iter().enumerate() {
+            if let Some(v) = label_sizes.get_mut(ml as usize) {
+                v.push(k as u32);
+            }
+        }
+        let mut article_sizes = Vec::new();
+        let article_ranges = r
+            .product
+            .iter()
+            .map(|&mp| {
+                let start = article_sizes.len() as u32;
+                for &(l, i) in by_product.get(mp as usize).map_or(&[][..], Vec::as_slice) {
+                    let Some(a) = m.article_sizes.get(i as usize) else {
+                        continue;
+                    };
+                    for &k in label_sizes.get(l as usize).map_or(&[][..], Vec::as_slice) {
+                        article_sizes.push((k, a.offset.value, a.offset.se * a.offset.se));
+                    }
+                }
+                (start, article_sizes.len() as u32)
+            })
+            .collect();
+        let drift_var = g.sd_drift * g.sd_drift;
+        let choice_var = g.sd_choice * g.sd_choice;
+        let beliefs = r
+            .belief
+            .par_iter()
+            .with_min_len(4096)
+            .map(|st| {
+                // Model::at_purchase / purchase_belief, split into the per-customer part
+                let ss = st.ss + drift_var;
+                let fs = st.ss + st.su + drift_var;
+                let ff = st.ss + 2.0 * st.su + st.uu + drift_var;
+                let f = st.s + st.u;
+                if opts.choice_evidence {
+                    let gain = fs / (ss + choice_var).max(1e-12);
+                    BeliefTerm {
+                        f,
+                        s: st.s,
+                        gain,
+                        var: (ff - gain * fs).max(1e-12),
+                    }
+                } else {
+                    BeliefTerm {
+                        f,
+                        s: st.s,
+                        gain: 0.0,
+                        var: ff,
+                    }
+                }
+            })
+            .collect();
+        ScoreTables {
+            brands,
+            categories,
+            products,
+            article_sizes,
+            article_ranges,
+            unknown_article_var: if m.article_sizes.is_empty() {
+                0.0
+            } else {
+                g.sd_article_size * g.sd_article_size
+            },
+            sizes,
+            beliefs,
+        }
+    }
+
+    /// Probabilities of event `i` (NaN when its size or customer is missing); the same
+    /// numbers as [`Model::event_view`] + [`Model::probs_article`], term by term (up to
+    /// rounding in the band factor).
+    #[inline]
+    fn row(&self, m: &Model, events: &Events, i: usize, choice: bool) -> [f64; 3] {
+        const MISSING: [f64; 3] = [f64::NAN; 3];
+        let g = &m.globals;
+        let (Some(&size), Some(&cust)) = (events.size.get(i), events.customer.get(i)) else {
+            return MISSING;
+        };
+        let (Some(sz), Some(bt)) = (
+            self.sizes.get(size as usize),
+            self.beliefs.get(cust as usize),
+        ) else {
+            return MISSING;
+        };
+        let at = |v: &[u32], tab: &[GroupTerm]| {
+            let k = v.get(i).copied().unwrap_or(NONE);
+            tab.get(slot(k, tab.len() - 1)).copied().unwrap_or_default()
+        };
+        let b = at(&events.brand, &self.brands);
+        let c = at(&events.category, &self.categories);
+        let p_key = events.product.get(i).copied().unwrap_or(NONE);
+        let p = self
+            .products
+            .get(slot(p_key, self.products.len() - 1))
+            .copied()
+            .unwrap_or_default();
+        let article = self
+            .article_ranges
+            .get(p_key as usize)
+            .and_then(|&(lo, hi)| self.article_sizes.get(lo as usize..hi as usize))
+            .and_then(|v| v.iter().find(|x| x.0 == size));
+        let mut t = sz.t + b.value + c.value + p.value;
+        let as_var = match article {
+            Some(&(_, value, var)) => {
+                t += value;
+                var
+            }
+            None => self.unknown_article_var,
+        };
+        let var_article = sz.var + b.var + c.var + p.var + as_var;
+        // e^(eta_b + eta_c + eta_p) without an exp per row (equal up to rounding)
+        let exp_eta = b.exp_eta * c.exp_eta * p.exp_eta;
+        let mean = if choice {
+            let x = sz.base + g.k * (b.value + c.value) + g.k_product * p.value;
+            bt.f + bt.gain * (x - bt.s)
+        } else {
+            bt.f
+        };
+        m.probs_for_exp(
+            SizeBelief {
+                mean,
+                var: bt.var + var_article,
+            },
+            t,
+            exp_eta,
+        )
+    }
+}
+
 impl Model {
     /// Resolve an event table's dictionaries against this model.
     pub fn resolve(&self, events: &Events) -> Resolved {
-        let customer = map_dict(&events.customers, &self.index.customer);
+        let ids = &self.customers.ids;
+        let customer = map_dict(
+            &events.customers,
+            &self.index.customer,
+            (ids.len(), |i: usize| ids.get(i).map(String::as_str)),
+        );
         // feature columns by name
         let num_cols: Vec<Option<usize>> = self
             .features
@@ -85,41 +445,67 @@ impl Model {
                     .position(|c| c.name == f.name)
             })
             .collect();
+        let g = &self.globals;
+        let bias_var = g.sd_customer_bias * g.sd_customer_bias;
+        // the population prior is the same for every customer without features
+        let population = self.customer_prior(None);
         let belief = customer
             .par_iter()
             .enumerate()
-            .map(|(c, &mc)| {
-                if mc != NONE {
-                    if let Some(st) = self.known_customer(mc as usize) {
-                        return st;
+            .map_init(
+                || {
+                    (
+                        FeatureValues {
+                            numeric: Vec::with_capacity(num_cols.len()),
+                            categorical: Vec::with_capacity(cat_cols.len()),
+                        },
+                        vec![0.0; self.features.dim()],
+                    )
+                },
+                |(values, row), (c, &mc)| {
+                    if mc != NONE {
+                        if let Some(st) = self.known_customer(mc as usize) {
+                            return st;
+                        }
                     }
-                }
-                let values = FeatureValues {
-                    numeric: num_cols
-                        .iter()
-                        .map(|col| {
-                            col.and_then(|k| events.features.numeric.get(k))
-                                .and_then(|f| f.values.get(c))
-                                .map_or(f64::NAN, |&v| f64::from(v))
-                        })
-                        .collect(),
-                    categorical: cat_cols
-                        .iter()
-                        .map(|col| {
-                            let f = col.and_then(|k| events.features.categorical.get(k))?;
-                            let code = *f.codes.get(c)?;
-                            f.levels.get(code as usize).map(String::as_str)
-                        })
-                        .collect(),
-                };
-                self.customer_prior(Some(&values))
-            })
+                    values.numeric.clear();
+                    values.numeric.extend(num_cols.iter().map(|col| {
+                        col.and_then(|k| events.features.numeric.get(k))
+                            .and_then(|f| f.values.get(c))
+                            .map_or(f64::NAN, |&v| f64::from(v))
+                    }));
+                    values.categorical.clear();
+                    values.categorical.extend(cat_cols.iter().map(|col| {
+                        let f = col.and_then(|k| events.features.categorical.get(k))?;
+                        let code = *f.codes.get(c)?;
+                        f.levels.get(code as usize).map(String::as_str)
+                    }));
+                    if !FeatureModel::any_present(values) {
+                        return population;
+                    }
+                    // as customer_prior, with the design row reused across customers
+                    self.features.encode_into(values, row);
+                    CustomerState::prior(
+                        self.features.predict_row(row),
+                        g.sd_customer_features * g.sd_customer_features,
+                        bias_var,
+                    )
+                },
+            )
             .collect();
         Resolved {
             customer,
-            product: map_dict(&events.products, &self.index.product),
-            brand: map_dict(&events.brands, &self.index.brand),
-            category: map_dict(&events.categories, &self.index.category),
+            product: map_dict(
+                &events.products,
+                &self.index.product,
+                group_names(&self.products),
+            ),
+            brand: map_dict(&events.brands, &self.index.brand, group_names(&self.brands)),
+            category: map_dict(
+                &events.categories,
+                &self.index.category,
+                group_names(&self.categories),
+            ),
             label: events
                 .sizes
                 .iter()
@@ -141,14 +527,14 @@ impl Model {
         let size = *events.size.get(i)?;
         let label = events.sizes.get(size as usize)?;
         let a = ArticleRef {
-            product: pick(&r.product, events.product[i]),
-            brand: pick(&r.brand, events.brand[i]),
-            category: pick(&r.category, events.category[i]),
+            product: pick(&r.product, *events.product.get(i)?),
+            brand: pick(&r.brand, *events.brand.get(i)?),
+            category: pick(&r.category, *events.category.get(i)?),
             label: pick(&r.label, size),
             system: label.system,
             pos: label.pos,
         };
-        let st = r.belief.get(events.customer[i] as usize)?;
+        let st = r.belief.get(*events.customer.get(i)? as usize)?;
         let chosen = opts.choice_evidence.then(|| self.choice_centre(&a));
         Some((a, self.at_purchase(st, chosen)))
     }
@@ -158,16 +544,113 @@ impl Model {
         self.score_with(events, &ScoreOptions::default())
     }
 
-    /// Probabilities for every event with explicit options.
+    /// Probabilities for every event with explicit options: per-key terms (true size,
+    /// band, variance, customer belief) are computed once per table, then rows are
+    /// scored in parallel in fixed chunks of [`SCORE_CHUNK`] without allocating. The
+    /// numbers are those of [`Model::event_view`] + [`Model::probs_article`] per row up
+    /// to rounding (the band factor is a product of per-level `e^eta`).
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
+        if self.stack.is_some() {
+            // the second stage needs each row's own inputs: the per-row path, in parallel
+            let sc = self.stack_customers(events, &r);
+            return (0..events.len())
+                .into_par_iter()
+                .with_min_len(4096)
+                .map(|i| match self.event_view(events, &r, i, opts) {
+                    Some((a, belief)) => self.probs_final(belief, &a, sc.of(events.customer[i])),
+                    None => [f64::NAN; 3],
+                })
+                .collect();
+        }
+        let tables = ScoreTables::new(self, events, &r, opts);
+        let mut out = vec![[f64::NAN; 3]; events.len()];
+        out.par_chunks_mut(SCORE_CHUNK)
+            .enumerate()
+            .for_each(|(k, chunk)| {
+                let first = k * SCORE_CHUNK;
+                for (j, o) in chunk.iter_mut().enumerate() {
+                    *o = tables.row(self, events, first + j, opts.choice_evidence);
+                }
+            });
+        out
+    }
+
+    /// Probabilities for every event the slow way, one [`Model::event_view`] +
+    /// [`Model::probs_final`] per row: the reference [`Model::score_with`] is tested against.
+    pub fn score_reference(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
+        let r = self.resolve(events);
+        let sc = self.stack_customers(events, &r);
         (0..events.len())
-            .into_par_iter()
-            .with_min_len(4096)
             .map(|i| match self.event_view(events, &r, i, opts) {
-                Some((a, belief)) => self.probs_article(belief, &a),
+                Some((a, belief)) => self.probs_final(belief, &a, sc.of(events.customer[i])),
                 None => [f64::NAN; 3],
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_join_is_the_string_map() {
+        // model keys: integers in canonical text, plus texts that are not (never equal
+        // to an integer key's text)
+        let mut names: Vec<String> = (0..6000).map(|i| (i * 7 - 300).to_string()).collect();
+        names[5] = "007".into();
+        names[6] = "x".into();
+        names[7] = "-0".into();
+        let index: std::collections::HashMap<String, u32> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        // events keys: the same in a shuffled order, unknown ones, and 7 (text "007" in
+        // the model does not match it)
+        let mut keys: Vec<i64> = (0..6000).rev().map(|i| i * 7 - 300).collect();
+        keys.swap(10, 4000);
+        keys.extend([7, 0, -1, 99_999_999]);
+        let by_text = |ks: &[i64]| -> Vec<u32> {
+            ks.iter()
+                .map(|k| index.get(&k.to_string()).copied().unwrap_or(NONE))
+                .collect()
+        };
+        let got = map_ints(
+            &keys,
+            (names.len(), |i: usize| names.get(i).map(String::as_str)),
+        );
+        assert_eq!(got, by_text(&keys));
+        assert!(got.contains(&NONE) && got.iter().filter(|&&x| x != NONE).count() > 5900);
+        // nearly in the model's own order (the non-integer keys left out shift the tail)
+        let own: Vec<i64> = names.iter().filter_map(|n| canonical_int(n)).collect();
+        let got = map_ints(
+            &own,
+            (names.len(), |i: usize| names.get(i).map(String::as_str)),
+        );
+        assert_eq!(got, by_text(&own));
+    }
+
+    #[test]
+    fn keys_read_as_dict_get_gives_them() {
+        let ints: Dict = [
+            "0",
+            "7",
+            "42",
+            "-42",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ]
+        .into_iter()
+        .collect();
+        assert!(ints.as_ints().is_some(), "integer storage expected");
+        let text: Dict = ["a", "", "Größe", "12"].into_iter().collect();
+        for dict in [&ints, &text] {
+            for i in 0..dict.len() + 1 {
+                let want = dict.get(i).map(|k| k.into_owned());
+                assert_eq!(with_key(dict, i, str::to_string), want, "key {i}");
+            }
+        }
     }
 }

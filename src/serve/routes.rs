@@ -5,11 +5,12 @@ use super::error::{ApiError, ErrorBody};
 use super::openapi;
 use super::state::{AppState, Loaded};
 use super::types::{
-    check_limits, ApiJson, BatchRequest, BatchResponse, BatchResult, ModelInfo, ProfileResponse,
-    ProfilesPage, ProfilesQuery, RecommendRequest, RecommendResponse, ReloadRequest,
-    ReloadResponse, Status, DEFAULT_PAGE, MAX_PAGE,
+    check_limits_ref, ApiBody, ApiJson, BatchRequest, BatchResponse, BatchResult, ModelInfo,
+    ProfileResponse, ProfilesPage, ProfilesQuery, RecommendRequest, RecommendRequestRef,
+    RecommendResponse, ReloadRequest, ReloadResponse, Status, DEFAULT_PAGE, MAX_PAGE,
 };
 use super::Metrics;
+use crate::model::recommend::Recommendation;
 use crate::model::report::{FitProfile, ProfileBy};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -205,17 +206,74 @@ pub async fn openapi_json() -> Response {
 fn recommend_one(
     loaded: &Loaded,
     state: &AppState,
-    req: &RecommendRequest,
-) -> Result<RecommendResponse, ApiError> {
-    check_limits(req)?;
-    let recommendation = loaded.model.recommend(&req.product, &req.shopper)?;
+    req: &RecommendRequestRef<'_>,
+) -> Result<Recommendation, ApiError> {
+    check_limits_ref(req)?;
+    let recommendation = loaded
+        .model
+        .recommend_ref(&loaded.index, &req.product, &req.shopper)?;
     state
         .metrics()
         .recommendation(&recommendation.confidence.level);
-    Ok(RecommendResponse {
-        model_id: loaded.header.model_id.clone(),
-        recommendation,
-    })
+    Ok(recommendation)
+}
+
+/// The JSON of a [`RecommendResponse`] without building one, byte for byte what serde
+/// writes for it (`model_id` first, then the recommendation's fields as
+/// `#[serde(flatten)]` puts them; tested), with the keys as constants.
+fn recommend_json(model_id: &str, r: &Recommendation) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(256 + 160 * r.sizes.len());
+    write_recommendation(&mut out, model_id, r).map_err(|e| ApiError::Internal {
+        message: format!("cannot serialise the answer: {e}"),
+    })?;
+    Ok(out)
+}
+
+fn write_recommendation(
+    out: &mut Vec<u8>,
+    model_id: &str,
+    r: &Recommendation,
+) -> Result<(), serde_json::Error> {
+    // strings and numbers through serde_json: its escaping and float formatting
+    fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> serde_json::Result<()> {
+        serde_json::to_writer(out, v)
+    }
+    out.extend_from_slice(b"{\"model_id\":");
+    json(out, model_id)?;
+    out.extend_from_slice(b",\"recommended_size\":");
+    json(out, &r.recommended_size)?;
+    out.extend_from_slice(b",\"fit_probability\":");
+    json(out, &r.fit_probability)?;
+    out.extend_from_slice(b",\"sizes\":[");
+    for (i, s) in r.sizes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"size\":");
+        json(out, &s.size)?;
+        out.extend_from_slice(b",\"p_small\":");
+        json(out, &s.p_small)?;
+        out.extend_from_slice(b",\"p_fit\":");
+        json(out, &s.p_fit)?;
+        out.extend_from_slice(b",\"p_large\":");
+        json(out, &s.p_large)?;
+        out.push(b'}');
+    }
+    let c = &r.confidence;
+    out.extend_from_slice(b"],\"confidence\":{\"level\":");
+    json(out, &c.level)?;
+    out.extend_from_slice(b",\"score\":");
+    json(out, &c.score)?;
+    out.extend_from_slice(b",\"shopper_size_sd\":");
+    json(out, &c.shopper_size_sd)?;
+    out.extend_from_slice(b",\"basis\":");
+    json(out, &c.basis)?;
+    out.extend_from_slice(b"},\"brand_fit\":");
+    json(out, &r.brand_fit)?;
+    out.extend_from_slice(b",\"explanation\":");
+    json(out, &r.explanation)?;
+    out.push(b'}');
+    Ok(())
 }
 
 /// Recommend a size of one product for one shopper.
@@ -233,10 +291,38 @@ fn recommend_one(
     ))]
 pub async fn recommend(
     State(state): State<AppState>,
-    ApiJson(req): ApiJson<RecommendRequest>,
-) -> Result<Json<RecommendResponse>, ApiError> {
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    // fast paths: UTF-8 checked once, strings borrowed from the body, the common body
+    // shape parsed by hand (fastjson), else by serde; a body that does not parse is
+    // parsed again as the owned type with axum's path-tracking deserializer, whose error
+    // names the offending field
+    let fast = std::str::from_utf8(&body).ok().and_then(|t| {
+        super::fastjson::parse_recommend(t)
+            .or_else(|| serde_json::from_str::<RecommendRequestRef<'_>>(t).ok())
+    });
+    match fast {
+        Some(req) => answer(&state, &req),
+        None => {
+            let Json(req) = Json::<RecommendRequest>::from_bytes(&body)?;
+            answer(&state, &req.view())
+        }
+    }
+}
+
+/// The `POST /v1/recommend` response to a parsed request.
+fn answer(state: &AppState, req: &RecommendRequestRef<'_>) -> Result<Response, ApiError> {
     let loaded = state.loaded()?;
-    recommend_one(&loaded, &state, &req).map(Json)
+    let recommendation = recommend_one(&loaded, state, req)?;
+    let json = recommend_json(&loaded.header.model_id, &recommendation)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response())
 }
 
 fn batch_items(loaded: &Loaded, state: &AppState, items: Vec<serde_json::Value>) -> BatchResponse {
@@ -245,7 +331,7 @@ fn batch_items(loaded: &Loaded, state: &AppState, items: Vec<serde_json::Value>)
     for (i, item) in items.into_iter().enumerate() {
         let prefix = format!("items[{i}]");
         let answer = match serde_json::from_value::<RecommendRequest>(item) {
-            Ok(req) => recommend_one(loaded, state, &req).map_err(|e| e.prefixed(&prefix)),
+            Ok(req) => recommend_one(loaded, state, &req.view()).map_err(|e| e.prefixed(&prefix)),
             Err(e) => {
                 let (field, message) = super::error::split_path(&e.to_string());
                 let field = if field == "body" {
@@ -260,7 +346,7 @@ fn batch_items(loaded: &Loaded, state: &AppState, items: Vec<serde_json::Value>)
             Ok(r) => {
                 ok += 1;
                 BatchResult {
-                    recommendation: Some(r.recommendation),
+                    recommendation: Some(r),
                     error: None,
                 }
             }
@@ -585,6 +671,64 @@ pub async fn reload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::recommend::{Confidence, SizeOdds};
+
+    #[test]
+    fn recommend_json_is_what_serde_writes() {
+        let profile = FitProfile {
+            key: "Acme \"Co\"".into(),
+            brand: Some("Größe".into()),
+            offset: -0.25,
+            se: 0.1,
+            interval: [-0.45, -0.05],
+            n: 12,
+            band: 0.0,
+            verdict: "runs slightly small".into(),
+            advice: "size up".into(),
+            score: 0.15,
+        };
+        let mut r = Recommendation {
+            recommended_size: "M".into(),
+            fit_probability: 0.8,
+            sizes: vec![
+                SizeOdds {
+                    size: "S".into(),
+                    p_small: 0.7,
+                    p_fit: 0.3,
+                    p_large: 1e-300,
+                },
+                SizeOdds {
+                    size: "M\n".into(),
+                    p_small: 0.1,
+                    p_fit: f64::NAN,
+                    p_large: 0.1,
+                },
+            ],
+            confidence: Confidence {
+                level: "high".into(),
+                score: 0.5,
+                shopper_size_sd: 0.25,
+                basis: vec!["history".into(), "features".into()],
+            },
+            brand_fit: Some(profile),
+            explanation: "Acme runs small; based on the M you kept we recommend M.".into(),
+        };
+        for _ in 0..2 {
+            let want = serde_json::to_vec(&RecommendResponse {
+                model_id: "00ab".into(),
+                recommendation: r.clone(),
+            })
+            .unwrap();
+            let got = recommend_json("00ab", &r).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            r.brand_fit = None;
+            r.sizes.clear();
+            r.confidence.basis.clear();
+        }
+    }
 
     #[test]
     fn secrets() {

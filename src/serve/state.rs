@@ -4,6 +4,7 @@
 use super::error::{ApiError, ServeError};
 use super::metrics::Metrics;
 use crate::model::artifact::{self, ArtifactHeader};
+use crate::model::recommend::RecommendIndex;
 use crate::model::report::{FitProfile, ProfileBy};
 use crate::model::Model;
 use arc_swap::ArcSwapOption;
@@ -52,6 +53,8 @@ pub struct Loaded {
     pub loaded_unix: u64,
     /// Fit profiles by brand, category, product (ranked by score, most certain first).
     pub profiles: [Vec<FitProfile>; 3],
+    /// Lookup tables of `POST /v1/recommend` for this model.
+    pub index: RecommendIndex,
 }
 
 impl Loaded {
@@ -62,12 +65,14 @@ impl Loaded {
             model.profiles(ProfileBy::Category),
             model.profiles(ProfileBy::Product),
         ];
+        let index = RecommendIndex::new(&model);
         Loaded {
             model,
             header,
             path,
             loaded_unix: now_unix(),
             profiles,
+            index,
         }
     }
 

@@ -2,7 +2,9 @@
 //! model is asked, and the JSON body extractor that turns bad bodies into [`ApiError`]s.
 
 use super::error::{ApiError, ErrorBody};
-use crate::model::recommend::{ProductQuery, Recommendation, Shopper};
+use crate::model::recommend::{
+    ProductQuery, ProductQueryRef, Recommendation, Shopper, ShopperRef, Text,
+};
 use crate::model::report::FitProfile;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -32,6 +34,28 @@ pub struct RecommendRequest {
     /// The shopper: any of a known customer id, past purchases, reference sizes, body features.
     #[serde(default)]
     pub shopper: Shopper,
+}
+
+impl RecommendRequest {
+    /// A borrowed view.
+    pub fn view(&self) -> RecommendRequestRef<'_> {
+        RecommendRequestRef {
+            product: self.product.view(),
+            shopper: self.shopper.view(),
+        }
+    }
+}
+
+/// [`RecommendRequest`] borrowing its strings from the request body: what
+/// `POST /v1/recommend` parses (same JSON shape and defaults).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct RecommendRequestRef<'a> {
+    /// The product.
+    #[serde(borrow)]
+    pub product: ProductQueryRef<'a>,
+    /// The shopper.
+    #[serde(default, borrow)]
+    pub shopper: ShopperRef<'a>,
 }
 
 /// `POST /v1/recommend` answer: the recommendation plus the id of the model that made it.
@@ -215,6 +239,21 @@ where
     }
 }
 
+/// The raw request body, with body errors (too large, unreadable) as [`ApiError`]s.
+#[derive(Debug, Clone)]
+pub struct ApiBody(pub Bytes);
+
+impl<S> FromRequest<S> for ApiBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiBody(Bytes::from_request(req, state).await?))
+    }
+}
+
 fn check_len(field: &str, len: usize, max: usize) -> Result<(), ApiError> {
     if len > max {
         return Err(ApiError::PayloadTooLarge {
@@ -238,37 +277,43 @@ fn check_text(field: impl FnOnce() -> String, text: Option<&str>) -> Result<(), 
 /// Check the request limits (list lengths, string lengths) before the model is asked;
 /// the model validates the values themselves.
 pub fn check_limits(req: &RecommendRequest) -> Result<(), ApiError> {
+    check_limits_ref(&req.view())
+}
+
+/// [`check_limits`] of a borrowed request.
+pub fn check_limits_ref(req: &RecommendRequestRef<'_>) -> Result<(), ApiError> {
+    let t = Text::opt;
     let p = &req.product;
-    check_text(|| "product.brand".into(), p.brand.as_deref())?;
-    check_text(|| "product.product_id".into(), p.product_id.as_deref())?;
-    check_text(|| "product.category".into(), p.category.as_deref())?;
-    check_text(|| "product.size_system".into(), p.size_system.as_deref())?;
+    check_text(|| "product.brand".into(), t(&p.brand))?;
+    check_text(|| "product.product_id".into(), t(&p.product_id))?;
+    check_text(|| "product.category".into(), t(&p.category))?;
+    check_text(|| "product.size_system".into(), t(&p.size_system))?;
     if let Some(sizes) = &p.sizes {
         check_len("product.sizes", sizes.len(), MAX_SIZES)?;
         for (i, s) in sizes.iter().enumerate() {
-            check_text(|| format!("product.sizes[{i}]"), Some(s))?;
+            check_text(|| format!("product.sizes[{i}]"), Some(s.as_str()))?;
         }
     }
     let s = &req.shopper;
-    check_text(|| "shopper.customer_id".into(), s.customer_id.as_deref())?;
+    check_text(|| "shopper.customer_id".into(), t(&s.customer_id))?;
     check_len("shopper.history", s.history.len(), MAX_HISTORY)?;
     check_len("shopper.reference", s.reference.len(), MAX_REFERENCE)?;
     check_len("shopper.features", s.features.len(), MAX_FEATURES)?;
     for (i, h) in s.history.iter().enumerate() {
         let f = |name: &str| format!("shopper.history[{i}].{name}");
-        check_text(|| f("brand"), h.brand.as_deref())?;
-        check_text(|| f("product_id"), h.product_id.as_deref())?;
-        check_text(|| f("category"), h.category.as_deref())?;
-        check_text(|| f("size"), Some(&h.size))?;
-        check_text(|| f("size_system"), h.size_system.as_deref())?;
-        check_text(|| f("outcome"), Some(&h.outcome))?;
+        check_text(|| f("brand"), t(&h.brand))?;
+        check_text(|| f("product_id"), t(&h.product_id))?;
+        check_text(|| f("category"), t(&h.category))?;
+        check_text(|| f("size"), Some(h.size.as_str()))?;
+        check_text(|| f("size_system"), t(&h.size_system))?;
+        check_text(|| f("outcome"), Some(h.outcome.as_str()))?;
     }
     for (i, r) in s.reference.iter().enumerate() {
         let f = |name: &str| format!("shopper.reference[{i}].{name}");
-        check_text(|| f("brand"), r.brand.as_deref())?;
-        check_text(|| f("category"), r.category.as_deref())?;
-        check_text(|| f("size"), Some(&r.size))?;
-        check_text(|| f("size_system"), r.size_system.as_deref())?;
+        check_text(|| f("brand"), t(&r.brand))?;
+        check_text(|| f("category"), t(&r.category))?;
+        check_text(|| f("size"), Some(r.size.as_str()))?;
+        check_text(|| f("size_system"), t(&r.size_system))?;
     }
     for name in s.features.keys() {
         check_text(|| "shopper.features".into(), Some(name))?;

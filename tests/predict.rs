@@ -1,0 +1,143 @@
+//! Fast prediction paths against their references on a fitted synthetic model: batch
+//! scoring (`score_with`, per-key tables, parallel fixed chunks) against the per-row
+//! `event_view` + `probs_article`, independent of the thread count; the serving solve
+//! (`posterior`) against the fit's full 12-step Newton solve for real shoppers.
+
+mod common;
+
+use runsize::data::NONE;
+use runsize::model::recommend::{PastPurchase, Shopper};
+use runsize::model::score::ScoreOptions;
+use runsize::model::{FitParams, Model};
+
+fn fitted() -> (Model, common::SynthSplit) {
+    let fx = common::synth_split(30_000, 21, 6, Some(10));
+    let model = FitParams::default().max_iter(6).fit(&fx.train).unwrap();
+    (model, fx)
+}
+
+fn assert_same(fast: &[[f64; 3]], reference: &[[f64; 3]], what: &str) {
+    assert_eq!(fast.len(), reference.len(), "{what}: lengths");
+    for (i, (x, y)) in fast.iter().zip(reference).enumerate() {
+        for k in 0..3 {
+            assert!(
+                (x[k] - y[k]).abs() <= 1e-12 || (x[k].is_nan() && y[k].is_nan()),
+                "{what}: row {i}: fast {x:?} reference {y:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn batch_scoring_matches_the_per_row_reference_for_any_thread_count() {
+    let (model, fx) = fitted();
+    // the held-out part has customers, and some products and sizes, the model never saw
+    let unseen = fx
+        .test
+        .customers
+        .iter()
+        .filter(|c| !model.index.customer.contains_key(c.as_ref()))
+        .count();
+    assert!(unseen > 0, "test part has no unseen customers");
+    // keys resolve as the model's maps say (scoring the training table matches most
+    // customers by position, without hashing)
+    for events in [&fx.train, &fx.test] {
+        let r = model.resolve(events);
+        for (i, name) in events.customers.iter().enumerate() {
+            let want = model
+                .index
+                .customer
+                .get(name.as_ref())
+                .copied()
+                .unwrap_or(NONE);
+            assert_eq!(r.customer[i], want, "customer {name}");
+        }
+        for (i, name) in events.products.iter().enumerate() {
+            let want = model
+                .index
+                .product
+                .get(name.as_ref())
+                .copied()
+                .unwrap_or(NONE);
+            assert_eq!(r.product[i], want, "product {name}");
+        }
+    }
+    for choice_evidence in [true, false] {
+        let opts = ScoreOptions { choice_evidence };
+        for events in [&fx.train, &fx.test] {
+            let reference = model.score_reference(events, &opts);
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(|| model.score_with(events, &opts));
+            let three = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap()
+                .install(|| model.score_with(events, &opts));
+            assert_same(&one, &reference, "1 thread");
+            assert_eq!(one, three, "1 vs 3 threads differ");
+            assert!(one
+                .iter()
+                .all(|p| (p.iter().sum::<f64>() - 1.0).abs() < 1e-9));
+        }
+    }
+}
+
+#[test]
+fn serving_posterior_matches_the_full_solve_for_real_shoppers() {
+    let (model, _fx) = fitted();
+    let outcomes = [
+        "kept",
+        "returned_too_small",
+        "kept",
+        "returned_too_large",
+        "too_small",
+    ];
+    let mut compared = 0;
+    for start in 0..model.products.len().saturating_sub(30) {
+        let n = 1 + start % 30;
+        let history: Vec<PastPurchase> = (start..start + n)
+            .filter_map(|p| {
+                let info = &model.product_info[p];
+                let l = &model.labels[*info.sizes.get((p * 7) % info.sizes.len().max(1))? as usize];
+                Some(PastPurchase {
+                    product_id: Some(model.products[p].name.clone()),
+                    size: l.canonical.clone(),
+                    size_system: Some(l.system.as_str().into()),
+                    outcome: outcomes[p % outcomes.len()].into(),
+                    ..PastPurchase::default()
+                })
+            })
+            .collect();
+        let shopper = Shopper {
+            history,
+            ..Shopper::default()
+        };
+        let (fast, _) = model.shopper_belief(&shopper).unwrap();
+        let (prior, terms) = model.shopper_evidence(&shopper).unwrap();
+        let diff = |r: &runsize::model::predict::CustomerState| {
+            [
+                fast.s - r.s,
+                fast.u - r.u,
+                fast.ss - r.ss,
+                fast.su - r.su,
+                fast.uu - r.uu,
+            ]
+            .iter()
+            .fold(0.0f64, |m, x| m.max(x.abs()))
+        };
+        // the optimum (the fit's solve run to convergence) and the 12 steps the
+        // server took before
+        let converged = model.posterior_reference(prior, &terms, 400);
+        let twelve = model.posterior_reference(prior, &terms, 12);
+        assert!(
+            diff(&converged) < 1e-7,
+            "fast {fast:?} converged {converged:?}"
+        );
+        assert!(diff(&twelve) < 1e-6, "fast {fast:?} 12 steps {twelve:?}");
+        compared += 1;
+    }
+    assert!(compared >= 20, "{compared}");
+}
