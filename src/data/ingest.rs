@@ -4,11 +4,20 @@
 //! window) and per-customer features.
 //!
 //! # How a file is read
-//! Each file is scanned lazily with polars, projected to the needed columns only, and
-//! streamed in batches of [`IngestConfig::chunk_rows`] rows through polars' streaming engine
-//! (`sink_batches`), for Parquet, CSV and NDJSON alike (gzip included), so peak memory is the
-//! compact [`Events`] table plus a few batches. Every batch is checked row by row; good rows
-//! are appended to [`Events`], bad rows are counted by reason.
+//! Each file's schema comes from a lazy polars scan; only the needed columns are read.
+//! Parquet is decoded with polars' in-memory reader in units of whole row groups (about
+//! [`IngestConfig::read_rows`] rows) on a helper thread, one unit ahead; CSV and NDJSON
+//! (gzip included) stream through polars' streaming engine (`sink_batches`). Either way
+//! the rows arrive in batches of [`IngestConfig::chunk_rows`], so peak memory is the
+//! compact [`Events`] table plus a few batches. Every batch is checked row by row; good
+//! rows are appended to [`Events`], bad rows are counted by reason.
+//!
+//! # Memory
+//! Keys are stored once, in compact [`Dict`]s (integer ids as `i64`, text in one arena),
+//! indexed by `u32`-only hash tables; repeated strings are recognised by their Arrow view
+//! (no hashing of the text per row); row numbers cost nothing when every row is kept
+//! ([`super::schema::RowIds`]). At 100M synthetic events (50M customers) the table is
+//! about 3 GB (21 bytes per event plus 8 bytes and three features per customer).
 //!
 //! # Customer features
 //! Feature columns are row-level in the file, but [`Events::features`] holds one value per
