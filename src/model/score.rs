@@ -162,7 +162,7 @@ impl Model {
     /// Probabilities for every event with explicit options.
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
-        let sc = self.stack_customers(events, &r);
+        let sc = self.stack_customers(events, &r, opts);
         (0..events.len())
             .into_par_iter()
             .with_min_len(4096)

@@ -160,6 +160,25 @@ impl FeatureSet {
         ..FeatureSet::FULL
     };
 
+    /// The groups for sizes on offer: the structural log-odds carry everything that
+    /// differs between sizes of one product; the rest is about the product and the
+    /// customer. Size-level features learned from observed purchases (label position,
+    /// size rates, gaps) rank hypothetical sizes by who chose them, not by fit.
+    pub const OFFER: FeatureSet = FeatureSet {
+        gap: false,
+        product: true,
+        article_size: false,
+        customer: true,
+        group: true,
+        interactions: true,
+        body: true,
+        shape: false,
+        label: false,
+        pairs: false,
+        neighbours: false,
+        history: false,
+    };
+
     /// The groups that are safe with leave-one-out inputs (no label position).
     pub const LOO: FeatureSet = FeatureSet {
         label: false,
@@ -173,8 +192,6 @@ impl FeatureSet {
 pub struct FeatureSpec {
     /// Feature groups.
     pub set: FeatureSet,
-    /// Rate smoothing.
-    pub smoothing: Smoothing,
     /// Knots of the hinge functions `max(0, gap − k)` (size steps).
     pub gap_knots: Vec<f64>,
     /// Knots of the hinge functions of the label's position (training quantiles).
@@ -205,36 +222,68 @@ pub struct CvPoint {
     pub auc_avg: f64,
 }
 
-/// A fitted second stage: plain data plus a cache rebuilt by [`Stack::prepare`].
+/// One fitted logistic regression of the second stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Stack {
+pub struct StackLogit {
     /// Feature map.
     pub spec: FeatureSpec,
-    /// Training counts.
-    pub tables: StackTables,
     /// Coefficients on standardised features: the small-vs-fit logit's (one per
     /// feature), then the large-vs-fit's.
     pub coef: Vec<f64>,
     /// Chosen ridge penalty.
     pub lambda: f64,
-    /// Structural refits behind the training inputs (0: leave-one-out inputs).
-    pub cross_fit: usize,
     /// Cross-validation results that chose the penalty and feature set.
     pub cv: Vec<CvPoint>,
-    /// Prediction cache.
+    /// The standardisation folded into the coefficients ([`StackLogit::prepare`]).
     #[serde(skip)]
-    pub cache: StackCache,
+    pub folded: Folded,
 }
 
-/// What [`Stack::prepare`] derives for fast prediction.
+/// A [`StackLogit`]'s coefficients on raw features.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct StackCache {
+pub struct Folded {
     /// Coefficients on raw features, `[small, large]` per feature.
     pub weight: Vec<[f64; 2]>,
     /// Raw-feature clamp `[lo, hi]` per feature.
     pub clamp: Vec<[f64; 2]>,
     /// Logit offsets `[small, large]` from folding the standardisation in.
     pub offset: [f64; 2],
+}
+
+/// Which question a probability answers: the outcome of a purchase whose chosen size is
+/// known evidence of the shopper's size (scoring and evaluating events), or of a size on
+/// offer that the shopper has not chosen (recommendations, `predict --without-choice`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Regime {
+    /// The chosen size is evidence (default).
+    #[default]
+    Purchase,
+    /// A size on offer; no choice evidence.
+    Offer,
+}
+
+/// A fitted second stage: plain data plus a cache rebuilt by [`Stack::prepare`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stack {
+    /// Training counts.
+    pub tables: StackTables,
+    /// Rate smoothing.
+    pub smoothing: Smoothing,
+    /// Structural refits behind the training inputs (0: leave-one-out inputs).
+    pub cross_fit: usize,
+    /// The learner for [`Regime::Purchase`] inputs.
+    pub purchase: StackLogit,
+    /// The learner for [`Regime::Offer`] inputs (trained on the same events with the
+    /// choice evidence left out).
+    pub offer: StackLogit,
+    /// Prediction cache.
+    #[serde(skip)]
+    pub cache: StackCache,
+}
+
+/// What [`Stack::prepare`] caches for fast prediction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StackCache {
     /// Level features per product (its own brand and category, no size).
     pub product: Vec<LevelFeatures>,
     /// Level features per product-in-size (its product's brand and category).
@@ -562,96 +611,35 @@ fn level_counts(model: &Model, tables: &StackTables, a: &ArticleRef) -> LevelCou
     }
 }
 
-impl Stack {
+impl StackLogit {
     /// Number of features per logit.
     pub fn dim(&self) -> usize {
         self.spec.mean.len()
     }
 
-    /// Fold the standardisation into the coefficients and cache the level features of
-    /// every product and product-in-size (call after building or loading; the model's
-    /// `reindex` does).
-    pub fn prepare(&mut self, model: &Model) {
+    /// Fold the standardisation into the coefficients.
+    pub fn prepare(&mut self) {
         let p = self.dim();
         let sp = &self.spec;
-        let mut cache = StackCache::default();
-        if self.coef.len() == 2 * p && sp.scale.len() == p && sp.lo.len() == p && sp.hi.len() == p {
+        let mut f = Folded::default();
+        if self.coef.len() == 2 * p && sp.scale.len() == p && sp.lo.len() == p && sp.hi.len() == p
+        {
             for j in 0..p {
                 let s = sp.scale[j];
                 let w = [self.coef[j] / s, self.coef[p + j] / s];
-                cache.offset[0] -= w[0] * sp.mean[j];
-                cache.offset[1] -= w[1] * sp.mean[j];
-                cache.weight.push(w);
-                cache
-                    .clamp
+                f.offset[0] -= w[0] * sp.mean[j];
+                f.offset[1] -= w[1] * sp.mean[j];
+                f.weight.push(w);
+                f.clamp
                     .push([sp.mean[j] + s * sp.lo[j], sp.mean[j] + s * sp.hi[j]]);
             }
         }
-        let global = global_rates(self.tables.global);
-        let article = |prod: u32, label: u32| {
-            let info = model.product_info.get(prod as usize);
-            let a = ArticleRef {
-                product: prod,
-                brand: info.map_or(NONE, |i| i.brand),
-                category: info.map_or(NONE, |i| i.category),
-                label,
-                system: crate::data::schema::SizeSystem::Numeric,
-                pos: 0.0,
-            };
-            level_features(
-                &self.spec.smoothing,
-                global,
-                &level_counts(model, &self.tables, &a),
-            )
-        };
-        cache.product = (0..model.products.len() as u32)
-            .map(|pi| article(pi, NONE))
-            .collect();
-        cache.article_size = model
-            .article_sizes
-            .iter()
-            .map(|x| article(x.product, x.label))
-            .collect();
-        self.cache = cache;
+        self.folded = f;
     }
 
-    /// Level features of an article: cached for known products in their own brand and
-    /// category, computed from the counts otherwise.
-    pub fn levels(&self, model: &Model, a: &ArticleRef) -> LevelFeatures {
-        let art = model.article_size_index(a);
-        if let Some(info) = model.product_info.get(a.product as usize) {
-            if info.brand == a.brand && info.category == a.category {
-                let hit = if art == NONE {
-                    self.cache.product.get(a.product as usize)
-                } else {
-                    self.cache.article_size.get(art as usize)
-                };
-                if let Some(l) = hit {
-                    return *l;
-                }
-            }
-        }
-        level_features(
-            &self.spec.smoothing,
-            global_rates(self.tables.global),
-            &level_counts(model, &self.tables, a),
-        )
-    }
-
-    /// Customer rate features from outcome counts and the sum of their label positions.
-    pub fn customer_rates(&self, counts: [f64; 3], pos_sum: f64) -> CustomerRates {
-        customer_rates(
-            &self.spec.smoothing,
-            global_rates(self.tables.global),
-            counts,
-            pos_sum,
-        )
-    }
-
-    /// Second-stage probabilities for raw inputs (structural ones if the stage is
-    /// inconsistent).
+    /// Probabilities for raw inputs (the structural ones if the learner is inconsistent).
     pub fn predict(&self, x: &StackInput<'_>) -> [f64; 3] {
-        let c = &self.cache;
+        let c = &self.folded;
         let p = self.dim();
         if c.weight.len() != p {
             return self.predict_unprepared(x);
@@ -674,7 +662,7 @@ impl Stack {
         }
     }
 
-    /// [`Stack::predict`] straight from the standardised coefficients (no cache).
+    /// [`StackLogit::predict`] straight from the standardised coefficients.
     fn predict_unprepared(&self, x: &StackInput<'_>) -> [f64; 3] {
         let sp = &self.spec;
         let p = self.dim();
@@ -700,6 +688,89 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// The learner of a regime.
+    pub fn logit(&self, regime: Regime) -> &StackLogit {
+        match regime {
+            Regime::Purchase => &self.purchase,
+            Regime::Offer => &self.offer,
+        }
+    }
+
+    /// Fold the learners' standardisation into their coefficients and cache the level
+    /// features of every product and product-in-size (call after building or loading;
+    /// the model's `reindex` does).
+    pub fn prepare(&mut self, model: &Model) {
+        self.purchase.prepare();
+        self.offer.prepare();
+        let global = global_rates(self.tables.global);
+        let article = |prod: u32, label: u32| {
+            let info = model.product_info.get(prod as usize);
+            let a = ArticleRef {
+                product: prod,
+                brand: info.map_or(NONE, |i| i.brand),
+                category: info.map_or(NONE, |i| i.category),
+                label,
+                system: crate::data::schema::SizeSystem::Numeric,
+                pos: 0.0,
+            };
+            level_features(
+                &self.smoothing,
+                global,
+                &level_counts(model, &self.tables, &a),
+            )
+        };
+        self.cache = StackCache {
+            product: (0..model.products.len() as u32)
+                .map(|pi| article(pi, NONE))
+                .collect(),
+            article_size: model
+                .article_sizes
+                .iter()
+                .map(|x| article(x.product, x.label))
+                .collect(),
+        };
+    }
+
+    /// Level features of an article: cached for known products in their own brand and
+    /// category, computed from the counts otherwise.
+    pub fn levels(&self, model: &Model, a: &ArticleRef) -> LevelFeatures {
+        let art = model.article_size_index(a);
+        if let Some(info) = model.product_info.get(a.product as usize) {
+            if info.brand == a.brand && info.category == a.category {
+                let hit = if art == NONE {
+                    self.cache.product.get(a.product as usize)
+                } else {
+                    self.cache.article_size.get(art as usize)
+                };
+                if let Some(l) = hit {
+                    return *l;
+                }
+            }
+        }
+        level_features(
+            &self.smoothing,
+            global_rates(self.tables.global),
+            &level_counts(model, &self.tables, a),
+        )
+    }
+
+    /// Customer rate features from outcome counts and the sum of their label positions.
+    pub fn customer_rates(&self, counts: [f64; 3], pos_sum: f64) -> CustomerRates {
+        customer_rates(
+            &self.smoothing,
+            global_rates(self.tables.global),
+            counts,
+            pos_sum,
+        )
+    }
+
+    /// Second-stage probabilities for raw inputs of a regime.
+    pub fn predict(&self, x: &StackInput<'_>, regime: Regime) -> [f64; 3] {
+        self.logit(regime).predict(x)
+    }
+}
+
 /// Rebuild a model's second-stage cache (after deserialising; called by `reindex`).
 pub fn prepare_model(model: &mut Model) {
     if let Some(mut s) = model.stack.take() {
@@ -717,10 +788,12 @@ fn outcomes() -> &'static OutcomeMap {
     MAP.get_or_init(OutcomeMap::standard)
 }
 
-/// What the second stage knows about a customer: rates of their (other) events and
-/// their body-feature row.
+/// What the second stage knows about a customer (rates of their other events, their
+/// body-feature row) and which question is asked.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StackCustomer {
+    /// Purchase (chosen size is evidence) or size on offer.
+    pub regime: Regime,
     /// Outcome-rate features.
     pub rates: CustomerRates,
     /// Body-feature design row without the intercept (empty without a second stage).
@@ -769,9 +842,19 @@ impl Model {
     }
 
     /// The second stage's view of every customer of an event table (indexed like
-    /// `events.customers`): training counts of known customers and body rows. Empty
-    /// without a second stage.
-    pub fn stack_customers(&self, events: &Events, r: &Resolved) -> StackCustomers {
+    /// `events.customers`): training counts of known customers and body rows, in the
+    /// regime `opts` scores in. Empty without a second stage.
+    pub fn stack_customers(
+        &self,
+        events: &Events,
+        r: &Resolved,
+        opts: &ScoreOptions,
+    ) -> StackCustomers {
+        let regime = if opts.choice_evidence {
+            Regime::Purchase
+        } else {
+            Regime::Offer
+        };
         let Some(stack) = &self.stack else {
             return StackCustomers::default();
         };
@@ -822,6 +905,7 @@ impl Model {
                     .unwrap_or(0.0);
                 let body = self.body_row(&values);
                 StackCustomer {
+                    regime,
                     rates: stack.customer_rates(self.customer_counts(mc), pos),
                     prior: self.prior_mean(&body),
                     body,
@@ -835,7 +919,8 @@ impl Model {
     }
 
     /// The second stage's view of a shopper: a known customer's training counts plus the
-    /// small / fit / large outcomes of the request's history, and their body row.
+    /// small / fit / large outcomes of the request's history, and their body row, for
+    /// sizes on offer.
     pub fn shopper_stack(&self, shopper: &Shopper) -> StackCustomer {
         let Some(stack) = &self.stack else {
             return StackCustomer::default();
@@ -882,6 +967,7 @@ impl Model {
         };
         let body = self.body_row(&values);
         StackCustomer {
+            regime: Regime::Offer,
             rates: stack.customer_rates(counts, pos),
             prior: self.prior_mean(&body),
             body,
@@ -901,7 +987,10 @@ impl Model {
             return self.probs_article(belief, a);
         };
         let levels = stack.levels(self, a);
-        stack.predict(&self.stack_input((belief, a), levels, customer))
+        stack.predict(
+            &self.stack_input((belief, a), levels, customer),
+            customer.regime,
+        )
     }
 
     /// The second stage's raw inputs for a purchase-time belief in an article.
@@ -1012,8 +1101,11 @@ struct TrainEvent {
 pub struct TrainingInputs {
     /// Counts of all the training events against the final model.
     pub tables: StackTables,
-    /// Inputs per event (body rows left out: see `bodies`).
+    /// Inputs per event in the [`Regime::Purchase`] regime (body rows left out: see
+    /// `bodies`).
     pub inputs: Vec<StackInput<'static>>,
+    /// Inputs per event in the [`Regime::Offer`] regime (no choice evidence).
+    pub offer: Vec<StackInput<'static>>,
     /// Class per event.
     pub classes: Vec<u8>,
     /// Cross-validation group per event (hash of the customer id).
@@ -1197,6 +1289,7 @@ fn cross_fit_inputs(
     let mut out = TrainingInputs {
         tables,
         inputs: Vec::new(),
+        offer: Vec::new(),
         classes: Vec::new(),
         group: Vec::new(),
         bodies,
@@ -1204,6 +1297,9 @@ fn cross_fit_inputs(
         customer: Vec::new(),
     };
     let opts = ScoreOptions::default();
+    let free = ScoreOptions {
+        choice_evidence: false,
+    };
     let sm = &params.smoothing;
     for f in 0..k {
         let t0 = std::time::Instant::now();
@@ -1214,12 +1310,14 @@ fn cross_fit_inputs(
         let global = global_rates(tables_k.global);
         let r = model_k.resolve(&held);
         let bodies = &out.bodies;
-        let rows: Vec<(StackInput<'static>, u8, u32)> = (0..held.len())
+        type Row = (StackInput<'static>, StackInput<'static>, u8, u32);
+        let rows: Vec<Row> = (0..held.len())
             .into_par_iter()
             .with_min_len(1024)
             .filter_map(|i| {
                 let class = held.outcome[i].class()?;
                 let (a, belief) = model_k.event_view(&held, &r, i, &opts)?;
+                let (_, belief_free) = model_k.event_view(&held, &r, i, &free)?;
                 let ec = held.customer[i];
                 let counts = count_at(
                     &tables_k.customer,
@@ -1234,17 +1332,20 @@ fn cross_fit_inputs(
                     .unwrap_or(0.0);
                 let body = body_of(bodies, body_dim, ec).to_vec();
                 let sc = StackCustomer {
+                    regime: Regime::Purchase,
                     rates: customer_rates(sm, global, counts, pos),
                     prior: model_k.prior_mean(&body),
                     body,
                 };
                 let levels = level_features(sm, global, &level_counts(&model_k, &tables_k, &a));
                 let x = model_k.stack_input((belief, &a), levels, &sc);
-                Some((detach(&x), class as u8, ec))
+                let o = model_k.stack_input((belief_free, &a), levels, &sc);
+                Some((detach(&x), detach(&o), class as u8, ec))
             })
             .collect();
-        for (x, y, ec) in rows {
+        for (x, o, y, ec) in rows {
             out.inputs.push(x);
+            out.offer.push(o);
             out.classes.push(y);
             out.group.push(customer_hash(events, ec));
             out.customer.push(ec);
@@ -1265,6 +1366,8 @@ fn cross_fit_inputs(
 #[derive(Clone, Copy, Debug)]
 struct Pre {
     belief: SizeBelief,
+    /// The belief without this purchase's choice (sizes on offer).
+    belief_free: SizeBelief,
     t: f64,
     eta: f64,
     gt: f64,
@@ -1319,6 +1422,7 @@ fn customer_pass(model: &Model, evs: &[TrainEvent]) -> Vec<Pre> {
             let de = (half, -half);
             Pre {
                 belief,
+                belief_free: model.at_purchase(&loo, None),
                 t,
                 eta,
                 gt: d.grad(dt.0, dt.1),
@@ -1366,23 +1470,26 @@ fn loo_at(table: &[Counts], i: u32, y: usize) -> Option<[f64; 3]> {
 
 /// Pass 2: the event's inputs without its own outcome in the article's size and band
 /// (`band_var`: the product band's variance, 0 to leave the band) or in the counts.
-fn event_input(cx: &LooContext<'_>, e: &TrainEvent, x: &Pre, band_var: f64) -> StackInput<'static> {
+fn event_input(
+    cx: &LooContext<'_>,
+    e: &TrainEvent,
+    x: &Pre,
+    band_var: f64,
+) -> (StackInput<'static>, StackInput<'static>) {
     let model = cx.model;
     let a = &e.article;
     let y = e.class;
     let mut t = x.t;
     let mut eta = x.eta;
-    let mut var = x.belief.var + model.article_var(a);
     let v = influence_var(model, a, e.art);
     let r = (v * x.ht).min(MAX_SHARE);
     t += v * x.gt / (1.0 - r);
-    var += v / (1.0 - r) - v;
+    let article_var = model.article_var(a) + v / (1.0 - r) - v;
     if band_var > 0.0 {
         let r = (band_var * x.he).min(MAX_SHARE);
         eta += band_var * x.ge / (1.0 - r);
     }
     let g = &model.globals;
-    let (ca, cb) = cut_points(g, x.belief.mean - t, eta, uncertainty_scale(g.w, var));
     let (down, up) = model.neighbour_sizes(a);
     let counts = LevelCounts {
         category: loo_at(&cx.tables.category, a.category, y),
@@ -1399,19 +1506,27 @@ fn event_input(cx: &LooContext<'_>, e: &TrainEvent, x: &Pre, band_var: f64) -> S
         .get(e.customer as usize)
         .map_or(0.0, |p| p - model.label_position(a));
     let (smallest, largest) = model.size_extreme(a);
-    StackInput {
-        probs: probs(ca, cb),
-        gap: x.belief.mean - t,
-        gap_sd: var.sqrt(),
-        prior_gap: model.prior_mean(body_of(cx.bodies, cx.body_dim, e.ec)) - t,
-        choice_gap: model.choice_centre(a) - t,
-        label_pos: model.label_position(a),
-        smallest,
-        largest,
-        levels: level_features(cx.smoothing, cx.global, &counts),
-        customer: customer_rates(cx.smoothing, cx.global, customer, pos),
-        body: &[],
-    }
+    let levels = level_features(cx.smoothing, cx.global, &counts);
+    let rates = customer_rates(cx.smoothing, cx.global, customer, pos);
+    let prior = model.prior_mean(body_of(cx.bodies, cx.body_dim, e.ec));
+    let input = |belief: SizeBelief| {
+        let var = belief.var + article_var;
+        let (ca, cb) = cut_points(g, belief.mean - t, eta, uncertainty_scale(g.w, var));
+        StackInput {
+            probs: probs(ca, cb),
+            gap: belief.mean - t,
+            gap_sd: var.sqrt(),
+            prior_gap: prior - t,
+            choice_gap: model.choice_centre(a) - t,
+            label_pos: model.label_position(a),
+            smallest,
+            largest,
+            levels,
+            customer: rates,
+            body: &[],
+        }
+    };
+    (input(x.belief), input(x.belief_free))
 }
 
 /// Leave-one-out inputs (see the module documentation).
@@ -1452,7 +1567,7 @@ fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingI
         bodies: &bodies,
         body_dim,
     };
-    let inputs: Vec<StackInput<'static>> = evs
+    let (inputs, offer): (Vec<StackInput<'static>>, Vec<StackInput<'static>>) = evs
         .par_iter()
         .zip(pre.par_iter())
         .map(|(e, x)| {
@@ -1472,6 +1587,7 @@ fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingI
     TrainingInputs {
         tables,
         inputs,
+        offer,
         classes,
         group,
         bodies,
@@ -1772,15 +1888,15 @@ fn quantiles(mut v: Vec<f64>, qs: &[f64]) -> Vec<f64> {
 /// The standardised design of a feature set, and its feature map.
 fn design_for(
     inputs: &TrainingInputs,
+    rows: &[StackInput<'static>],
     set: FeatureSet,
     params: &StackParams,
 ) -> (Vec<f64>, FeatureSpec) {
     let mut spec = FeatureSpec {
         set,
-        smoothing: params.smoothing.clone(),
         gap_knots: params.gap_knots.clone(),
         label_knots: quantiles(
-            inputs.inputs.iter().map(|x| x.label_pos).collect(),
+            rows.iter().map(|x| x.label_pos).collect(),
             &[0.1, 0.3, 0.5, 0.7, 0.9],
         ),
         body_dim: inputs.body_dim,
@@ -1790,8 +1906,8 @@ fn design_for(
         hi: Vec::new(),
     };
     let p = n_features(&spec);
-    let mut x = Vec::with_capacity(inputs.inputs.len() * p);
-    for (inp, &c) in inputs.inputs.iter().zip(&inputs.customer) {
+    let mut x = Vec::with_capacity(rows.len() * p);
+    for (inp, &c) in rows.iter().zip(&inputs.customer) {
         let body = body_of(&inputs.bodies, inputs.body_dim, c);
         features(&spec, &StackInput { body, ..*inp }, &mut |v| x.push(v));
     }
@@ -1836,6 +1952,9 @@ pub struct StackParams {
     /// Without cross-fitting the `label` group is dropped from each (see the module
     /// documentation).
     pub sets: Vec<FeatureSet>,
+    /// Candidate feature sets of the [`Regime::Offer`] learner (default
+    /// [`FeatureSet::OFFER`]).
+    pub offer_sets: Vec<FeatureSet>,
     /// Rate smoothing (default [`Smoothing::default`]).
     pub smoothing: Smoothing,
     /// Hinge knots of the gaps (default −1, 0, 1 size steps).
@@ -1857,6 +1976,7 @@ impl Default for StackParams {
             folds: 5,
             lambdas: vec![1.0, 10.0, 100.0, 1000.0],
             sets: vec![FeatureSet::FULL],
+            offer_sets: vec![FeatureSet::OFFER],
             smoothing: Smoothing::default(),
             gap_knots: vec![-1.0, 0.0, 1.0],
             max_iter: 30,
@@ -1878,7 +1998,7 @@ impl StackParams {
     /// Check the parameters.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |why: &str| Err(ModelError::Param(format!("second stage: {why}")));
-        if self.lambdas.is_empty() || self.sets.is_empty() {
+        if self.lambdas.is_empty() || self.sets.is_empty() || self.offer_sets.is_empty() {
             return bad("at least one penalty and one feature set");
         }
         if self.lambdas.iter().any(|l| !(l.is_finite() && *l >= 0.0)) {
@@ -1918,13 +2038,37 @@ impl StackParams {
                 ..*s
             })
             .collect();
+        let mut stack = Stack {
+            smoothing: self.smoothing.clone(),
+            cross_fit: if self.cross_fit > 1 {
+                self.cross_fit
+            } else {
+                0
+            },
+            purchase: self.fit_learner(&inputs, &inputs.inputs, &sets)?,
+            offer: self.fit_learner(&inputs, &inputs.offer, &self.offer_sets)?,
+            tables: inputs.tables,
+            cache: StackCache::default(),
+        };
+        stack.prepare(model);
+        Ok(stack)
+    }
+
+    /// Choose the penalty and feature set by cross-validation by customer on `rows`,
+    /// then fit on all of them.
+    fn fit_learner(
+        &self,
+        inputs: &TrainingInputs,
+        rows: &[StackInput<'static>],
+        sets: &[FeatureSet],
+    ) -> Result<StackLogit, ModelError> {
         let k = self.folds as u64;
         let folds: Vec<u8> = inputs.group.iter().map(|g| (g % k) as u8).collect();
         let mut cv = Vec::new();
         let mut best: Option<(f64, usize, f64)> = None; // (log loss, set index, lambda)
         if k > 1 && sets.len() * self.lambdas.len() > 1 {
             for (si, &set) in sets.iter().enumerate() {
-                let (x, spec) = design_for(&inputs, set, self);
+                let (x, spec) = design_for(inputs, rows, set, self);
                 let d = Design {
                     x: &x,
                     y: &inputs.classes,
@@ -1969,7 +2113,7 @@ impl StackParams {
         }
         let (_, si, lambda) = best.unwrap_or((f64::NAN, 0, self.lambdas[0]));
         let set = sets[si];
-        let (x, spec) = design_for(&inputs, set, self);
+        let (x, spec) = design_for(inputs, rows, set, self);
         let d = Design {
             x: &x,
             y: &inputs.classes,
@@ -1984,21 +2128,13 @@ impl StackParams {
             },
             &[],
         )?;
-        let mut stack = Stack {
+        Ok(StackLogit {
             spec,
-            tables: inputs.tables,
             coef,
             lambda,
-            cross_fit: if self.cross_fit > 1 {
-                self.cross_fit
-            } else {
-                0
-            },
             cv,
-            cache: StackCache::default(),
-        };
-        stack.prepare(model);
-        Ok(stack)
+            folded: Folded::default(),
+        })
     }
 }
 
