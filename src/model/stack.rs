@@ -1,8 +1,15 @@
-//! Second stage: a calibrated multinomial logistic regression fitted after the structural
-//! model, on the structural model's log-odds and size gaps plus smoothed outcome rates of
-//! the product, the product in that size, its category / brand and the customer, and the
-//! customer's body features. Stored in the model and applied wherever probabilities are
-//! produced ([`Model::probs_final`]: scoring, evaluation, recommendations).
+//! Second stage: calibrated learners fitted after the structural model, on the
+//! structural model's log-odds and size gaps plus smoothed outcome rates of the product,
+//! the product in that size and its neighbours, its category / brand and the customer,
+//! the customer's size history and body features. Stored in the model and applied
+//! wherever probabilities are produced ([`Model::probs_final`]: scoring, evaluation,
+//! `predict`, recommendations).
+//!
+//! Two questions, two learners ([`Regime`]):
+//! - a **purchase** whose chosen size is evidence of the shopper's size (scoring and
+//!   evaluating events): a multinomial logistic regression on every feature group;
+//! - a **size on offer** (recommendations, `predict --without-choice`): a calibration
+//!   that keeps the structural order of sizes ([`OfferCalibration`]).
 //!
 //! Training features are computed **out of sample**, in one of two ways:
 //! - *cross-fitting* (default, `cross_fit` = 5): the training events are split into
@@ -14,12 +21,12 @@
 //!   fit's leave-one-out pass does), the article's true size and band without its own
 //!   outcome (one Newton step on their information), and counts less its own outcome.
 //!   The article step is approximate, and features that isolate the article's true size
-//!   (e.g. the label position) can learn from its residual: their groups are only safe
-//!   with cross-fitting.
+//!   (the label position) can learn from its residual: that group is only used with
+//!   cross-fitting.
 //!
-//! The learner is fitted by Newton's method on sums of per-event gradients and Hessians
-//! over fixed chunks of events (deterministic, and a group-by in a distributed setting).
-//! The ridge penalty and the feature set are chosen by K-fold cross-validation by
+//! The learners are fitted by Newton's method on sums of per-event gradients and
+//! Hessians over fixed chunks of events (deterministic, and a group-by in a distributed
+//! setting). Ridge penalties and the feature set are chosen by K-fold cross-validation by
 //! customer on the training events. At prediction time the standardisation is folded
 //! into the coefficients and the product / product-in-size rate features are cached per
 //! key ([`Stack::prepare`]), so one size costs a few logarithms and a dot product.
