@@ -1,7 +1,8 @@
 //! The second stage on synthetic data: it does not hurt held-out calibration or log
 //! loss, its fit is deterministic, its prediction cache agrees with the plain
-//! computation, and train -> save -> load -> predict / recommend gives identical numbers;
-//! artifacts of the previous format are refused with a clear message.
+//! computation, it keeps the structural choice of size for recommendations, and
+//! train -> save -> load -> predict / recommend gives identical numbers; artifacts of the
+//! previous format are refused with a clear message.
 
 mod common;
 
@@ -22,19 +23,21 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
         ..StackParams::default()
     };
     let stack = params.fit(&structural, &fx.train).unwrap();
-    assert_eq!(stack.coef.len(), 2 * stack.dim());
-    assert!(stack.coef.iter().all(|c| c.is_finite()));
-    assert_eq!(stack.cv.len(), params.lambdas.len() * params.sets.len());
+    let lg = &stack.purchase;
+    assert_eq!(lg.coef.len(), 2 * lg.dim());
+    assert!(lg.coef.iter().all(|c| c.is_finite()));
+    assert_eq!(lg.cv.len(), params.lambdas.len() * params.sets.len());
     assert_eq!(stack.cross_fit, 3);
 
     // leave-one-out inputs: deterministic, bit for bit
     let loo = params.clone().leave_one_out();
     let a = loo.fit(&structural, &fx.train).unwrap();
     let b = loo.fit(&structural, &fx.train).unwrap();
-    assert_eq!(a.coef, b.coef);
+    assert_eq!(a.purchase.coef, b.purchase.coef);
+    assert_eq!(a.offer, b.offer);
     assert_eq!(a.cross_fit, 0);
     assert!(
-        !a.spec.set.label,
+        !a.purchase.spec.set.label,
         "leave-one-out inputs must not use the label group"
     );
 
@@ -74,7 +77,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     }
 
     // the cached product / product-in-size features are the ones computed from counts
-    let st = model.stack.as_ref().unwrap();
+    let st = model.stack.as_ref().unwrap().clone();
     let mut checked = 0;
     for (p, info) in model.product_info.iter().enumerate().take(50) {
         for &label in &info.sizes {
@@ -108,6 +111,38 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     for p in &p1 {
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     }
+
+    // sizes on offer: the calibration keeps the structural choice of size
+    let st = model.stack.as_ref().unwrap();
+    assert!(st.offer.is_some(), "no offer calibration");
+    let mut plain = model.clone();
+    plain.stack = None;
+    let mut moved = 0;
+    for (p, prod) in model.products.iter().enumerate().take(40) {
+        if model.product_info[p].sizes.len() < 2 {
+            continue;
+        }
+        let q = ProductQuery {
+            product_id: Some(prod.name.clone()),
+            ..Default::default()
+        };
+        let sh = Shopper {
+            customer_id: Some(model.customers.ids[p].clone()),
+            ..Default::default()
+        };
+        let (a, b) = (
+            model.recommend(&q, &sh).unwrap(),
+            plain.recommend(&q, &sh).unwrap(),
+        );
+        assert_eq!(a.recommended_size, b.recommended_size);
+        moved += a
+            .sizes
+            .iter()
+            .zip(&b.sizes)
+            .filter(|(x, y)| (x.p_fit - y.p_fit).abs() > 1e-6)
+            .count();
+    }
+    assert!(moved > 0, "the calibration changed no probability");
 
     // and the server's recommendation, for a known and a new shopper
     let product = ProductQuery {

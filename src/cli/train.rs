@@ -385,19 +385,27 @@ pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
         g.sd_brand, g.sd_category, g.sd_product, g.sd_article_size
     );
     if let Some(st) = &model.stack {
-        let best = st
+        let lg = &st.purchase;
+        let best = lg
             .cv
             .iter()
-            .filter(|c| c.lambda == st.lambda)
+            .filter(|c| c.lambda == lg.lambda)
             .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss));
         println!(
-            "2nd stage   {} features, penalty {}{}",
-            st.dim(),
-            st.lambda,
+            "2nd stage   {} features, penalty {}{}{}",
+            lg.dim(),
+            lg.lambda,
             best.map_or(String::new(), |c| format!(
                 "; cross-validated log loss {:.4}, auc {:.4}",
                 c.log_loss, c.auc_avg
-            ))
+            )),
+            match &st.offer {
+                Some(c) => format!(
+                    "; sizes on offer: calibration, cross-validated log loss {:.4}",
+                    c.cv_log_loss
+                ),
+                None => "; sizes on offer: structural".to_string(),
+            }
         );
     }
     for (by, title) in [

@@ -553,7 +553,7 @@ impl Model {
         let r = self.resolve(events);
         if self.stack.is_some() {
             // the second stage needs each row's own inputs: the per-row path, in parallel
-            let sc = self.stack_customers(events, &r);
+            let sc = self.stack_customers(events, &r, opts);
             return (0..events.len())
                 .into_par_iter()
                 .with_min_len(4096)
@@ -580,7 +580,7 @@ impl Model {
     /// [`Model::probs_final`] per row: the reference [`Model::score_with`] is tested against.
     pub fn score_reference(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
-        let sc = self.stack_customers(events, &r);
+        let sc = self.stack_customers(events, &r, opts);
         (0..events.len())
             .map(|i| match self.event_view(events, &r, i, opts) {
                 Some((a, belief)) => self.probs_final(belief, &a, sc.of(events.customer[i])),
