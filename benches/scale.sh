@@ -3,7 +3,7 @@
 # takes minutes and several GB of disk): generate, train (ingest + fit + write) under
 # /usr/bin/time -v for wall time and peak memory, then batch prediction.
 #   SIZES="1000000 10000000" benches/scale.sh        # subset
-#   SIZES=100000000 ITERS=3 TRAIN_FLAGS=--no-customers benches/scale.sh
+#   SIZES=100000000 ITERS=3 TRAIN_FLAGS=--no-customers benches/scale.sh   # 3 iterations
 # Needs: a release build (cargo build --release) and /usr/bin/time (apt-get install time).
 # Prints the load average with every timing (the project machine is shared), the ingest
 # rate, and train's memory log (RSS at each stage: ingested, prepared, fitted, saved).
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"1000000 10000000 100000000"}
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/runsize}
 OUT=${OUT:-/tmp/runsize-bench}
-ITERS=${ITERS:-10}
+ITERS=${ITERS:-}   # empty: iterate until converged (the default train)
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
 mkdir -p "$OUT"
 [[ -x /usr/bin/time ]] || { echo "needs /usr/bin/time (apt-get install -y time)" >&2; exit 1; }
@@ -22,18 +22,25 @@ for n in $SIZES; do
     /usr/bin/time -f "synth $n: %e s wall, %M KB max RSS" \
       "$BIN" synth --events "$n" --brands 40 --seed 1 --out "$data" --no-customer-truth --quiet --log warn
   fi
-  echo "== train $n events ($ITERS iterations) $TRAIN_FLAGS; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  iter_flags=()
+  [[ -n $ITERS ]] && iter_flags=(--max-iter "$ITERS" --min-iter "$ITERS")
+  echo "== train $n events (${ITERS:-converged} iterations) $TRAIN_FLAGS; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   # --no-stack: the second stage refits 5x and keeps the event table (untested at 100M)
   # shellcheck disable=SC2086
   /usr/bin/time -v "$BIN" train --events "$data" --customer-features height_cm,weight_kg,body_shape --no-stack \
-    --out "$OUT/model-$n.runsize" --max-iter "$ITERS" --min-iter "$ITERS" --quiet --log info $TRAIN_FLAGS \
+    --out "$OUT/model-$n.runsize" "${iter_flags[@]}" --quiet --log info $TRAIN_FLAGS \
     2> "$OUT/train-$n.log" | grep -E "^(events|fit) "
   echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   grep -E "Elapsed|Maximum resident|User time" "$OUT/train-$n.log"
   sed 's/\x1b\[[0-9;]*m//g' "$OUT/train-$n.log" | grep -oE "read [0-9]+ rows.*" | head -1 || true
   sed 's/\x1b\[[0-9;]*m//g' "$OUT/train-$n.log" | grep -oE "stage=\S+ rss_mib=[0-9]+|peak_rss_mib=[0-9]+" | paste -sd' ' || true
-  sed 's/\x1b\[[0-9;]*m//g' "$OUT/train-$n.log" | grep -E "iteration" \
-    | sed -E 's/.*iter=([0-9]+).*seconds=([0-9.]+).*/  iteration \1: \2 s/' | tail -3
+  # per iteration: events visited, seconds of the pass over them (customers solved and
+  # sums by article-size) and of the update; then the pass rate over full passes
+  sed 's/\x1b\[[0-9;]*m//g' "$OUT/train-$n.log" | grep -E "iteration iter=" \
+    | sed -E 's/.*iter=([0-9]+).* seconds=([0-9.]+).* events=([0-9]+) pass_seconds=([0-9.]+) update_seconds=([0-9.]+).*/\1 \2 \3 \4 \5/' \
+    | awk -v n="$n" '{ printf "  iteration %s: %.2f s, %d events, pass %.2f s (%.1fM events/s), update %.2f s\n", $1, $2, $3, $4, $3 / $4 / 1e6, $5;
+        if ($3 >= n * 0.9) { ev += $3; s += $4; k++ } }
+      END { if (k) printf "  full passes: %d, %.1fM events/s\n", k, ev / s / 1e6 }' | tail -6
   if [[ $n -le 10000000 ]]; then
     echo "== predict $n events"
     /usr/bin/time -f "  predict: %e s wall, %M KB max RSS" "$BIN" predict --model "$OUT/model-$n.runsize" \

@@ -2,14 +2,11 @@
 
 use super::ingest_args::IngestArgs;
 use crate::data::ingest;
-use crate::data::ingest::MixState;
-use crate::data::schema::{Events, NONE};
-use crate::model::fitdata::{ArticleSizeKey, FitData};
+use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
 use crate::model::report::ProfileBy;
 use crate::model::stack::StackParams;
 use crate::model::{artifact, FitParams, Model};
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -39,6 +36,10 @@ pub struct TrainArgs {
     /// parameters settle, then refine on all events (0 = always all events).
     #[arg(long, default_value_t = 4_000_000)]
     pub warm_start_events: usize,
+    /// Newton steps on each customer's size per iteration (warm-started from the last
+    /// iteration; the final pass takes this many plus two).
+    #[arg(long, default_value_t = 1)]
+    pub newton_steps: usize,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -76,6 +77,7 @@ impl TrainArgs {
             .param_tol(self.param_tol)
             .warm_start_events(self.warm_start_events)
             .threads(self.threads)
+            .customer_newton_steps(self.newton_steps)
             .store_customers(!self.no_customers)
             .learn_dispersion(!self.no_dispersion)
     }
@@ -96,7 +98,7 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     // reads only the prepared data plus dictionaries, size labels and customer features.
     // The second stage refits on the events themselves: keep them unless it is off.
     let data = if args.no_stack {
-        prepare_fit_data(&mut ingested.events)
+        FitData::from_events_releasing(&mut ingested.events)
     } else {
         FitData::from_events(&ingested.events)
     };
@@ -135,8 +137,8 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             seconds = s.seconds,
             param_change = s.param_change,
             events = s.events,
-            customer_pass_seconds = s.customer_pass_seconds,
-            article_pass_seconds = s.article_pass_seconds,
+            pass_seconds = s.pass_seconds,
+            update_seconds = s.update_seconds,
             "iteration"
         );
     };
@@ -183,117 +185,6 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
         print_summary(&model, &args.out, &header.model_id);
     }
     Ok(model)
-}
-
-/// [`FitData::from_events`] for a table that is not needed afterwards: the same result,
-/// built while the per-event columns are freed one by one (the size column's buffer is
-/// reused for the article-size index of each event), so the peak is about the event table
-/// itself instead of the table plus the fit data plus temporaries. Leaves `events` as
-/// [`Events::release_event_columns`] does: outcomes, dictionaries, size labels, features.
-pub fn prepare_fit_data(events: &mut Events) -> FitData {
-    let n_customers = events.customers.len();
-    // 1. Article-size index per fit event (NONE for others), in order of first appearance.
-    // Keyed by the four indices packed into a u128 (one cheap hash instead of four).
-    let pack = |k: &ArticleSizeKey| {
-        u128::from(k.product)
-            | u128::from(k.brand) << 32
-            | u128::from(k.category) << 64
-            | u128::from(k.label) << 96
-    };
-    let mut key_index: HashMap<u128, u32, MixState> = HashMap::default();
-    let mut article_sizes = Vec::new();
-    let mut as_of_event = std::mem::take(&mut events.size);
-    let cols = (
-        &events.outcome,
-        &events.product,
-        &events.brand,
-        &events.category,
-    );
-    for (i, slot) in as_of_event.iter_mut().enumerate() {
-        let (Some(outcome), Some(&product), Some(&brand), Some(&category)) =
-            (cols.0.get(i), cols.1.get(i), cols.2.get(i), cols.3.get(i))
-        else {
-            *slot = NONE;
-            continue;
-        };
-        if outcome.class().is_none() {
-            *slot = NONE;
-            continue;
-        }
-        let key = ArticleSizeKey {
-            product,
-            brand,
-            category,
-            label: *slot,
-        };
-        let next = article_sizes.len() as u32;
-        *slot = *key_index.entry(pack(&key)).or_insert_with(|| {
-            article_sizes.push(key);
-            next
-        });
-    }
-    drop(key_index);
-    let customer = std::mem::take(&mut events.customer);
-    events.release_event_columns();
-    // 2. Events per customer, as start offsets.
-    let mut cust_start = vec![0u64; n_customers + 1];
-    for (&c, &a) in customer.iter().zip(&as_of_event) {
-        if a != NONE {
-            if let Some(n) = cust_start
-                .get_mut(c as usize + 1)
-                .filter(|_| (c as usize) < n_customers)
-            {
-                *n += 1;
-            }
-        }
-    }
-    for c in 0..n_customers {
-        let prev = cust_start.get(c).copied().unwrap_or(0);
-        if let Some(x) = cust_start.get_mut(c + 1) {
-            *x += prev;
-        }
-    }
-    // 3. Place events; `cust_start[c]` serves as customer c's cursor and ends as the start
-    //    of c + 1, so shift it back afterwards (no second offsets array).
-    let total = cust_start.get(n_customers).copied().unwrap_or(0) as usize;
-    let mut ev_as = vec![0u32; total];
-    let mut ev_y = vec![0u8; total];
-    let mut as_count = vec![0u64; article_sizes.len()];
-    for (i, (&c, &a)) in customer.iter().zip(&as_of_event).enumerate() {
-        if a == NONE || c as usize >= n_customers {
-            continue;
-        }
-        let Some(cursor) = cust_start.get_mut(c as usize) else {
-            continue;
-        };
-        let pos = *cursor as usize;
-        *cursor += 1;
-        if let (Some(x), Some(y), Some(o)) =
-            (ev_as.get_mut(pos), ev_y.get_mut(pos), events.outcome.get(i))
-        {
-            *x = a;
-            *y = *o as u8;
-        }
-        if let Some(k) = as_count.get_mut(a as usize) {
-            *k += 1;
-        }
-    }
-    for c in (1..=n_customers).rev() {
-        let prev = cust_start.get(c - 1).copied().unwrap_or(0);
-        if let Some(x) = cust_start.get_mut(c) {
-            *x = prev;
-        }
-    }
-    if let Some(first) = cust_start.first_mut() {
-        *first = 0;
-    }
-    FitData {
-        cust_start,
-        ev_as,
-        ev_y,
-        article_sizes,
-        as_count,
-    }
 }
 
 fn mib(bytes: usize) -> f64 {
@@ -423,50 +314,5 @@ pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
                 p.key, p.offset, p.interval[0], p.interval[1], p.n, p.verdict
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::data::schema::Outcome;
-
-    /// Events with every case: other outcomes, missing keys, repeated article-sizes,
-    /// customers without fit events, customers out of order.
-    fn events() -> Events {
-        let n = 40;
-        let outcomes = [Outcome::Fit, Outcome::Small, Outcome::Other, Outcome::Large];
-        Events {
-            customer: (0..n).map(|i| (i * 7 % 11) as u32).collect(),
-            product: (0..n)
-                .map(|i| if i % 5 == 0 { NONE } else { (i % 4) as u32 })
-                .collect(),
-            brand: (0..n).map(|i| (i % 3) as u32).collect(),
-            category: (0..n).map(|i| if i % 6 == 0 { NONE } else { 0 }).collect(),
-            size: (0..n).map(|i| (i % 2) as u32).collect(),
-            outcome: (0..n).map(|i| outcomes[i % 4]).collect(),
-            timestamp: Some(vec![0; n]),
-            row: crate::data::RowIds::identity(n),
-            customers: (0..12).map(|c| format!("c{c}")).collect(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn lean_preparation_equals_from_events() {
-        let mut ev = events();
-        let want = FitData::from_events(&ev);
-        let got = prepare_fit_data(&mut ev);
-        assert_eq!(got.cust_start, want.cust_start);
-        assert_eq!(got.ev_as, want.ev_as);
-        assert_eq!(got.ev_y, want.ev_y);
-        assert_eq!(got.article_sizes, want.article_sizes);
-        assert_eq!(got.as_count, want.as_count);
-        assert_eq!(got.len(), 30, "the ten `other` events are left out");
-        // Columns are gone, what the fit reads is kept.
-        assert_eq!(ev.len(), 40);
-        assert!(ev.customer.is_empty() && ev.size.is_empty() && ev.product.is_empty());
-        assert!(ev.timestamp.is_none());
-        assert_eq!(ev.customers.len(), 12);
     }
 }

@@ -143,38 +143,63 @@ impl FeatureModel {
         }
     }
 
-    /// Design row of training customer `c`, read straight from the ingest columns
-    /// (categorical codes there are the encoder's level codes).
-    pub fn encode_training(&self, features: &CustomerFeatures, c: usize, row: &mut [f64]) -> bool {
-        row.iter_mut().for_each(|r| *r = 0.0);
-        if row.len() != self.dim() {
-            return false;
-        }
-        row[0] = 1.0;
+    /// Calls `put(column, value)` for every non-zero entry of training customer `c`'s
+    /// design row, read straight from the ingest columns (categorical codes there are the
+    /// encoder's level codes), intercept first; returns whether any feature was present.
+    /// Rows are mostly zeros (missing flags, one-hot levels): the fit's per-customer sums
+    /// touch only these entries.
+    #[inline]
+    pub fn for_each_training(
+        &self,
+        features: &CustomerFeatures,
+        c: usize,
+        mut put: impl FnMut(usize, f64),
+    ) -> bool {
+        put(0, 1.0);
         let mut any = false;
         let mut j = 1;
         for (enc, f) in self.numeric.iter().zip(features.numeric.iter()) {
             match f.values.get(c) {
                 Some(v) if v.is_finite() => {
                     let z = ((f64::from(*v) - enc.mean) / enc.sd).clamp(-Z_CLIP, Z_CLIP);
-                    row[j] = z;
-                    row[j + 1] = z * z - 1.0;
+                    put(j, z);
+                    put(j + 1, z * z - 1.0);
                     any = true;
                 }
-                _ => row[j + 2] = 1.0,
+                _ => put(j + 2, 1.0),
             }
             j += 3;
         }
         for (enc, f) in self.categorical.iter().zip(features.categorical.iter()) {
             if let Some(&code) = f.codes.get(c) {
                 if code != NONE && (code as usize) < enc.levels.len() {
-                    row[j + code as usize] = 1.0;
+                    put(j + code as usize, 1.0);
                     any = true;
                 }
             }
             j += enc.levels.len();
         }
         any
+    }
+
+    /// Design row of training customer `c` (see [`FeatureModel::for_each_training`]);
+    /// returns whether any feature was present.
+    pub fn encode_training(&self, features: &CustomerFeatures, c: usize, row: &mut [f64]) -> bool {
+        row.iter_mut().for_each(|r| *r = 0.0);
+        if row.len() != self.dim() {
+            return false;
+        }
+        self.for_each_training(features, c, |j, x| row[j] = x)
+    }
+
+    /// Prior size of training customer `c` (the design row never materialised).
+    #[inline]
+    pub fn predict_training(&self, features: &CustomerFeatures, c: usize) -> f64 {
+        let mut sum = 0.0;
+        self.for_each_training(features, c, |j, x| {
+            sum += self.coef.get(j).copied().unwrap_or(0.0) * x;
+        });
+        sum
     }
 
     /// Prior size for a design row.

@@ -26,7 +26,9 @@ use super::fitted::{
     ProductInfo, SystemParams, TrainingSummary,
 };
 use super::levels::{solve_levels, Level, EB_A0};
-use super::math::{event_deriv, event_score, probs, uncertainty_scale};
+use super::math::{
+    event_deriv, event_deriv_at, event_score_at, probs, sigmoid_pair, uncertainty_scale,
+};
 use super::params::FitParams;
 use super::predict::{inv2, newton_step, ArticleRef, CustomerState};
 use super::ModelError;
@@ -55,6 +57,10 @@ const DRIFT_SAMPLE_EVENTS: usize = 250_000;
 /// The sample phase of a big fit ends when parameters move by less than this many
 /// times `param_tol` per iteration.
 const SAMPLE_SWITCH: f64 = 5.0;
+
+/// Extra Newton steps per customer in the first full pass after a sample phase and in
+/// the final pass (customers far from their optimum; the final states are stored).
+const FRESH_EXTRA_STEPS: usize = 2;
 
 /// Pass 2 runs over at most this many shards (fixed by the data, not the thread count):
 /// each shard owns one set of per-article-size sums, so fewer shards = less memory and
@@ -139,6 +145,8 @@ struct State<'a> {
     cov: Vec<[f32; 3]>,
     m: Vec<f32>,
     has_feat: Vec<bool>,
+    /// Newton steps per customer per pass.
+    steps: usize,
 }
 
 /// What the passes read per article-size, in one row: an event costs one cache miss,
@@ -149,6 +157,9 @@ struct ArtRow {
     t: f64,
     /// Half fit-band width `h·e^η`.
     half: f64,
+    /// `e^half` and `e^−half` (one `exp` per outcome evaluation instead of two).
+    exp_half: f64,
+    exp_neg_half: f64,
     /// Choice centre.
     xc: f64,
     /// Brand + category reputation.
@@ -191,6 +202,9 @@ struct Plan {
     events: usize,
     /// Score the drift candidates on customers `c` with `c % drift_stride == 0`.
     drift_stride: usize,
+    /// `XᵀX` of the feature ridge over the visited customers with events (fixed by the
+    /// data; only `Xᵀy` changes between passes). Filled by [`State::gram`].
+    gram: Vec<f64>,
 }
 
 impl Plan {
@@ -228,6 +242,7 @@ impl Plan {
             shards,
             events,
             drift_stride: (events / DRIFT_SAMPLE_EVENTS).max(1),
+            gram: Vec::new(),
         }
     }
 }
@@ -247,18 +262,48 @@ fn split_chunks<'a, T>(mut v: &'a mut [T], chunks: &[(usize, usize)]) -> Vec<&'a
     out
 }
 
-/// Per-worker buffers of pass 2.
+/// Per-worker buffers of a pass.
 struct Scratch {
     /// Per event of the current customer: outcome gradient and information.
     terms: Vec<(f64, f64)>,
-    /// Feature design row.
-    row: Vec<f64>,
     /// Score the drift candidates on customers `c` with `c % drift_stride == 0`.
     drift_stride: usize,
 }
 
-/// One chunk's customer slots in pass 1: sizes, fit biases, covariances.
+/// One shard's customer slots: sizes, fit biases, covariances.
 type CustomerSlots<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [[f32; 3]]);
+
+/// A customer solved at its final point.
+struct Solved {
+    /// Posterior mean and covariance.
+    st: CustomerState,
+    /// Information matrix `(ss, su, uu)` (the inverse of the covariance).
+    info: (f64, f64, f64),
+    /// Penalised objective: outcome and choice log-likelihoods plus the prior.
+    obj: f64,
+    /// Precision of one past choice as a measurement of the size.
+    choice_prec: f64,
+}
+
+/// The passes prefetch the article-size rows of the customer this many ahead.
+const PREFETCH_CUSTOMERS: usize = 3;
+
+/// Hint the CPU to load the cache lines of `x` (a row of at most two lines); a no-op
+/// off x86_64.
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = (x as *const T).cast::<i8>();
+        // SAFETY: a prefetch is only a hint: it never faults or changes memory, and both
+        // addresses lie within `x`.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(std::mem::size_of::<T>() - 1));
+        }
+    }
+}
 
 /// Sums of pass 2 for one chunk of customers.
 struct Acc {
@@ -275,7 +320,8 @@ struct Acc {
     /// Leave-one-out log loss under each candidate drift sd.
     drift_nll: [f64; DRIFT_STEPS.len()],
     sum_var: f64,
-    ridge: RidgeStats,
+    /// `Xᵀy` of the feature ridge (`y` = customer sizes; `XᵀX` is the plan's).
+    xty: Vec<f64>,
     /// (n, Σ resid² + var) for customers with / without features.
     tau: [f64; 4],
     /// (n, Σ bias² + var) over customers with events.
@@ -294,7 +340,7 @@ impl Acc {
             sys: [[0.0; 10]; N_SYS],
             drift_nll: [0.0; DRIFT_STEPS.len()],
             sum_var: 0.0,
-            ridge: RidgeStats::new(dim),
+            xty: vec![0.0; dim],
             tau: [0.0; 4],
             bias: [0.0; 2],
         }
@@ -315,7 +361,7 @@ impl Acc {
         }
         add(&mut self.drift_nll, &o.drift_nll);
         self.sum_var += o.sum_var;
-        self.ridge.merge(&o.ridge);
+        add(&mut self.xty, &o.xty);
         add(&mut self.tau, &o.tau);
         add(&mut self.bias, &o.bias);
     }
@@ -329,7 +375,9 @@ fn run(
 ) -> Result<Model, ModelError> {
     let started = Instant::now();
     let mut st = State::init(meta, data)?;
-    let full = Plan::new(data, p.chunk_events, 1);
+    st.steps = p.customer_newton_steps;
+    let mut full = Plan::new(data, p.chunk_events, 1);
+    full.gram = st.gram(&full.chunks);
     // big data: iterate on a fixed sample of customer chunks until the parameters
     // settle, then refine on everything (each full pass is then spent near the optimum)
     let every = if p.warm_start_events > 0 && data.len() > 2 * p.warm_start_events {
@@ -337,8 +385,13 @@ fn run(
     } else {
         1
     };
-    let sample = (every > 1).then(|| Plan::new(data, p.chunk_events, every));
+    let sample = (every > 1).then(|| {
+        let mut plan = Plan::new(data, p.chunk_events, every);
+        plan.gram = st.gram(&plan.chunks);
+        plan
+    });
     let mut on_sample = sample.is_some();
+    let mut first_full = false;
     let mut full_iters = 0usize;
     let mut history = Vec::new();
     let mut converged = false;
@@ -349,18 +402,20 @@ fn run(
             (Some(sp), true) => sp,
             _ => &full,
         };
+        // customers outside the sample meet the model for the first time in the first
+        // full pass: give them a few more steps there
+        st.steps = p.customer_newton_steps + if first_full { FRESH_EXTRA_STEPS } else { 0 };
         let t0 = Instant::now();
-        st.customer_pass(plan, p.customer_newton_steps);
-        let customer_seconds = t0.elapsed().as_secs_f64();
+        let acc = st.pass(plan);
+        let pass_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let acc = st.article_pass(plan);
-        let article_seconds = t1.elapsed().as_secs_f64();
         let objective = acc.objective / acc.n.max(1.0);
         let loo = acc.loo_nll / acc.n.max(1.0);
         let before = st.arts.clone();
         st.update(&acc, p, iter, plan);
         st.refresh_articles();
         let param_change = st.change_since(&before);
+        let update_seconds = t1.elapsed().as_secs_f64();
         tracing::debug!(target: "runsize::fit", iter, globals = ?st.model.globals, "globals");
         let stats = IterationStats {
             iter,
@@ -369,8 +424,8 @@ fn run(
             seconds: t0.elapsed().as_secs_f64(),
             param_change,
             events: plan.events as u64,
-            customer_pass_seconds: customer_seconds,
-            article_pass_seconds: article_seconds,
+            pass_seconds,
+            update_seconds,
         };
         if !objective.is_finite() {
             return Err(ModelError::Diverged(format!(
@@ -386,12 +441,14 @@ fn run(
         if on_sample {
             if (settled && param_change < SAMPLE_SWITCH * p.param_tol) || 2 * iter >= p.max_iter {
                 on_sample = false;
+                first_full = true;
                 last_obj = f64::INFINITY;
                 st.refresh_prior_means(&full.chunks);
             }
             continue;
         }
         full_iters += 1;
+        first_full = false;
         let done = rel < p.tol || (settled && param_change < p.param_tol);
         if iter >= p.min_iter && (sample.is_none() || full_iters >= 2) && done {
             converged = true;
@@ -402,8 +459,8 @@ fn run(
     if on_sample {
         st.refresh_prior_means(&full.chunks);
     }
-    st.customer_pass(&full, p.customer_newton_steps);
-    let acc = st.article_pass(&full);
+    st.steps = p.customer_newton_steps + FRESH_EXTRA_STEPS;
+    let acc = st.pass(&full);
     st.finish_uncertainty(&acc);
     let mut model = st.model;
     if p.store_customers {
@@ -676,6 +733,7 @@ impl<'a> State<'a> {
             cov: vec![[1.0, 0.0, 0.1]; nc],
             s,
             has_feat,
+            steps: 2,
         };
         st.fit_prior(1.0);
         Ok(st)
@@ -712,12 +770,36 @@ impl<'a> State<'a> {
             .into_par_iter()
             .zip(chunks.par_iter())
             .for_each(|(part, &(lo, _))| {
-                let mut row = vec![0.0; fm.dim()];
                 for (k, m) in part.iter_mut().enumerate() {
-                    fm.encode_training(feats, lo + k, &mut row);
-                    *m = fm.predict_row(&row) as f32;
+                    *m = fm.predict_training(feats, lo + k) as f32;
                 }
             });
+    }
+
+    /// `XᵀX` of the feature ridge over the customers with events in `chunks`.
+    fn gram(&self, chunks: &[(usize, usize)]) -> Vec<f64> {
+        let fm = &self.model.features;
+        let dim = fm.dim();
+        let parts: Vec<RidgeStats> = chunks
+            .par_iter()
+            .map(|&(lo, hi)| {
+                let mut row = vec![0.0; dim];
+                let mut stats = RidgeStats::new(dim);
+                for c in lo..hi {
+                    if self.data.cust_start[c + 1] > self.data.cust_start[c] {
+                        fm.encode_training(&self.meta.features, c, &mut row);
+                        stats.add(&row, 0.0);
+                    }
+                }
+                stats
+            })
+            .collect();
+        // merged in chunk order: the same sums whatever the thread count
+        let mut total = RidgeStats::new(dim);
+        for part in &parts {
+            total.merge(part);
+        }
+        total.xtx
     }
 
     /// Event-weighted RMS change of article true sizes and relative band widths since
@@ -744,9 +826,12 @@ impl<'a> State<'a> {
             .par_iter()
             .zip(self.arts.par_iter_mut())
             .for_each(|(a, row)| {
+                let half = h * model.band(a).exp();
                 *row = ArtRow {
                     t: model.true_size(a),
-                    half: h * model.band(a).exp(),
+                    half,
+                    exp_half: half.exp(),
+                    exp_neg_half: (-half).exp(),
                     xc: model.choice_centre(a),
                     r1: model.brand_offset(a.brand)
                         + super::fitted::group_value(&model.categories, a.category),
@@ -772,13 +857,16 @@ impl<'a> State<'a> {
     /// [`solve_customer`] for training customer `c` (events `lo..hi`), reading the
     /// per-article-size arrays directly: every event is a choice and an outcome, and the
     /// band half-width is precomputed, so a step costs two logistic evaluations per event.
+    /// Takes up to `steps` Newton steps from `start`, then evaluates the final point once
+    /// more with log-likelihoods, leaving each event's outcome gradient and information
+    /// (on `s + u`) in `terms` for the leave-one-out sums.
     fn solve(
         &self,
         c: usize,
         events: (usize, usize),
         start: (f64, f64),
-        steps: usize,
-    ) -> CustomerState {
+        terms: &mut Vec<(f64, f64)>,
+    ) -> Solved {
         let (lo, hi) = events;
         let g = &self.model.globals;
         let prior = self.prior_of(c);
@@ -789,8 +877,8 @@ impl<'a> State<'a> {
         let ev_as = &self.data.ev_as[lo..hi];
         let ev_y = &self.data.ev_y[lo..hi];
         let (mut s, mut u) = start;
-        let (mut hss, mut hsu, mut huu) = (ps, 0.0, pu);
-        for step in 0..=steps {
+        let mut step = 0;
+        while step < self.steps {
             let mut gs = (s - prior.s) * ps;
             let mut gu = (u - prior.u) * pu;
             let mut ho_sum = 0.0;
@@ -798,148 +886,178 @@ impl<'a> State<'a> {
                 let r = &self.arts[j as usize];
                 gs += (s - r.xc) * choice_prec;
                 let base = g.c - g.w * (s + u - r.t);
-                let half = r.half;
-                let d = event_score(base + half, base - half, y as usize);
+                let f = sigmoid_pair(base, r.exp_half, r.exp_neg_half);
+                let d = event_score_at(f, y as usize);
                 let go = d.grad(-g.w, -g.w);
                 gs += go;
                 gu += go;
                 ho_sum += d.info(-g.w, -g.w);
             }
-            hss = ps + n * choice_prec + ho_sum;
-            hsu = ho_sum;
-            huu = pu + ho_sum;
-            if step == steps {
-                break;
-            }
-            let (ds, du) = newton_step((gs, gu), (hss, hsu, huu));
+            let info = (ps + n * choice_prec + ho_sum, ho_sum, pu + ho_sum);
+            let (ds, du) = newton_step((gs, gu), info);
             s -= ds;
-            u -= du;
+            // the bias is stored in f32: evaluate where the next iteration will start
+            u = f64::from((u - du) as f32);
+            step += 1;
             if ds.abs() < 1e-9 && du.abs() < 1e-9 {
                 break;
             }
         }
-        let (ss, su, uu) = inv2(hss, hsu, huu);
-        CustomerState { s, u, ss, su, uu }
+        // the final point: information, per-event terms and the penalised objective
+        terms.clear();
+        let mut obj = 0.5 * (s - prior.s).powi(2) / prior.ss + 0.5 * u * u / prior.uu;
+        let mut ho_sum = 0.0;
+        for (&j, &y) in ev_as.iter().zip(ev_y) {
+            let r = &self.arts[j as usize];
+            let base = g.c - g.w * (s + u - r.t);
+            let f = sigmoid_pair(base, r.exp_half, r.exp_neg_half);
+            let d = event_deriv_at(f, y as usize);
+            let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
+            ho_sum += ho;
+            obj += d.nll + 0.5 * (s - r.xc).powi(2) * choice_prec;
+            terms.push((go, ho));
+        }
+        let info = (ps + n * choice_prec + ho_sum, ho_sum, pu + ho_sum);
+        let (ss, su, uu) = inv2(info.0, info.1, info.2);
+        Solved {
+            st: CustomerState { s, u, ss, su, uu },
+            info,
+            obj,
+            choice_prec,
+        }
     }
 
-    /// Pass 1: Newton steps on every customer's size and fit bias (parallel over
-    /// customer chunks; each chunk owns its customers' slots).
-    fn customer_pass(&mut self, plan: &Plan, steps: usize) {
+    /// One iteration's pass over the customers of `plan`, grouped by customer: Newton
+    /// steps on each customer's size and fit bias (each shard owns its customers'
+    /// slots), then each event's leave-one-out derivatives aggregated by article-size
+    /// and globally. One set of sums per shard, merged in shard order, so the result
+    /// does not depend on the thread count. (Article parameters are fixed within a
+    /// pass, so solving a customer and adding their sums at once is the same as two
+    /// passes, with one read of each event instead of two.)
+    fn pass(&mut self, plan: &Plan) -> Acc {
         let mut s = std::mem::take(&mut self.s);
         let mut u = std::mem::take(&mut self.u);
         let mut cov = std::mem::take(&mut self.cov);
-        {
+        let ranges: Vec<(usize, usize)> = plan
+            .shards
+            .iter()
+            .map(|sh| {
+                let lo = sh.first().map_or(0, |x| x.0);
+                (lo, sh.last().map_or(lo, |x| x.1))
+            })
+            .collect();
+        let total = {
             let this = &*self;
-            let parts: Vec<CustomerSlots<'_>> = split_chunks(&mut s, &plan.chunks)
+            let n_as = this.arts.len();
+            let dim = this.model.features.dim();
+            let mut total = Acc::new(n_as, dim);
+            let mut slots = split_chunks(&mut s, &ranges)
                 .into_iter()
-                .zip(split_chunks(&mut u, &plan.chunks))
-                .zip(split_chunks(&mut cov, &plan.chunks))
-                .map(|((a, b), c)| (a, b, c))
-                .collect();
-            parts.into_par_iter().zip(plan.chunks.par_iter()).for_each(
-                |((sp, up, cp), &(lo, _))| {
-                    for k in 0..sp.len() {
-                        let c = lo + k;
-                        let (elo, ehi) = (
-                            this.data.cust_start[c] as usize,
-                            this.data.cust_start[c + 1] as usize,
-                        );
-                        let st = if ehi == elo {
-                            this.prior_of(c)
-                        } else {
-                            let start = (sp[k], f64::from(up[k]));
-                            this.solve(c, (elo, ehi), start, steps)
+                .zip(split_chunks(&mut u, &ranges))
+                .zip(split_chunks(&mut cov, &ranges))
+                .map(|((a, b), c)| (a, b, c));
+            // shards in flight at once: each holds a full table of article-size sums
+            let window = rayon::current_num_threads().max(1) * 2;
+            for group in plan.shards.chunks(window) {
+                let parts: Vec<CustomerSlots<'_>> = slots.by_ref().take(group.len()).collect();
+                let accs: Vec<Acc> = parts
+                    .into_par_iter()
+                    .zip(group.par_iter())
+                    .map(|(mut slots, shard)| {
+                        let base = shard.first().map_or(0, |x| x.0);
+                        let mut acc = Acc::new(n_as, dim);
+                        let mut scratch = Scratch {
+                            terms: Vec::new(),
+                            drift_stride: plan.drift_stride,
                         };
-                        sp[k] = st.s;
-                        up[k] = st.u as f32;
-                        cp[k] = [st.ss as f32, st.su as f32, st.uu as f32];
-                    }
-                },
-            );
-        }
+                        for &(lo, hi) in shard {
+                            for c in lo..hi {
+                                this.prefetch_customer(c + PREFETCH_CUSTOMERS, &acc);
+                                this.visit(c, (&mut slots, c - base), &mut acc, &mut scratch);
+                            }
+                        }
+                        acc
+                    })
+                    .collect();
+                for part in &accs {
+                    total.merge(part);
+                }
+            }
+            total
+        };
         self.s = s;
         self.u = u;
         self.cov = cov;
-    }
-
-    /// Pass 2: leave-one-out derivatives aggregated by article-size and globally, one
-    /// set of sums per shard of customers, merged in shard order.
-    fn article_pass(&self, plan: &Plan) -> Acc {
-        let n_as = self.arts.len();
-        let dim = self.model.features.dim();
-        let mut total = Acc::new(n_as, dim);
-        let window = rayon::current_num_threads().max(1) * 2;
-        for group in plan.shards.chunks(window) {
-            let parts: Vec<Acc> = group
-                .par_iter()
-                .map(|shard| {
-                    let mut acc = Acc::new(n_as, dim);
-                    let mut scratch = Scratch {
-                        terms: Vec::new(),
-                        row: vec![0.0; dim],
-                        drift_stride: plan.drift_stride,
-                    };
-                    for &(lo, hi) in shard {
-                        for c in lo..hi {
-                            self.article_pass_customer(c, &mut acc, &mut scratch);
-                        }
-                    }
-                    acc
-                })
-                .collect();
-            for part in &parts {
-                total.merge(part);
-            }
-        }
         total
     }
 
-    fn article_pass_customer(&self, c: usize, acc: &mut Acc, scratch: &mut Scratch) {
+    /// Ask for the article-size rows customer `c`'s events read and write, ahead of
+    /// their use (each is a cache miss on big catalogues).
+    #[inline]
+    fn prefetch_customer(&self, c: usize, acc: &Acc) {
+        let d = self.data;
+        let (Some(&lo), Some(&hi)) = (d.cust_start.get(c), d.cust_start.get(c + 1)) else {
+            return;
+        };
+        for &j in d.ev_as.get(lo as usize..hi as usize).unwrap_or(&[]) {
+            if let (Some(r), Some(a)) = (self.arts.get(j as usize), acc.art.get(j as usize)) {
+                prefetch(r);
+                prefetch(a);
+            }
+        }
+    }
+
+    /// Customer `c`: solve (into `slots` at `at`), then add their events' sums.
+    fn visit(
+        &self,
+        c: usize,
+        slots: (&mut CustomerSlots<'_>, usize),
+        acc: &mut Acc,
+        scratch: &mut Scratch,
+    ) {
+        let ((sp, up, cp), k) = slots;
+        let data = self.data;
+        let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
+        if hi == lo {
+            let st = self.prior_of(c);
+            sp[k] = st.s;
+            up[k] = st.u as f32;
+            cp[k] = [st.ss as f32, st.su as f32, st.uu as f32];
+            return;
+        }
+        let solved = self.solve(c, (lo, hi), (sp[k], f64::from(up[k])), &mut scratch.terms);
+        let st = &solved.st;
+        sp[k] = st.s;
+        up[k] = st.u as f32;
+        cp[k] = [st.ss as f32, st.su as f32, st.uu as f32];
+        self.add_sums(c, &solved, acc, scratch);
+    }
+
+    /// Leave-one-out derivatives of customer `c`'s events at their solved state.
+    fn add_sums(&self, c: usize, solved: &Solved, acc: &mut Acc, scratch: &mut Scratch) {
         let Scratch {
-            terms: scratch,
-            row,
+            terms,
             drift_stride,
         } = scratch;
         let data = self.data;
         let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
-        if hi == lo {
-            return;
-        }
         let g = &self.model.globals;
         let prior = self.prior_of(c);
-        let s = self.s[c];
-        let u = f64::from(self.u[c]);
+        let (s, u) = (solved.st.s, solved.st.u);
+        let (hss, hsu, huu) = solved.info;
+        let (vss, vuu) = (solved.st.ss, solved.st.uu);
         // a past choice measures the size at that purchase (choice noise + drift)
-        let hist_prec = 1.0 / (g.sd_choice * g.sd_choice + g.sd_drift * g.sd_drift);
+        let hist_prec = solved.choice_prec;
         let total_var = 1.0 / hist_prec;
         let own_var = g.sd_choice * g.sd_choice;
         let drift_var = g.sd_drift * g.sd_drift;
         let score_drift = c % *drift_stride == 0;
         let rhos = DRIFT_STEPS.map(|step| drift_share(g, step));
-        // full information and per-event terms at (s, u): outcome on s + u, choice on s
-        let (mut hss, mut hsu, mut huu) = (1.0 / prior.ss, 0.0, 1.0 / prior.uu);
-        let mut obj = 0.5 * (s - prior.s).powi(2) / prior.ss + 0.5 * u * u / prior.uu;
-        scratch.clear();
-        for e in lo..hi {
-            let j = data.ev_as[e] as usize;
-            let y = data.ev_y[e] as usize;
-            let r = &self.arts[j];
-            let base = g.c - g.w * (s + u - r.t);
-            let half = r.half;
-            let d = event_deriv(base + half, base - half, y);
-            let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
-            hss += ho + hist_prec;
-            hsu += ho;
-            huu += ho;
-            obj += d.nll + 0.5 * (s - r.xc).powi(2) * hist_prec;
-            scratch.push((go, ho));
-        }
-        acc.objective += obj;
-        let (vss, _, vuu) = inv2(hss, hsu, huu);
+        acc.objective += solved.obj;
         for (k, e) in (lo..hi).enumerate() {
             let j = data.ev_as[e] as usize;
             let y = data.ev_y[e] as usize;
-            let (go, ho) = scratch[k];
+            let (go, ho) = terms[k];
             let r = self.arts[j];
             let xc = r.xc;
             // the customer from all *other* purchases (one Newton step from the optimum)
@@ -1034,10 +1152,14 @@ impl<'a> State<'a> {
             acc.sum_var += vss;
         }
         // feature model and prior variance sums
+        let xty = &mut acc.xty;
         self.model
             .features
-            .encode_training(&self.meta.features, c, row);
-        acc.ridge.add(row, s);
+            .for_each_training(&self.meta.features, c, |j, x| {
+                if let Some(v) = xty.get_mut(j) {
+                    *v += x * s;
+                }
+            });
         let resid = (s - prior.s).powi(2) + vss;
         acc.bias[0] += 1.0;
         acc.bias[1] += u * u + vuu;
@@ -1247,7 +1369,12 @@ impl<'a> State<'a> {
 
     /// Feature ridge and the customer prior variances.
     fn update_prior(&mut self, acc: &Acc, lambda: f64, plan: &Plan) {
-        if let Some(coef) = acc.ridge.solve(lambda) {
+        let stats = RidgeStats {
+            dim: acc.xty.len(),
+            xtx: plan.gram.clone(),
+            xty: acc.xty.clone(),
+        };
+        if let Some(coef) = stats.solve(lambda) {
             self.model.features.coef = coef;
         }
         let g = &mut self.model.globals;

@@ -2,32 +2,13 @@
 //! article-size key and a 1-byte class, with small tables describing article-sizes.
 //! This is what every fitting pass streams over: 5 bytes per event.
 
+use crate::data::ingest::MixState;
 use crate::data::schema::{Events, NONE};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// Multiply-rotate hasher (FxHash's scheme) for the small integer article-size keys:
-/// one hash per fit event, where SipHash's DoS resistance buys nothing (keys are dense
-/// indices we assigned) and costs several times more.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
+/// Article-size keys by their four indices packed into one `u128` (one cheap hash per
+/// fit event instead of four).
+type KeyIndex = HashMap<u128, u32, MixState>;
 
 /// One article in one size: the unit outcomes are aggregated over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +21,16 @@ pub struct ArticleSizeKey {
     pub category: u32,
     /// Size label index.
     pub label: u32,
+}
+
+impl ArticleSizeKey {
+    /// The four indices in one `u128`.
+    fn packed(&self) -> u128 {
+        u128::from(self.product)
+            | u128::from(self.brand) << 32
+            | u128::from(self.category) << 64
+            | u128::from(self.label) << 96
+    }
 }
 
 /// Fit events grouped by customer.
@@ -61,8 +52,7 @@ impl FitData {
     /// Build from ingested events; outcomes other than small / fit / large are left out.
     pub fn from_events(events: &Events) -> FitData {
         let n_customers = events.customers.len();
-        let mut key_index: HashMap<ArticleSizeKey, u32, BuildHasherDefault<KeyHasher>> =
-            HashMap::default();
+        let mut key_index = KeyIndex::default();
         let mut article_sizes = Vec::new();
         let mut as_of_event = vec![NONE; events.len()];
         let mut counts = vec![0u64; n_customers + 1];
@@ -77,7 +67,7 @@ impl FitData {
                 label: events.size[i],
             };
             let next = article_sizes.len() as u32;
-            let idx = *key_index.entry(key).or_insert_with(|| {
+            let idx = *key_index.entry(key.packed()).or_insert_with(|| {
                 article_sizes.push(key);
                 next
             });
@@ -116,6 +106,140 @@ impl FitData {
             article_sizes,
             as_count,
         }
+        .by_popularity()
+    }
+
+    /// [`FitData::from_events`] for a table that is not needed afterwards: the same result,
+    /// built while the per-event columns are freed one by one (the size column's buffer is
+    /// reused for the article-size index of each event), so the peak is about the event table
+    /// itself instead of the table plus the fit data plus temporaries. Leaves `events` as
+    /// [`Events::release_event_columns`] does: outcomes, dictionaries, size labels, features.
+    pub fn from_events_releasing(events: &mut Events) -> FitData {
+        let n_customers = events.customers.len();
+        // 1. Article-size index per fit event (NONE for others), in order of first appearance.
+        let mut key_index = KeyIndex::default();
+        let mut article_sizes = Vec::new();
+        let mut as_of_event = std::mem::take(&mut events.size);
+        let cols = (
+            &events.outcome,
+            &events.product,
+            &events.brand,
+            &events.category,
+        );
+        for (i, slot) in as_of_event.iter_mut().enumerate() {
+            let (Some(outcome), Some(&product), Some(&brand), Some(&category)) =
+                (cols.0.get(i), cols.1.get(i), cols.2.get(i), cols.3.get(i))
+            else {
+                *slot = NONE;
+                continue;
+            };
+            if outcome.class().is_none() {
+                *slot = NONE;
+                continue;
+            }
+            let key = ArticleSizeKey {
+                product,
+                brand,
+                category,
+                label: *slot,
+            };
+            let next = article_sizes.len() as u32;
+            *slot = *key_index.entry(key.packed()).or_insert_with(|| {
+                article_sizes.push(key);
+                next
+            });
+        }
+        drop(key_index);
+        let customer = std::mem::take(&mut events.customer);
+        events.release_event_columns();
+        // 2. Events per customer, as start offsets.
+        let mut cust_start = vec![0u64; n_customers + 1];
+        for (&c, &a) in customer.iter().zip(&as_of_event) {
+            if a != NONE {
+                if let Some(n) = cust_start
+                    .get_mut(c as usize + 1)
+                    .filter(|_| (c as usize) < n_customers)
+                {
+                    *n += 1;
+                }
+            }
+        }
+        for c in 0..n_customers {
+            let prev = cust_start.get(c).copied().unwrap_or(0);
+            if let Some(x) = cust_start.get_mut(c + 1) {
+                *x += prev;
+            }
+        }
+        // 3. Place events; `cust_start[c]` serves as customer c's cursor and ends as the start
+        //    of c + 1, so shift it back afterwards (no second offsets array).
+        let total = cust_start.get(n_customers).copied().unwrap_or(0) as usize;
+        let mut ev_as = vec![0u32; total];
+        let mut ev_y = vec![0u8; total];
+        let mut as_count = vec![0u64; article_sizes.len()];
+        for (i, (&c, &a)) in customer.iter().zip(&as_of_event).enumerate() {
+            if a == NONE || c as usize >= n_customers {
+                continue;
+            }
+            let Some(cursor) = cust_start.get_mut(c as usize) else {
+                continue;
+            };
+            let pos = *cursor as usize;
+            *cursor += 1;
+            if let (Some(x), Some(y), Some(o)) =
+                (ev_as.get_mut(pos), ev_y.get_mut(pos), events.outcome.get(i))
+            {
+                *x = a;
+                *y = *o as u8;
+            }
+            if let Some(k) = as_count.get_mut(a as usize) {
+                *k += 1;
+            }
+        }
+        for c in (1..=n_customers).rev() {
+            let prev = cust_start.get(c - 1).copied().unwrap_or(0);
+            if let Some(x) = cust_start.get_mut(c) {
+                *x = prev;
+            }
+        }
+        if let Some(first) = cust_start.first_mut() {
+            *first = 0;
+        }
+        FitData {
+            cust_start,
+            ev_as,
+            ev_y,
+            article_sizes,
+            as_count,
+        }
+        .by_popularity()
+    }
+
+    /// Renumber article-sizes by falling event count (ties: first appearance). The
+    /// passes read and write one row per article-size for every event; with popular
+    /// ones first, the rows most events touch share cache lines and pages.
+    fn by_popularity(mut self) -> FitData {
+        let n = self.article_sizes.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by_key(|&j| std::cmp::Reverse(self.as_count.get(j as usize).copied()));
+        let mut new_of_old = vec![0u32; n];
+        for (new, &old) in order.iter().enumerate() {
+            if let Some(x) = new_of_old.get_mut(old as usize) {
+                *x = new as u32;
+            }
+        }
+        for a in &mut self.ev_as {
+            *a = new_of_old.get(*a as usize).copied().unwrap_or(NONE);
+        }
+        let pick = |j: &u32| *j as usize;
+        self.article_sizes = order
+            .iter()
+            .filter_map(|j| self.article_sizes.get(pick(j)).copied())
+            .collect();
+        self.as_count = order
+            .iter()
+            .filter_map(|j| self.as_count.get(pick(j)).copied())
+            .collect();
+        self
     }
 
     /// Number of fit events.
@@ -174,6 +298,69 @@ mod tests {
             ],
             customers: ["a", "b", "c"].into_iter().collect::<Dict>(),
             ..Default::default()
+        }
+    }
+
+    /// Events with every case: other outcomes, missing keys, repeated article-sizes,
+    /// customers without fit events, customers out of order.
+    fn big_events() -> Events {
+        let n = 40;
+        let outcomes = [Outcome::Fit, Outcome::Small, Outcome::Other, Outcome::Large];
+        Events {
+            customer: (0..n).map(|i| (i * 7 % 11) as u32).collect(),
+            product: (0..n)
+                .map(|i| if i % 5 == 0 { NONE } else { (i % 4) as u32 })
+                .collect(),
+            brand: (0..n).map(|i| (i % 3) as u32).collect(),
+            category: (0..n).map(|i| if i % 6 == 0 { NONE } else { 0 }).collect(),
+            size: (0..n).map(|i| (i % 2) as u32).collect(),
+            outcome: (0..n).map(|i| outcomes[i % 4]).collect(),
+            timestamp: Some(vec![0; n]),
+            row: crate::data::RowIds::identity(n),
+            customers: (0..12).map(|c| format!("c{c}")).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lean_preparation_equals_from_events() {
+        let mut ev = big_events();
+        let want = FitData::from_events(&ev);
+        let got = FitData::from_events_releasing(&mut ev);
+        assert_eq!(got.cust_start, want.cust_start);
+        assert_eq!(got.ev_as, want.ev_as);
+        assert_eq!(got.ev_y, want.ev_y);
+        assert_eq!(got.article_sizes, want.article_sizes);
+        assert_eq!(got.as_count, want.as_count);
+        assert_eq!(got.len(), 30, "the ten `other` events are left out");
+        // Columns are gone, what the fit reads is kept.
+        assert_eq!(ev.len(), 40);
+        assert!(ev.customer.is_empty() && ev.size.is_empty() && ev.product.is_empty());
+        assert!(ev.timestamp.is_none());
+        assert_eq!(ev.customers.len(), 12);
+    }
+
+    #[test]
+    fn article_sizes_are_numbered_by_popularity() {
+        let fd = FitData::from_events(&big_events());
+        assert!(
+            fd.as_count.windows(2).all(|w| w[0] >= w[1]),
+            "{:?}",
+            fd.as_count
+        );
+        // every event's article-size still has its own key: recount from the events
+        let ev = big_events();
+        let mut want = std::collections::HashMap::new();
+        for i in 0..ev.len() {
+            if ev.outcome[i].class().is_some() {
+                let key = (ev.product[i], ev.brand[i], ev.category[i], ev.size[i]);
+                *want.entry(key).or_insert(0u64) += 1;
+            }
+        }
+        for (j, k) in fd.article_sizes.iter().enumerate() {
+            let got = fd.ev_as.iter().filter(|&&a| a as usize == j).count() as u64;
+            assert_eq!(got, fd.as_count[j]);
+            assert_eq!(want[&(k.product, k.brand, k.category, k.label)], got);
         }
     }
 

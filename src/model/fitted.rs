@@ -182,10 +182,10 @@ pub struct IterationStats {
     pub param_change: f64,
     /// Fit events this iteration visited (fewer than all during a big fit's sample phase).
     pub events: u64,
-    /// Seconds of pass 1 (customers).
-    pub customer_pass_seconds: f64,
-    /// Seconds of pass 2 (article-sizes and globals).
-    pub article_pass_seconds: f64,
+    /// Seconds of the pass over the events (customers solved, sums by article-size).
+    pub pass_seconds: f64,
+    /// Seconds of the update from the pass's sums (offset hierarchy, globals, priors).
+    pub update_seconds: f64,
 }
 
 /// Training summary stored in the artifact.

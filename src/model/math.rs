@@ -20,6 +20,15 @@ pub fn sigmoid(x: f64) -> f64 {
     }
 }
 
+/// `(σ(x + h), σ(x − h))` from one exponential, given `e^h` and `e^−h` (the fit keeps
+/// them per article-size: `e^−(x±h) = e^−x · e^∓h`). Saturates to 0 or 1 like
+/// [`sigmoid`] for any `|x|` (`h` is a band half-width, far below 700).
+#[inline]
+pub fn sigmoid_pair(x: f64, exp_h: f64, exp_neg_h: f64) -> (f64, f64) {
+    let e = (-x).exp();
+    (1.0 / (1.0 + e * exp_neg_h), 1.0 / (1.0 + e * exp_h))
+}
+
 /// Class probabilities `[small, fit, large]` for cut points `a > b`.
 #[inline]
 pub fn probs(a: f64, b: f64) -> [f64; 3] {
@@ -69,40 +78,53 @@ impl EventDeriv {
 /// 2 large) at cut points `a > b`.
 #[inline]
 pub fn event_deriv(a: f64, b: f64, class: usize) -> EventDeriv {
-    let (mut d, p) = score(a, b, class);
-    d.nll = -p.ln();
-    d
+    event_deriv_at((sigmoid(a), sigmoid(b)), class)
 }
 
 /// [`event_deriv`] without the log-likelihood value (`nll` is 0): no logarithm, for
 /// Newton steps that need only the gradient and information.
 #[inline]
 pub fn event_score(a: f64, b: f64, class: usize) -> EventDeriv {
-    score(a, b, class).0
+    score(sigmoid(a), sigmoid(b), class).0
 }
 
-/// Derivatives and the (floored) probability of the observed class.
+/// [`event_score`] given `F(a)` and `F(b)` (e.g. from [`sigmoid_pair`]).
 #[inline]
-fn score(a: f64, b: f64, class: usize) -> (EventDeriv, f64) {
-    let fa = sigmoid(a);
-    let fb = sigmoid(b);
+pub fn event_score_at((fa, fb): (f64, f64), class: usize) -> EventDeriv {
+    score(fa, fb, class).0
+}
+
+/// [`event_deriv`] given `F(a)` and `F(b)` (e.g. from [`sigmoid_pair`]).
+#[inline]
+pub fn event_deriv_at((fa, fb): (f64, f64), class: usize) -> EventDeriv {
+    let (mut d, p) = score(fa, fb, class);
+    d.nll = -p.ln();
+    d
+}
+
+/// Derivatives and the (floored) probability of the observed class, given the logistic
+/// CDF at the cut points, `fa = F(a)` and `fb = F(b)`.
+#[inline]
+fn score(fa: f64, fb: f64, class: usize) -> (EventDeriv, f64) {
     let da = fa * (1.0 - fa); // logistic density at a
     let db = fb * (1.0 - fb);
     let ps = (1.0 - fa).max(P_MIN);
     let pf = (fa - fb).max(P_MIN);
     let pl = fb.max(P_MIN);
+    // three divisions instead of eight (this runs several times per event and pass)
+    let (rs, rf, rl) = (1.0 / ps, 1.0 / pf, 1.0 / pl);
     let (p, ga, gb) = match class {
         0 => (ps, fa, 0.0),
-        1 => (pf, -da / pf, db / pf),
+        1 => (pf, -da * rf, db * rf),
         _ => (pl, 0.0, -(1.0 - fb)),
     };
     let d = EventDeriv {
         nll: 0.0,
         ga,
         gb,
-        iaa: da * da / ps + da * da / pf,
-        iab: -da * db / pf,
-        ibb: db * db / pf + db * db / pl,
+        iaa: da * da * (rs + rf),
+        iab: -da * db * rf,
+        ibb: db * db * (rf + rl),
     };
     (d, p)
 }
@@ -158,6 +180,22 @@ mod tests {
                 assert_eq!(s, EventDeriv { nll: 0.0, ..d });
             }
         }
+    }
+
+    #[test]
+    fn sigmoid_pair_matches_two_sigmoids() {
+        for &x in &[-800.0, -30.0, -2.5, -0.3, 0.0, 0.7, 4.0, 40.0, 800.0] {
+            for &h in &[0.0, 0.2, 1.3, 6.0] {
+                let (p, q) = sigmoid_pair(x, f64::exp(h), f64::exp(-h));
+                let (a, b) = (sigmoid(x + h), sigmoid(x - h));
+                assert!((p - a).abs() <= 1e-15 + 1e-13 * a, "{x} {h}: {p} vs {a}");
+                assert!((q - b).abs() <= 1e-15 + 1e-13 * b, "{x} {h}: {q} vs {b}");
+            }
+        }
+        // hand value: σ(1) = 0.7310585786300049, σ(-1) = 0.2689414213699951
+        let (p, q) = sigmoid_pair(0.0, 1f64.exp(), (-1f64).exp());
+        assert!((p - 0.731_058_578_630_004_9).abs() < 1e-15);
+        assert!((q - 0.268_941_421_369_995_1).abs() < 1e-15);
     }
 
     #[test]

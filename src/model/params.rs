@@ -28,7 +28,7 @@ impl Default for FitParams {
             tol: 1e-5,
             param_tol: 1e-3,
             warm_start_events: 4_000_000,
-            customer_newton_steps: 2,
+            customer_newton_steps: 1,
             level_sweeps: 4,
             ridge_lambda: 1.0,
             threads: 0,
@@ -71,7 +71,9 @@ impl FitParams {
         self
     }
 
-    /// Newton steps per customer per iteration (default 2).
+    /// Newton steps per customer per iteration (default 1: customers are warm-started
+    /// from the previous iteration; 2 gave the same RTR accuracy and iteration count at
+    /// 16% more CPU).
     pub fn customer_newton_steps(mut self, n: usize) -> Self {
         self.customer_newton_steps = n;
         self

@@ -84,8 +84,8 @@ impl CustomerState {
 /// Inverse of a symmetric 2x2 matrix `[[a, b], [b, c]]` as `(a', b', c')`.
 #[inline]
 pub fn inv2(a: f64, b: f64, c: f64) -> (f64, f64, f64) {
-    let det = (a * c - b * b).max(1e-300);
-    (c / det, -b / det, a / det)
+    let r = 1.0 / (a * c - b * b).max(1e-300);
+    (c * r, -b * r, a * r)
 }
 
 /// The clamped Newton step `(Δs, Δu) = H⁻¹·g` (each at most [`MAX_STEP`]) for gradient
