@@ -618,26 +618,7 @@ impl Model {
                 .population
                 .unwrap_or_else(|| self.customer_prior(None))
         } else {
-            let values = FeatureValues {
-                numeric: self
-                    .features
-                    .numeric
-                    .iter()
-                    .map(|f| match features.get(&f.name) {
-                        Some(FeatureValue::Number(x)) => *x,
-                        _ => f64::NAN,
-                    })
-                    .collect(),
-                categorical: self
-                    .features
-                    .categorical
-                    .iter()
-                    .map(|f| match features.get(&f.name) {
-                        Some(FeatureValue::Text(s)) => Some(s.as_str()),
-                        _ => None,
-                    })
-                    .collect(),
-            };
+            let values = FeatureValues::from_request(&self.features, features);
             for (name, v) in features {
                 let known_num = self.features.numeric.iter().any(|f| &f.name == name);
                 let known_cat = self.features.categorical.iter().any(|f| &f.name == name);

@@ -36,7 +36,7 @@ use super::features::FeatureValues;
 use super::fitted::Model;
 use super::math::{event_deriv, probs, uncertainty_scale};
 use super::predict::{cut_points, inv2, ArticleRef, CustomerState, SizeBelief};
-use super::recommend::{FeatureValue, ShopperRef};
+use super::recommend::ShopperRef;
 use super::score::{Resolved, ScoreOptions};
 use super::{FitParams, ModelError};
 use crate::data::schema::{Events, RowIds, NONE};
@@ -952,26 +952,7 @@ impl Model {
                 pos += l.pos / self.scale(l.system) + self.align(l.system);
             }
         }
-        let values = FeatureValues {
-            numeric: self
-                .features
-                .numeric
-                .iter()
-                .map(|f| match shopper.features.get(&f.name) {
-                    Some(FeatureValue::Number(x)) => *x,
-                    _ => f64::NAN,
-                })
-                .collect(),
-            categorical: self
-                .features
-                .categorical
-                .iter()
-                .map(|f| match shopper.features.get(&f.name) {
-                    Some(FeatureValue::Text(s)) => Some(s.as_str()),
-                    _ => None,
-                })
-                .collect(),
-        };
+        let values = FeatureValues::from_request(&self.features, &shopper.features);
         let body = self.body_row(&values);
         StackCustomer {
             regime: Regime::Offer,
