@@ -6,6 +6,7 @@
 
 mod common;
 
+use runsize::model::recommend::{PastPurchase, RecommendIndex};
 use runsize::model::recommend::{ProductQuery, Shopper};
 use runsize::model::stack::{Stack, StackParams};
 use runsize::model::{artifact, FitParams, Model};
@@ -231,6 +232,69 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
             artifact::save(&bad, &p).unwrap();
             let e = runsize::serve::load_model(&p).unwrap_err().to_string();
             assert!(e.contains("brand"), "{e}");
+        }
+    }
+
+    // the served path (requests parsed through the serving index, the history's stack
+    // counts from that parse, product-in-size lookups shared) gives exactly the second
+    // stage's probabilities as computed piece by piece through the public reference
+    // path: the shopper's belief, Model::shopper_stack (which parses the history
+    // itself), Model::probs_final
+    let index = RecommendIndex::new(&model);
+    let info = &model.product_info[0];
+    let history: Vec<PastPurchase> = (1..13)
+        .map(|p| {
+            let i = &model.product_info[p];
+            let l = &model.labels[i.sizes[i.sizes.len() / 2] as usize];
+            PastPurchase {
+                brand: Some(model.brands[i.brand as usize].name.clone()),
+                product_id: Some(model.products[p].name.clone()),
+                category: None,
+                size: l.canonical.clone(),
+                size_system: Some(l.system.as_str().into()),
+                outcome: ["kept", "returned_too_small", "too_large", "returned_other"][p % 4]
+                    .into(),
+            }
+        })
+        .collect();
+    let mut features = std::collections::BTreeMap::new();
+    features.insert(
+        "height_cm".to_string(),
+        runsize::model::recommend::FeatureValue::Number(168.0),
+    );
+    for shopper in [
+        Shopper {
+            history: history.clone(),
+            ..Default::default()
+        },
+        Shopper {
+            customer_id: Some(model.customers.ids[5].clone()),
+            history,
+            features,
+            ..Default::default()
+        },
+    ] {
+        let served = model
+            .recommend_ref(&index, &product.view(), &shopper.view())
+            .unwrap();
+        assert_eq!(served, model.recommend(&product, &shopper).unwrap());
+        let (state, _) = model.shopper_belief(&shopper).unwrap();
+        let belief = model.at_purchase(&state, None);
+        let sc = model.shopper_stack(&shopper.view());
+        assert_eq!(served.sizes.len(), info.sizes.len());
+        for odds in &served.sizes {
+            let label = model.index.label[&odds.size];
+            let l = &model.labels[label as usize];
+            let a = runsize::model::predict::ArticleRef {
+                product: 0,
+                brand: info.brand,
+                category: info.category,
+                label,
+                system: l.system,
+                pos: l.pos,
+            };
+            let want = model.probs_final(belief, &a, &sc);
+            assert_eq!([odds.p_small, odds.p_fit, odds.p_large], want);
         }
     }
 

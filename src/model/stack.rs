@@ -733,7 +733,13 @@ impl Stack {
     /// Level features of an article: cached for known products in their own brand and
     /// category, computed from the counts otherwise.
     pub fn levels(&self, model: &Model, a: &ArticleRef) -> LevelFeatures {
-        let art = model.article_size_index(a).unwrap_or(NONE);
+        self.levels_at(model, a, model.article_size_index(a))
+    }
+
+    /// [`Stack::levels`] with the product-in-size index already looked up
+    /// ([`Model::article_size_index`]).
+    pub fn levels_at(&self, model: &Model, a: &ArticleRef, art: Option<u32>) -> LevelFeatures {
+        let art = art.unwrap_or(NONE);
         if let Some(info) = model.product_info.get(a.product as usize) {
             if info.brand == a.brand && info.category == a.category {
                 let hit = if art == NONE {
@@ -924,6 +930,33 @@ impl Model {
     /// small / fit / large outcomes of the request's history, and their body row, for
     /// sizes on offer.
     pub fn shopper_stack(&self, shopper: &ShopperRef<'_>) -> StackCustomer {
+        let mut counts = [0.0; 3];
+        let mut pos = 0.0;
+        for h in &shopper.history {
+            let class = outcomes()
+                .classify(h.outcome.as_str())
+                .and_then(|o| o.class());
+            let label = crate::data::parse_size(
+                h.size.as_str(),
+                h.size_system.as_ref().map(|t| t.as_str()),
+            );
+            if let (Some(k), Ok(l)) = (class, label) {
+                counts[k] += 1.0;
+                pos += l.pos / self.scale(l.system) + self.align(l.system);
+            }
+        }
+        self.shopper_stack_with(shopper, counts, pos)
+    }
+
+    /// [`Model::shopper_stack`] with the request history's small / fit / large counts and
+    /// the sum of their label positions already computed (the recommend path has parsed
+    /// every past purchase through its serving index).
+    pub(crate) fn shopper_stack_with(
+        &self,
+        shopper: &ShopperRef<'_>,
+        history_counts: [f64; 3],
+        history_pos: f64,
+    ) -> StackCustomer {
         let Some(stack) = &self.stack else {
             return StackCustomer::default();
         };
@@ -939,19 +972,10 @@ impl Model {
             .get(mc as usize)
             .copied()
             .unwrap_or(0.0);
-        for h in &shopper.history {
-            let class = outcomes()
-                .classify(h.outcome.as_str())
-                .and_then(|o| o.class());
-            let label = crate::data::parse_size(
-                h.size.as_str(),
-                h.size_system.as_ref().map(|t| t.as_str()),
-            );
-            if let (Some(k), Ok(l)) = (class, label) {
-                counts[k] += 1.0;
-                pos += l.pos / self.scale(l.system) + self.align(l.system);
-            }
+        for (c, h) in counts.iter_mut().zip(history_counts) {
+            *c += h;
         }
+        pos += history_pos;
         let values = FeatureValues::from_request(&self.features, &shopper.features);
         let body = self.body_row(&values);
         StackCustomer {
@@ -971,12 +995,22 @@ impl Model {
         a: &ArticleRef,
         customer: &StackCustomer,
     ) -> [f64; 3] {
+        self.probs_final_at((belief, a, self.article_size_index(a)), customer)
+    }
+
+    /// [`Model::probs_final`] with the product-in-size index already looked up
+    /// ([`Model::article_size_index`]).
+    pub(crate) fn probs_final_at(
+        &self,
+        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
+        customer: &StackCustomer,
+    ) -> [f64; 3] {
         let Some(stack) = &self.stack else {
-            return self.probs_article(belief, a);
+            return self.probs_article_with(belief, a, art);
         };
-        let levels = stack.levels(self, a);
+        let levels = stack.levels_at(self, a, art);
         stack.predict(
-            &self.stack_input((belief, a), levels, customer),
+            &self.stack_input_at((belief, a, art), levels, customer),
             customer.regime,
         )
     }
@@ -988,8 +1022,18 @@ impl Model {
         levels: LevelFeatures,
         customer: &'a StackCustomer,
     ) -> StackInput<'a> {
-        let t = self.true_size(a);
-        let var = belief.var + self.article_var(a);
+        self.stack_input_at((belief, a, self.article_size_index(a)), levels, customer)
+    }
+
+    /// [`Model::stack_input`] with the product-in-size index already looked up.
+    fn stack_input_at<'a>(
+        &self,
+        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
+        levels: LevelFeatures,
+        customer: &'a StackCustomer,
+    ) -> StackInput<'a> {
+        let t = self.true_size_with(a, art);
+        let var = belief.var + self.article_var_with(a, art);
         let structural = self.probs_for(
             SizeBelief {
                 mean: belief.mean,
@@ -2257,26 +2301,81 @@ impl BinaryFit<'_> {
     }
 }
 
+/// The two logits of an [`OfferCalibration`], summed feature by feature.
+struct OfferSum<'c> {
+    calibration: &'c OfferCalibration,
+    fit: f64,
+    split: f64,
+    /// Next coefficient of the fit logit (it skips feature 2).
+    k: usize,
+}
+
+impl OfferSum<'_> {
+    /// Add raw feature `j` of value `v`.
+    #[inline]
+    fn add(&mut self, j: usize, v: f64) {
+        let c = self.calibration;
+        let sp = &c.spec;
+        let (Some(mean), Some(scale), Some(lo), Some(hi), Some(w)) = (
+            sp.mean.get(j),
+            sp.scale.get(j),
+            sp.lo.get(j),
+            sp.hi.get(j),
+            c.split.get(j),
+        ) else {
+            return;
+        };
+        let z = ((v - mean) / scale).clamp(*lo, *hi);
+        self.split += w * z;
+        if j != 2 {
+            if let Some(f) = c.fit.get(self.k) {
+                self.fit += f * z;
+            }
+            self.k += 1;
+        }
+    }
+}
+
 impl OfferCalibration {
     /// Probabilities `[small, fit, large]` for raw inputs.
     pub fn predict(&self, x: &StackInput<'_>) -> [f64; 3] {
         let sp = &self.spec;
         let p = sp.mean.len();
-        let mut row = Vec::with_capacity(p);
-        offer_features(sp, x, &mut row);
-        if row.len() != p || self.fit.len() + 1 != p || self.split.len() != p {
+        if p < 3 || self.fit.len() + 1 != p || self.split.len() != p {
             return x.probs;
         }
-        let (mut ef, mut es) = (0.0, 0.0);
-        let mut k = 0;
-        for (j, v) in row.iter().enumerate() {
-            let z = ((v - sp.mean[j]) / sp.scale[j]).clamp(sp.lo[j], sp.hi[j]);
-            es += self.split[j] * z;
-            if j != 2 {
-                ef += self.fit[k] * z;
-                k += 1;
+        // the features of `offer_features` as they come, without a row buffer: the
+        // first three are held until the third replaces the structural log-odds (same
+        // arithmetic in the same order)
+        let mut sum = OfferSum {
+            calibration: self,
+            fit: 0.0,
+            split: 0.0,
+            k: 0,
+        };
+        let mut head = [0.0; 3];
+        let mut j = 0usize;
+        features(sp, x, &mut |v| {
+            match j {
+                0 | 1 => head[j] = v,
+                2 => {
+                    head[2] = v;
+                    let (ls, ll) = (head[1], head[2]);
+                    let m = ls.max(ll);
+                    head[1] = -(m + ((ls - m).exp() + (ll - m).exp()).ln());
+                    head[2] = ls - ll;
+                    for (i, &h) in head.iter().enumerate() {
+                        sum.add(i, h);
+                    }
+                }
+                _ => sum.add(j, v),
             }
+            j += 1;
+        });
+        if j != p {
+            return x.probs;
         }
+        let (ef, es) = (sum.fit, sum.split);
         let pf = super::math::sigmoid(ef);
         let q = super::math::sigmoid(es);
         let out = [(1.0 - pf) * q, pf, (1.0 - pf) * (1.0 - q)];
