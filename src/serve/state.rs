@@ -164,6 +164,20 @@ impl AppState {
         self.current().ok_or(ApiError::NotReady)
     }
 
+    /// `f` of the model serving now, or [`ApiError::NotReady`]. Unlike [`AppState::loaded`]
+    /// it takes no reference count on the model (whose counter every request on every
+    /// core would write): for synchronous work, e.g. one recommendation.
+    pub fn with_loaded<T>(
+        &self,
+        f: impl FnOnce(&Loaded) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let current = self.inner.current.load();
+        match current.as_ref() {
+            Some(loaded) => f(loaded),
+            None => Err(ApiError::NotReady),
+        }
+    }
+
     /// Swap in a model atomically; returns the one it replaced.
     pub fn install(&self, loaded: Loaded) -> Option<Arc<Loaded>> {
         self.inner.current.swap(Some(Arc::new(loaded)))
