@@ -801,11 +801,14 @@ impl Model {
         });
         let mut sizes = Vec::with_capacity(offered.len());
         let mut best = 0usize;
+        // every size here is of one product for one shopper: the offer calibration's
+        // size-invariant part is computed once
+        let mut tail = None;
         for (i, (text, label)) in offered.iter().enumerate() {
             let a = article(keys, label);
             let art = look.article_size(&a);
             let pr = match &sc {
-                Some(sc) => self.probs_final_at((belief, &a, art), sc),
+                Some(sc) => self.probs_offer_at((belief, &a, art), sc, &mut tail),
                 None => self.probs_article_with(belief, &a, art),
             };
             sizes.push(SizeOdds {

@@ -1015,6 +1015,37 @@ impl Model {
         )
     }
 
+    /// [`Model::probs_final_at`] for one of the sizes on offer of one product for one
+    /// shopper: the offer calibration's size-invariant part ([`OfferCalibration::tail`])
+    /// is computed for the first size and kept in `tail` for the others (same numbers as
+    /// computing it again: the features it sums do not depend on the size).
+    pub(crate) fn probs_offer_at(
+        &self,
+        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
+        customer: &StackCustomer,
+        tail: &mut Option<OfferTail>,
+    ) -> [f64; 3] {
+        let offer = self
+            .stack
+            .as_ref()
+            .and_then(|s| Some((s, s.offer.as_ref()?)));
+        let Some((stack, offer)) = offer else {
+            return self.probs_final_at((belief, a, art), customer);
+        };
+        if customer.regime != Regime::Offer || !offer.size_invariant_tail() {
+            return self.probs_final_at((belief, a, art), customer);
+        }
+        let levels = stack.levels_at(self, a, art);
+        let x = self.stack_input_at((belief, a, art), levels, customer);
+        if tail.is_none() {
+            *tail = offer.tail(&x);
+        }
+        match tail {
+            Some(t) => offer.predict_with(&x, *t),
+            None => x.probs,
+        }
+    }
+
     /// The second stage's raw inputs for a purchase-time belief in an article.
     pub fn stack_input<'a>(
         &self,
@@ -2336,48 +2367,93 @@ impl OfferSum<'_> {
     }
 }
 
+/// An [`OfferCalibration`]'s two logits summed over the features after the first three
+/// (which are the same for every size of one product for one shopper with the default
+/// feature groups, see [`OfferCalibration::size_invariant_tail`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OfferTail {
+    fit: f64,
+    split: f64,
+}
+
 impl OfferCalibration {
-    /// Probabilities `[small, fit, large]` for raw inputs.
+    /// Probabilities `[small, fit, large]` for raw inputs (the structural ones if the
+    /// calibration does not fit its feature map).
     pub fn predict(&self, x: &StackInput<'_>) -> [f64; 3] {
+        match self.tail(x) {
+            Some(tail) => self.predict_with(x, tail),
+            None => x.probs,
+        }
+    }
+
+    /// Whether its features after the first three depend only on the product, its brand
+    /// and category, and the shopper — not on the size (true for the default offer groups,
+    /// [`FeatureSet::OFFER`]): then [`OfferCalibration::tail`] of one size of a product
+    /// serves every size of it.
+    pub fn size_invariant_tail(&self) -> bool {
+        let s = self.spec.set;
+        !(s.gap
+            || s.article_size
+            || s.interactions
+            || s.shape
+            || s.label
+            || s.pairs
+            || s.neighbours
+            || s.history)
+    }
+
+    /// The two logits summed over the raw features after the first three (`None` when
+    /// the calibration does not fit its feature map).
+    pub fn tail(&self, x: &StackInput<'_>) -> Option<OfferTail> {
         let sp = &self.spec;
         let p = sp.mean.len();
         if p < 3 || self.fit.len() + 1 != p || self.split.len() != p {
-            return x.probs;
+            return None;
         }
-        // the features of `offer_features` as they come, without a row buffer: the
-        // first three are held until the third replaces the structural log-odds (same
-        // arithmetic in the same order)
+        // the features as they come, without a row buffer; feature 3 is the fit
+        // logit's coefficient 2 (it skips feature 2)
+        let mut sum = OfferSum {
+            calibration: self,
+            fit: 0.0,
+            split: 0.0,
+            k: 2,
+        };
+        let mut j = 0usize;
+        features(sp, x, &mut |v| {
+            if j >= 3 {
+                sum.add(j, v);
+            }
+            j += 1;
+        });
+        (j == p).then_some(OfferTail {
+            fit: sum.fit,
+            split: sum.split,
+        })
+    }
+
+    /// Probabilities `[small, fit, large]` for raw inputs whose features after the first
+    /// three sum to `tail`: the first three (1, the structural fit logit, the
+    /// small-vs-large log-odds; see `offer_features`) from the structural probabilities.
+    pub fn predict_with(&self, x: &StackInput<'_>, tail: OfferTail) -> [f64; 3] {
+        let pr = x.probs;
+        // as `features` writes them ...
+        let lf = pr[1].max(P_FLOOR).ln();
+        let ls = pr[0].max(P_FLOOR).ln() - lf;
+        let ll = pr[2].max(P_FLOOR).ln() - lf;
+        // ... and `offer_features` replaces them
+        let m = ls.max(ll);
+        let head = [1.0, -(m + ((ls - m).exp() + (ll - m).exp()).ln()), ls - ll];
         let mut sum = OfferSum {
             calibration: self,
             fit: 0.0,
             split: 0.0,
             k: 0,
         };
-        let mut head = [0.0; 3];
-        let mut j = 0usize;
-        features(sp, x, &mut |v| {
-            match j {
-                0 | 1 => head[j] = v,
-                2 => {
-                    head[2] = v;
-                    let (ls, ll) = (head[1], head[2]);
-                    let m = ls.max(ll);
-                    head[1] = -(m + ((ls - m).exp() + (ll - m).exp()).ln());
-                    head[2] = ls - ll;
-                    for (i, &h) in head.iter().enumerate() {
-                        sum.add(i, h);
-                    }
-                }
-                _ => sum.add(j, v),
-            }
-            j += 1;
-        });
-        if j != p {
-            return x.probs;
+        for (i, &h) in head.iter().enumerate() {
+            sum.add(i, h);
         }
-        let (ef, es) = (sum.fit, sum.split);
-        let pf = super::math::sigmoid(ef);
-        let q = super::math::sigmoid(es);
+        let pf = super::math::sigmoid(sum.fit + tail.fit);
+        let q = super::math::sigmoid(sum.split + tail.split);
         let out = [(1.0 - pf) * q, pf, (1.0 - pf) * (1.0 - q)];
         if out.iter().all(|v| v.is_finite()) {
             out
