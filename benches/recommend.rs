@@ -8,7 +8,8 @@
 //!
 //! Run: `cargo bench --bench recommend` (fits a small synthetic model and its second
 //! stage first, ~a minute).
-//! With `RECOMMEND_PROFILE_CALLS=n` it instead makes `n` calls of each path in the
+//! With `RECOMMEND_MODELS=<dir>` the two models are saved there on the first run and
+//! read back on later ones. With `RECOMMEND_PROFILE_CALLS=n` it instead makes `n` calls of each path in the
 //! functions `profile_recommend` and `profile_router` and exits: run it under
 //! `valgrind --tool=callgrind --toggle-collect='*profile_recommend*'` for instruction
 //! counts that do not depend on the machine's load.
@@ -37,7 +38,27 @@ struct Setup {
     shopper: Shopper,
 }
 
-fn setup() -> Setup {
+/// The structural model and the same with the default second stage: fitted, or read
+/// from the directory `RECOMMEND_MODELS` names (written there on the first run), so that
+/// profiling runs under valgrind skip the fits.
+fn models() -> (Model, Model) {
+    let Ok(dir) = std::env::var("RECOMMEND_MODELS") else {
+        return fit_models();
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let (a, b) = (dir.join("structural.runsize"), dir.join("stacked.runsize"));
+    if a.exists() && b.exists() {
+        let load = |p: &std::path::Path| artifact::load(p).expect("load a saved bench model").0;
+        return (load(&a), load(&b));
+    }
+    let (model, stacked) = fit_models();
+    std::fs::create_dir_all(&dir).expect("model directory");
+    artifact::save(&model, &a).expect("save");
+    artifact::save(&stacked, &b).expect("save");
+    (model, stacked)
+}
+
+fn fit_models() -> (Model, Model) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("events.parquet");
     let cfg = runsize::synth::SynthConfig {
@@ -63,6 +84,11 @@ fn setup() -> Setup {
     .expect("second stage");
     let mut stacked = model.clone();
     stacked.stack = Some(stack);
+    (model, stacked)
+}
+
+fn setup() -> Setup {
+    let (model, stacked) = models();
     // 8 sizes of the system with the most labels, around its middle
     let mut by_system: BTreeMap<SizeSystem, Vec<usize>> = BTreeMap::new();
     for (i, l) in model.labels.iter().enumerate() {
@@ -225,6 +251,15 @@ fn profile_router(app: &axum::Router, body: &str, rt: &tokio::runtime::Runtime, 
     }
 }
 
+/// `n` requests through the in-process router serving the model with the second stage
+/// (a separate symbol for callgrind).
+#[inline(never)]
+fn profile_router_stacked(app: &axum::Router, body: &str, rt: &tokio::runtime::Runtime, n: usize) {
+    for _ in 0..n {
+        rt.block_on(router_call(app, body));
+    }
+}
+
 /// `n` requests of the same body to the bare constant router (a separate symbol for
 /// callgrind: the baseline of the HTTP bench without the network).
 #[inline(never)]
@@ -272,6 +307,12 @@ fn benches(c: &mut Criterion) {
         header,
         ServeOptions::default(),
     ));
+    let (_, header) = artifact::to_bytes(&s.stacked).expect("encode");
+    let app_stacked = router(AppState::new(
+        s.stacked.clone(),
+        header,
+        ServeOptions::default(),
+    ));
     let body = serde_json::json!({"product": s.product, "shopper": s.shopper}).to_string();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -288,6 +329,7 @@ fn benches(c: &mut Criterion) {
         profile_served(&s, n);
         profile_stacked(&s, n);
         profile_router(&app, &body, &rt, n);
+        profile_router_stacked(&app_stacked, &body, &rt, n);
         profile_bare(&body, &rt, n);
         profile_healthz(&app, &rt, n);
         return;
@@ -325,6 +367,9 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("router_oneshot_recommend_json", |b| {
         b.iter(|| black_box(rt.block_on(router_call(&app, &body))))
+    });
+    c.bench_function("router_oneshot_recommend_json_second_stage", |b| {
+        b.iter(|| black_box(rt.block_on(router_call(&app_stacked, &body))))
     });
 }
 

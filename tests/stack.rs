@@ -12,9 +12,12 @@ use runsize::model::stack::{Stack, StackParams};
 use runsize::model::{artifact, FitParams, Model};
 use runsize::serve::validate_model;
 
+/// A way to break a second stage and a word the refusal must name.
+type Breakage = (&'static str, fn(&mut Stack));
+
 /// Second stages that do not fit their model: what breaks them and a word the refusal
 /// must name.
-fn broken_stages() -> Vec<(&'static str, fn(&mut Stack))> {
+fn broken_stages() -> Vec<Breakage> {
     vec![
         ("brand", |s| {
             s.tables.brand.pop();
