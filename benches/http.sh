@@ -11,7 +11,8 @@
 # `runsize train` defaults, second stage included, plus TRAIN_ARGS, e.g. --no-stack), EVENTS (200000),
 # DURATION (15s), CONNS (64), WRK_THREADS (1), WORKERS (server worker threads, 0 = cores),
 # PORT (18080; the bare server uses PORT+1), BIN (a built runsize binary; default: build
-# it with cargo in release), CARGO_TARGET_DIR (<repo>/target).
+# it with cargo in release), CARGO_TARGET_DIR (<repo>/target), BODY_OUT (also write the
+# request body there, e.g. for benches/callgrind-server.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -100,6 +101,7 @@ print(f"request: {len(history)} past purchases, {len(answer['sizes'])} sizes on 
       f"answer: {answer['recommended_size']} (p_fit {answer['fit_probability']:.3f}, {answer['confidence']['level']})")
 json.dump(body, open(out, "w"))
 EOF
+if [ -n "${BODY_OUT:-}" ]; then cp "$WORK/body.json" "$BODY_OUT"; fi
 
 cat > "$WORK/post.lua" <<EOF
 local f = assert(io.open("$WORK/body.json", "r"))
