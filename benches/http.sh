@@ -7,10 +7,12 @@
 # swing with other jobs, CPU per request much less).
 #
 # Needs wrk (Debian: apt-get install -y wrk) and python3.
-# Environment (defaults): MODEL (none: synthesise EVENTS events and train), EVENTS (200000),
+# Environment (defaults): MODEL (none: synthesise EVENTS events and train with
+# `runsize train` defaults, second stage included, plus TRAIN_ARGS, e.g. --no-stack), EVENTS (200000),
 # DURATION (15s), CONNS (64), WRK_THREADS (1), WORKERS (server worker threads, 0 = cores),
 # PORT (18080; the bare server uses PORT+1), BIN (a built runsize binary; default: build
-# it with cargo in release), CARGO_TARGET_DIR (<repo>/target).
+# it with cargo in release), CARGO_TARGET_DIR (<repo>/target), BODY_OUT (also write the
+# request body there, e.g. for benches/callgrind-server.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,7 +46,7 @@ if [ -z "${MODEL:-}" ]; then
     echo "synthesising $EVENTS events and training a model ..."
     "$BIN" --log warn synth --events "$EVENTS" --seed 1 --out "$WORK/events.parquet" --quiet
     "$BIN" --log warn train --events "$WORK/events.parquet" --customer-features height_cm,weight_kg,body_shape \
-        --out "$WORK/model.runsize" --quiet >/dev/null
+        --out "$WORK/model.runsize" --quiet ${TRAIN_ARGS:-} >/dev/null
     MODEL="$WORK/model.runsize"
 fi
 
@@ -68,8 +70,10 @@ PIDS+=($BARE_PID)
 wait_up "$PORT"
 wait_up "$BARE_PORT"
 
-# A request body from the served model itself: the 21 most-bought products; the first is
-# the product on offer, the other 20 make the shopper's history (middle sizes, mixed outcomes).
+# A request body from the served model itself: the product on offer is the most-bought
+# product with 8 sizes seen in training (else the one with the number of sizes nearest
+# 8), offered in those sizes; the 20 most-bought other products make the shopper's
+# history (middle sizes, mixed outcomes).
 python3 - "$PORT" "$WORK/body.json" <<'EOF'
 import json, sys, urllib.parse, urllib.request
 port, out = sys.argv[1], sys.argv[2]
@@ -77,15 +81,18 @@ base = f"http://127.0.0.1:{port}"
 def get(path):
     with urllib.request.urlopen(base + path) as r:
         return json.load(r)
-items = get("/v1/brands?by=product&sort=n&limit=21")["items"]
+def product(key):
+    return get("/v1/products/" + urllib.parse.quote(key, safe=""))
+items = get("/v1/brands?by=product&sort=n&limit=200")["items"]
+offer = min(items, key=lambda p: abs(len(product(p["key"])["sizes"]) - 8))
 outcomes = ["kept", "returned_too_small", "kept", "returned_too_large", "kept"]
 history = []
-for k, p in enumerate(items[1:21]):
-    d = get("/v1/products/" + urllib.parse.quote(p["key"], safe=""))
+for k, p in enumerate([p for p in items if p["key"] != offer["key"]][:20]):
+    d = product(p["key"])
     sizes = d["sizes"]
     history.append({"brand": p.get("brand"), "product_id": p["key"], "size": sizes[len(sizes) // 2],
                     "size_system": d["size_system"], "outcome": outcomes[k % len(outcomes)]})
-body = {"product": {"product_id": items[0]["key"]}, "shopper": {"history": history}}
+body = {"product": {"product_id": offer["key"]}, "shopper": {"history": history}}
 req = urllib.request.Request(base + "/v1/recommend", data=json.dumps(body).encode(),
                              headers={"content-type": "application/json"})
 with urllib.request.urlopen(req) as r:
@@ -94,6 +101,7 @@ print(f"request: {len(history)} past purchases, {len(answer['sizes'])} sizes on 
       f"answer: {answer['recommended_size']} (p_fit {answer['fit_probability']:.3f}, {answer['confidence']['level']})")
 json.dump(body, open(out, "w"))
 EOF
+if [ -n "${BODY_OUT:-}" ]; then cp "$WORK/body.json" "$BODY_OUT"; fi
 
 cat > "$WORK/post.lua" <<EOF
 local f = assert(io.open("$WORK/body.json", "r"))
@@ -129,6 +137,7 @@ run() {
 }
 
 echo "wrk: $WRK_THREADS thread(s), $CONNS connections, $DURATION; server workers: $WORKERS (0 = cores); $(nproc) cores"
+echo "model: $MODEL"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 RECO=$(run "recommend" "http://127.0.0.1:$PORT/v1/recommend" "$SERVER_PID")
 BARE=$(run "bare     " "http://127.0.0.1:$BARE_PORT/v1/recommend" "$BARE_PID")

@@ -1,11 +1,15 @@
 //! Recommendation compute latency in process: `Model::recommend` for a shopper with 20
 //! past purchases and a product with 8 sizes on offer, and the path the server takes
 //! (`recommend_ref` with the model's `RecommendIndex`), as criterion benches and printed
-//! percentiles of single calls; and the same request through the full in-process router
+//! percentiles of single calls, for the structural model and the same model with the
+//! default second stage (`runsize train` fits one; recommendations then take the
+//! per-size stack path); and the same request through the full in-process router
 //! (JSON in, JSON out).
 //!
-//! Run: `cargo bench --bench recommend` (fits a small synthetic model first, ~seconds).
-//! With `RECOMMEND_PROFILE_CALLS=n` it instead makes `n` calls of each path in the
+//! Run: `cargo bench --bench recommend` (fits a small synthetic model and its second
+//! stage first, ~a minute).
+//! With `RECOMMEND_MODELS=<dir>` the two models are saved there on the first run and
+//! read back on later ones. With `RECOMMEND_PROFILE_CALLS=n` it instead makes `n` calls of each path in the
 //! functions `profile_recommend` and `profile_router` and exits: run it under
 //! `valgrind --tool=callgrind --toggle-collect='*profile_recommend*'` for instruction
 //! counts that do not depend on the machine's load.
@@ -17,6 +21,7 @@ use http_body_util::BodyExt;
 use runsize::data::{ingest, IngestConfig, SizeSystem};
 use runsize::model::artifact;
 use runsize::model::recommend::{PastPurchase, ProductQuery, RecommendIndex, Shopper};
+use runsize::model::stack::StackParams;
 use runsize::model::{FitParams, Model};
 use runsize::serve::{router, AppState, ServeOptions};
 use std::collections::BTreeMap;
@@ -26,11 +31,34 @@ use tower::ServiceExt;
 struct Setup {
     model: Model,
     index: RecommendIndex,
+    /// The same structural model with the default second stage.
+    stacked: Model,
+    stacked_index: RecommendIndex,
     product: ProductQuery,
     shopper: Shopper,
 }
 
-fn setup() -> Setup {
+/// The structural model and the same with the default second stage: fitted, or read
+/// from the directory `RECOMMEND_MODELS` names (written there on the first run), so that
+/// profiling runs under valgrind skip the fits.
+fn models() -> (Model, Model) {
+    let Ok(dir) = std::env::var("RECOMMEND_MODELS") else {
+        return fit_models();
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let (a, b) = (dir.join("structural.runsize"), dir.join("stacked.runsize"));
+    if a.exists() && b.exists() {
+        let load = |p: &std::path::Path| artifact::load(p).expect("load a saved bench model").0;
+        return (load(&a), load(&b));
+    }
+    let (model, stacked) = fit_models();
+    std::fs::create_dir_all(&dir).expect("model directory");
+    artifact::save(&model, &a).expect("save");
+    artifact::save(&stacked, &b).expect("save");
+    (model, stacked)
+}
+
+fn fit_models() -> (Model, Model) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("events.parquet");
     let cfg = runsize::synth::SynthConfig {
@@ -44,7 +72,23 @@ fn setup() -> Setup {
     let mut icfg = IngestConfig::new(vec![path.display().to_string()]);
     icfg.customer_features = vec!["height_cm".into(), "weight_kg".into(), "body_shape".into()];
     let events = ingest(&icfg).expect("ingest").events;
-    let model = FitParams::default().max_iter(10).fit(&events).expect("fit");
+    let fit = FitParams::default().max_iter(10);
+    let model = fit.fit(&events).expect("fit");
+    // the second stage as `runsize train` fits it (default cross-fitting and
+    // cross-validation), over the bench's structural fit
+    let stack = StackParams {
+        structural: fit,
+        ..StackParams::default()
+    }
+    .fit(&model, &events)
+    .expect("second stage");
+    let mut stacked = model.clone();
+    stacked.stack = Some(stack);
+    (model, stacked)
+}
+
+fn setup() -> Setup {
+    let (model, stacked) = models();
     // 8 sizes of the system with the most labels, around its middle
     let mut by_system: BTreeMap<SizeSystem, Vec<usize>> = BTreeMap::new();
     for (i, l) in model.labels.iter().enumerate() {
@@ -112,9 +156,17 @@ fn setup() -> Setup {
     };
     let rec = model.recommend(&product, &shopper).expect("recommend");
     assert_eq!(rec.sizes.len(), 8);
+    let rec = stacked.recommend(&product, &shopper).expect("recommend");
+    assert_eq!(rec.sizes.len(), 8);
+    assert!(
+        stacked.stack.as_ref().is_some_and(|s| s.offer.is_some()),
+        "the second stage has no sizes-on-offer calibration: the bench would time the structural path"
+    );
     Setup {
         index: RecommendIndex::new(&model),
+        stacked_index: RecommendIndex::new(&stacked),
         model,
+        stacked,
         product,
         shopper,
     }
@@ -152,6 +204,25 @@ fn served(s: &Setup) -> Option<runsize::model::recommend::Recommendation> {
         .ok()
 }
 
+/// The server's path with the second stage.
+fn served_stacked(s: &Setup) -> Option<runsize::model::recommend::Recommendation> {
+    s.stacked
+        .recommend_ref(
+            &s.stacked_index,
+            &black_box(&s.product).view(),
+            &black_box(&s.shopper).view(),
+        )
+        .ok()
+}
+
+/// `n` calls of the server's path with the second stage (a separate symbol for callgrind).
+#[inline(never)]
+fn profile_stacked(s: &Setup, n: usize) {
+    for _ in 0..n {
+        black_box(served_stacked(s));
+    }
+}
+
 /// `n` calls of `Model::recommend` (a separate symbol for `callgrind --toggle-collect`).
 #[inline(never)]
 fn profile_recommend(s: &Setup, n: usize) {
@@ -175,6 +246,15 @@ fn profile_served(s: &Setup, n: usize) {
 /// `n` requests through the in-process router (a separate symbol for callgrind).
 #[inline(never)]
 fn profile_router(app: &axum::Router, body: &str, rt: &tokio::runtime::Runtime, n: usize) {
+    for _ in 0..n {
+        rt.block_on(router_call(app, body));
+    }
+}
+
+/// `n` requests through the in-process router serving the model with the second stage
+/// (a separate symbol for callgrind).
+#[inline(never)]
+fn profile_router_stacked(app: &axum::Router, body: &str, rt: &tokio::runtime::Runtime, n: usize) {
     for _ in 0..n {
         rt.block_on(router_call(app, body));
     }
@@ -227,6 +307,12 @@ fn benches(c: &mut Criterion) {
         header,
         ServeOptions::default(),
     ));
+    let (_, header) = artifact::to_bytes(&s.stacked).expect("encode");
+    let app_stacked = router(AppState::new(
+        s.stacked.clone(),
+        header,
+        ServeOptions::default(),
+    ));
     let body = serde_json::json!({"product": s.product, "shopper": s.shopper}).to_string();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -241,7 +327,9 @@ fn benches(c: &mut Criterion) {
     {
         profile_recommend(&s, n);
         profile_served(&s, n);
+        profile_stacked(&s, n);
         profile_router(&app, &body, &rt, n);
+        profile_router_stacked(&app_stacked, &body, &rt, n);
         profile_bare(&body, &rt, n);
         profile_healthz(&app, &rt, n);
         return;
@@ -256,6 +344,9 @@ fn benches(c: &mut Criterion) {
     percentiles("served recommend_ref", || {
         black_box(served(&s));
     });
+    percentiles("served recommend_ref, second stage", || {
+        black_box(served_stacked(&s));
+    });
     c.bench_function("recommend_20_history_8_sizes", |b| {
         b.iter(|| {
             black_box(
@@ -268,11 +359,17 @@ fn benches(c: &mut Criterion) {
     c.bench_function("served_recommend_20_history_8_sizes", |b| {
         b.iter(|| black_box(served(&s)))
     });
+    c.bench_function("served_stacked_recommend_20_history_8_sizes", |b| {
+        b.iter(|| black_box(served_stacked(&s)))
+    });
     c.bench_function("shopper_belief_20_history", |b| {
         b.iter(|| black_box(s.model.shopper_belief(black_box(&s.shopper)).ok()))
     });
     c.bench_function("router_oneshot_recommend_json", |b| {
         b.iter(|| black_box(rt.block_on(router_call(&app, &body))))
+    });
+    c.bench_function("router_oneshot_recommend_json_second_stage", |b| {
+        b.iter(|| black_box(rt.block_on(router_call(&app_stacked, &body))))
     });
 }
 

@@ -6,9 +6,62 @@
 
 mod common;
 
+use runsize::model::recommend::{PastPurchase, RecommendIndex};
 use runsize::model::recommend::{ProductQuery, Shopper};
-use runsize::model::stack::StackParams;
-use runsize::model::{artifact, FitParams};
+use runsize::model::stack::{Stack, StackParams};
+use runsize::model::{artifact, FitParams, Model};
+use runsize::serve::validate_model;
+
+/// A way to break a second stage and a word the refusal must name.
+type Breakage = (&'static str, fn(&mut Stack));
+
+/// Second stages that do not fit their model: what breaks them and a word the refusal
+/// must name.
+fn broken_stages() -> Vec<Breakage> {
+    vec![
+        ("brand", |s| {
+            s.tables.brand.pop();
+        }),
+        ("category", |s| s.tables.category.push([0; 3])),
+        ("product", |s| {
+            s.tables.product.pop();
+        }),
+        ("article_size", |s| s.tables.article_size.push([1; 3])),
+        ("customer", |s| s.tables.customer.clear()),
+        ("customer_pos", |s| {
+            s.tables.customer_pos.pop();
+        }),
+        ("customer_pos", |s| s.tables.customer_pos[0] = f64::NAN),
+        ("purchase", |s| {
+            s.purchase.coef.pop();
+        }),
+        ("purchase", |s| s.purchase.spec.gap_knots.push(2.0)),
+        ("offer", |s| {
+            if let Some(o) = &mut s.offer {
+                o.split.pop();
+            }
+        }),
+        ("offer", |s| {
+            if let Some(o) = &mut s.offer {
+                o.spec.lo[1] = f64::NAN;
+            }
+        }),
+        ("offer", |s| {
+            if let Some(o) = &mut s.offer {
+                o.spec.body_dim += 1;
+            }
+        }),
+    ]
+}
+
+/// A model whose second stage was broken by `f`.
+fn broken(model: &Model, f: fn(&mut Stack)) -> Model {
+    let mut m = model.clone();
+    if let Some(s) = m.stack.as_mut() {
+        f(s);
+    }
+    m
+}
 
 #[test]
 fn second_stage_keeps_calibration_and_round_trips_exactly() {
@@ -105,6 +158,9 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     artifact::save(&model, &path).unwrap();
     let (back, _) = artifact::load(&path).unwrap();
     assert!(back.stack.is_some());
+    // and the server takes it
+    let (served, _) = runsize::serve::load_model(&path).unwrap();
+    assert_eq!(served.stack, model.stack);
     let p1 = model.score(&fx.test);
     let p2 = back.score(&fx.test);
     assert_eq!(p1, p2);
@@ -161,6 +217,87 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
         assert_eq!(a, b);
         for s in &a.sizes {
             assert!((s.p_small + s.p_fit + s.p_large - 1.0).abs() < 1e-9);
+        }
+    }
+
+    // a second stage that does not fit its model is refused at load (and so on reload),
+    // naming what is wrong
+    validate_model(&model).unwrap();
+    for (i, (word, f)) in broken_stages().into_iter().enumerate() {
+        let bad = broken(&model, f);
+        let e = validate_model(&bad).unwrap_err();
+        assert!(
+            e.contains("second stage") && e.contains(word),
+            "{word}: {e}"
+        );
+        if i == 0 {
+            let p = dir.path().join("broken.runsize");
+            artifact::save(&bad, &p).unwrap();
+            let e = runsize::serve::load_model(&p).unwrap_err().to_string();
+            assert!(e.contains("brand"), "{e}");
+        }
+    }
+
+    // the served path (requests parsed through the serving index, the history's stack
+    // counts from that parse, product-in-size lookups shared) gives exactly the second
+    // stage's probabilities as computed piece by piece through the public reference
+    // path: the shopper's belief, Model::shopper_stack (which parses the history
+    // itself), Model::probs_final
+    let index = RecommendIndex::new(&model);
+    let info = &model.product_info[0];
+    let history: Vec<PastPurchase> = (1..13)
+        .map(|p| {
+            let i = &model.product_info[p];
+            let l = &model.labels[i.sizes[i.sizes.len() / 2] as usize];
+            PastPurchase {
+                brand: Some(model.brands[i.brand as usize].name.clone()),
+                product_id: Some(model.products[p].name.clone()),
+                category: None,
+                size: l.canonical.clone(),
+                size_system: Some(l.system.as_str().into()),
+                outcome: ["kept", "returned_too_small", "too_large", "returned_other"][p % 4]
+                    .into(),
+            }
+        })
+        .collect();
+    let mut features = std::collections::BTreeMap::new();
+    features.insert(
+        "height_cm".to_string(),
+        runsize::model::recommend::FeatureValue::Number(168.0),
+    );
+    for shopper in [
+        Shopper {
+            history: history.clone(),
+            ..Default::default()
+        },
+        Shopper {
+            customer_id: Some(model.customers.ids[5].clone()),
+            history,
+            features,
+            ..Default::default()
+        },
+    ] {
+        let served = model
+            .recommend_ref(&index, &product.view(), &shopper.view())
+            .unwrap();
+        assert_eq!(served, model.recommend(&product, &shopper).unwrap());
+        let (state, _) = model.shopper_belief(&shopper).unwrap();
+        let belief = model.at_purchase(&state, None);
+        let sc = model.shopper_stack(&shopper.view());
+        assert_eq!(served.sizes.len(), info.sizes.len());
+        for odds in &served.sizes {
+            let label = model.index.label[&odds.size];
+            let l = &model.labels[label as usize];
+            let a = runsize::model::predict::ArticleRef {
+                product: 0,
+                brand: info.brand,
+                category: info.category,
+                label,
+                system: l.system,
+                pos: l.pos,
+            };
+            let want = model.probs_final(belief, &a, &sc);
+            assert_eq!([odds.p_small, odds.p_fit, odds.p_large], want);
         }
     }
 

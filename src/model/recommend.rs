@@ -6,7 +6,7 @@
 use super::features::FeatureValues;
 use super::fitted::Model;
 use super::predict::{ArticleRef, CustomerState, EvidenceTerm};
-use super::report::{describe, FitProfile};
+use super::report::FitProfile;
 use crate::data::schema::{Outcome, SizeLabel, SizeSystem, NONE};
 use crate::data::{parse_size, OutcomeMap};
 use serde::{Deserialize, Serialize};
@@ -580,6 +580,9 @@ struct ShopperInputs {
     basis: Vec<String>,
     /// Index of the last past purchase that fit (for the explanation).
     last_fit: Option<usize>,
+    /// The history's small / fit / large counts and the sum of those purchases' label
+    /// positions (the second stage's view of the request's history).
+    history_counts: ([f64; 3], f64),
 }
 
 impl Model {
@@ -618,26 +621,7 @@ impl Model {
                 .population
                 .unwrap_or_else(|| self.customer_prior(None))
         } else {
-            let values = FeatureValues {
-                numeric: self
-                    .features
-                    .numeric
-                    .iter()
-                    .map(|f| match features.get(&f.name) {
-                        Some(FeatureValue::Number(x)) => *x,
-                        _ => f64::NAN,
-                    })
-                    .collect(),
-                categorical: self
-                    .features
-                    .categorical
-                    .iter()
-                    .map(|f| match features.get(&f.name) {
-                        Some(FeatureValue::Text(s)) => Some(s.as_str()),
-                        _ => None,
-                    })
-                    .collect(),
-            };
+            let values = FeatureValues::from_request(&self.features, features);
             for (name, v) in features {
                 let known_num = self.features.numeric.iter().any(|f| &f.name == name);
                 let known_cat = self.features.categorical.iter().any(|f| &f.name == name);
@@ -682,6 +666,7 @@ impl Model {
         let mut terms: Vec<EvidenceTerm> =
             Vec::with_capacity(shopper.history.len() + shopper.reference.len());
         let mut last_fit = None;
+        let mut history_counts = ([0.0; 3], 0.0);
         for (i, h) in shopper.history.iter().enumerate() {
             let label = look
                 .parse(h.size.as_str(), opt(&h.size_system))
@@ -697,6 +682,13 @@ impl Model {
             }
             let keys = look.resolve_product(opt(&h.brand), opt(&h.product_id), opt(&h.category));
             let a = article(keys, &label);
+            if let Some(k) = outcome.class() {
+                // as Model::shopper_stack counts them (same parse, same outcome words)
+                if let Some(c) = history_counts.0.get_mut(k) {
+                    *c += 1.0;
+                }
+                history_counts.1 += self.label_position(&a);
+            }
             terms.push(self.evidence_with(&a, look.article_size(&a), outcome.class(), true));
         }
         if !shopper.history.is_empty() {
@@ -722,6 +714,7 @@ impl Model {
             terms,
             basis,
             last_fit,
+            history_counts,
         })
     }
 
@@ -802,15 +795,21 @@ impl Model {
         let inputs = self.shopper_inputs(&look, shopper)?;
         let state = self.posterior(inputs.prior, &inputs.terms);
         let belief = self.at_purchase(&state, None);
-        let sc = self.shopper_stack(shopper);
+        let sc = self.stack.is_some().then(|| {
+            let (counts, pos) = inputs.history_counts;
+            self.shopper_stack_with(shopper, counts, pos)
+        });
         let mut sizes = Vec::with_capacity(offered.len());
         let mut best = 0usize;
+        // every size here is of one product for one shopper: the offer calibration's
+        // size-invariant part is computed once
+        let mut tail = None;
         for (i, (text, label)) in offered.iter().enumerate() {
             let a = article(keys, label);
-            let pr = if self.stack.is_some() {
-                self.probs_final(belief, &a, &sc)
-            } else {
-                self.probs_article_with(belief, &a, look.article_size(&a))
+            let art = look.article_size(&a);
+            let pr = match &sc {
+                Some(sc) => self.probs_offer_at((belief, &a, art), sc, &mut tail),
+                None => self.probs_article_with(belief, &a, art),
             };
             sizes.push(SizeOdds {
                 size: (*text).to_string(),
@@ -870,8 +869,11 @@ fn explain(x: &ExplainInput<'_>) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(160);
     if let Some(bf) = x.brand {
-        let (verdict, _) = describe(bf.offset, bf.se);
-        let _ = write!(s, "{} {}; ", bf.key, verdict);
+        // (a profile's verdict is `describe(offset, se)`'s, see report::profile)
+        s.push_str(&bf.key);
+        s.push(' ');
+        s.push_str(&bf.verdict);
+        s.push_str("; ");
     }
     let history = &x.shopper.history;
     let kept = x.last_fit.and_then(|i| history.get(i));

@@ -36,7 +36,7 @@ use super::features::FeatureValues;
 use super::fitted::Model;
 use super::math::{event_deriv, probs, uncertainty_scale};
 use super::predict::{cut_points, inv2, ArticleRef, CustomerState, SizeBelief};
-use super::recommend::{FeatureValue, ShopperRef};
+use super::recommend::ShopperRef;
 use super::score::{Resolved, ScoreOptions};
 use super::{FitParams, ModelError};
 use crate::data::schema::{Events, RowIds, NONE};
@@ -733,7 +733,13 @@ impl Stack {
     /// Level features of an article: cached for known products in their own brand and
     /// category, computed from the counts otherwise.
     pub fn levels(&self, model: &Model, a: &ArticleRef) -> LevelFeatures {
-        let art = model.article_size_index(a).unwrap_or(NONE);
+        self.levels_at(model, a, model.article_size_index(a))
+    }
+
+    /// [`Stack::levels`] with the product-in-size index already looked up
+    /// ([`Model::article_size_index`]).
+    pub fn levels_at(&self, model: &Model, a: &ArticleRef, art: Option<u32>) -> LevelFeatures {
+        let art = art.unwrap_or(NONE);
         if let Some(info) = model.product_info.get(a.product as usize) {
             if info.brand == a.brand && info.category == a.category {
                 let hit = if art == NONE {
@@ -924,6 +930,33 @@ impl Model {
     /// small / fit / large outcomes of the request's history, and their body row, for
     /// sizes on offer.
     pub fn shopper_stack(&self, shopper: &ShopperRef<'_>) -> StackCustomer {
+        let mut counts = [0.0; 3];
+        let mut pos = 0.0;
+        for h in &shopper.history {
+            let class = outcomes()
+                .classify(h.outcome.as_str())
+                .and_then(|o| o.class());
+            let label = crate::data::parse_size(
+                h.size.as_str(),
+                h.size_system.as_ref().map(|t| t.as_str()),
+            );
+            if let (Some(k), Ok(l)) = (class, label) {
+                counts[k] += 1.0;
+                pos += l.pos / self.scale(l.system) + self.align(l.system);
+            }
+        }
+        self.shopper_stack_with(shopper, counts, pos)
+    }
+
+    /// [`Model::shopper_stack`] with the request history's small / fit / large counts and
+    /// the sum of their label positions already computed (the recommend path has parsed
+    /// every past purchase through its serving index).
+    pub(crate) fn shopper_stack_with(
+        &self,
+        shopper: &ShopperRef<'_>,
+        history_counts: [f64; 3],
+        history_pos: f64,
+    ) -> StackCustomer {
         let Some(stack) = &self.stack else {
             return StackCustomer::default();
         };
@@ -939,39 +972,11 @@ impl Model {
             .get(mc as usize)
             .copied()
             .unwrap_or(0.0);
-        for h in &shopper.history {
-            let class = outcomes()
-                .classify(h.outcome.as_str())
-                .and_then(|o| o.class());
-            let label = crate::data::parse_size(
-                h.size.as_str(),
-                h.size_system.as_ref().map(|t| t.as_str()),
-            );
-            if let (Some(k), Ok(l)) = (class, label) {
-                counts[k] += 1.0;
-                pos += l.pos / self.scale(l.system) + self.align(l.system);
-            }
+        for (c, h) in counts.iter_mut().zip(history_counts) {
+            *c += h;
         }
-        let values = FeatureValues {
-            numeric: self
-                .features
-                .numeric
-                .iter()
-                .map(|f| match shopper.features.get(&f.name) {
-                    Some(FeatureValue::Number(x)) => *x,
-                    _ => f64::NAN,
-                })
-                .collect(),
-            categorical: self
-                .features
-                .categorical
-                .iter()
-                .map(|f| match shopper.features.get(&f.name) {
-                    Some(FeatureValue::Text(s)) => Some(s.as_str()),
-                    _ => None,
-                })
-                .collect(),
-        };
+        pos += history_pos;
+        let values = FeatureValues::from_request(&self.features, &shopper.features);
         let body = self.body_row(&values);
         StackCustomer {
             regime: Regime::Offer,
@@ -990,14 +995,55 @@ impl Model {
         a: &ArticleRef,
         customer: &StackCustomer,
     ) -> [f64; 3] {
+        self.probs_final_at((belief, a, self.article_size_index(a)), customer)
+    }
+
+    /// [`Model::probs_final`] with the product-in-size index already looked up
+    /// ([`Model::article_size_index`]).
+    pub(crate) fn probs_final_at(
+        &self,
+        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
+        customer: &StackCustomer,
+    ) -> [f64; 3] {
         let Some(stack) = &self.stack else {
-            return self.probs_article(belief, a);
+            return self.probs_article_with(belief, a, art);
         };
-        let levels = stack.levels(self, a);
+        let levels = stack.levels_at(self, a, art);
         stack.predict(
-            &self.stack_input((belief, a), levels, customer),
+            &self.stack_input_at((belief, a, art), levels, customer),
             customer.regime,
         )
+    }
+
+    /// [`Model::probs_final_at`] for one of the sizes on offer of one product for one
+    /// shopper: the offer calibration's size-invariant part ([`OfferCalibration::tail`])
+    /// is computed for the first size and kept in `tail` for the others (same numbers as
+    /// computing it again: the features it sums do not depend on the size).
+    pub(crate) fn probs_offer_at(
+        &self,
+        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
+        customer: &StackCustomer,
+        tail: &mut Option<OfferTail>,
+    ) -> [f64; 3] {
+        let offer = self
+            .stack
+            .as_ref()
+            .and_then(|s| Some((s, s.offer.as_ref()?)));
+        let Some((stack, offer)) = offer else {
+            return self.probs_final_at((belief, a, art), customer);
+        };
+        if customer.regime != Regime::Offer || !offer.size_invariant_tail() {
+            return self.probs_final_at((belief, a, art), customer);
+        }
+        let levels = stack.levels_at(self, a, art);
+        let x = self.stack_input_at((belief, a, art), levels, customer);
+        if tail.is_none() {
+            *tail = offer.tail(&x);
+        }
+        match tail {
+            Some(t) => offer.predict_with(&x, *t),
+            None => x.probs,
+        }
     }
 
     /// The second stage's raw inputs for a purchase-time belief in an article.
@@ -1007,8 +1053,18 @@ impl Model {
         levels: LevelFeatures,
         customer: &'a StackCustomer,
     ) -> StackInput<'a> {
-        let t = self.true_size(a);
-        let var = belief.var + self.article_var(a);
+        self.stack_input_at((belief, a, self.article_size_index(a)), levels, customer)
+    }
+
+    /// [`Model::stack_input`] with the product-in-size index already looked up.
+    fn stack_input_at<'a>(
+        &self,
+        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
+        levels: LevelFeatures,
+        customer: &'a StackCustomer,
+    ) -> StackInput<'a> {
+        let t = self.true_size_with(a, art);
+        let var = belief.var + self.article_var_with(a, art);
         let structural = self.probs_for(
             SizeBelief {
                 mean: belief.mean,
@@ -2276,28 +2332,128 @@ impl BinaryFit<'_> {
     }
 }
 
+/// The two logits of an [`OfferCalibration`], summed feature by feature.
+struct OfferSum<'c> {
+    calibration: &'c OfferCalibration,
+    fit: f64,
+    split: f64,
+    /// Next coefficient of the fit logit (it skips feature 2).
+    k: usize,
+}
+
+impl OfferSum<'_> {
+    /// Add raw feature `j` of value `v`.
+    #[inline]
+    fn add(&mut self, j: usize, v: f64) {
+        let c = self.calibration;
+        let sp = &c.spec;
+        let (Some(mean), Some(scale), Some(lo), Some(hi), Some(w)) = (
+            sp.mean.get(j),
+            sp.scale.get(j),
+            sp.lo.get(j),
+            sp.hi.get(j),
+            c.split.get(j),
+        ) else {
+            return;
+        };
+        let z = ((v - mean) / scale).clamp(*lo, *hi);
+        self.split += w * z;
+        if j != 2 {
+            if let Some(f) = c.fit.get(self.k) {
+                self.fit += f * z;
+            }
+            self.k += 1;
+        }
+    }
+}
+
+/// An [`OfferCalibration`]'s two logits summed over the features after the first three
+/// (which are the same for every size of one product for one shopper with the default
+/// feature groups, see [`OfferCalibration::size_invariant_tail`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OfferTail {
+    fit: f64,
+    split: f64,
+}
+
 impl OfferCalibration {
-    /// Probabilities `[small, fit, large]` for raw inputs.
+    /// Probabilities `[small, fit, large]` for raw inputs (the structural ones if the
+    /// calibration does not fit its feature map).
     pub fn predict(&self, x: &StackInput<'_>) -> [f64; 3] {
+        match self.tail(x) {
+            Some(tail) => self.predict_with(x, tail),
+            None => x.probs,
+        }
+    }
+
+    /// Whether its features after the first three depend only on the product, its brand
+    /// and category, and the shopper — not on the size (true for the default offer groups,
+    /// [`FeatureSet::OFFER`]): then [`OfferCalibration::tail`] of one size of a product
+    /// serves every size of it.
+    pub fn size_invariant_tail(&self) -> bool {
+        let s = self.spec.set;
+        !(s.gap
+            || s.article_size
+            || s.interactions
+            || s.shape
+            || s.label
+            || s.pairs
+            || s.neighbours
+            || s.history)
+    }
+
+    /// The two logits summed over the raw features after the first three (`None` when
+    /// the calibration does not fit its feature map).
+    pub fn tail(&self, x: &StackInput<'_>) -> Option<OfferTail> {
         let sp = &self.spec;
         let p = sp.mean.len();
-        let mut row = Vec::with_capacity(p);
-        offer_features(sp, x, &mut row);
-        if row.len() != p || self.fit.len() + 1 != p || self.split.len() != p {
-            return x.probs;
+        if p < 3 || self.fit.len() + 1 != p || self.split.len() != p {
+            return None;
         }
-        let (mut ef, mut es) = (0.0, 0.0);
-        let mut k = 0;
-        for (j, v) in row.iter().enumerate() {
-            let z = ((v - sp.mean[j]) / sp.scale[j]).clamp(sp.lo[j], sp.hi[j]);
-            es += self.split[j] * z;
-            if j != 2 {
-                ef += self.fit[k] * z;
-                k += 1;
+        // the features as they come, without a row buffer; feature 3 is the fit
+        // logit's coefficient 2 (it skips feature 2)
+        let mut sum = OfferSum {
+            calibration: self,
+            fit: 0.0,
+            split: 0.0,
+            k: 2,
+        };
+        let mut j = 0usize;
+        features(sp, x, &mut |v| {
+            if j >= 3 {
+                sum.add(j, v);
             }
+            j += 1;
+        });
+        (j == p).then_some(OfferTail {
+            fit: sum.fit,
+            split: sum.split,
+        })
+    }
+
+    /// Probabilities `[small, fit, large]` for raw inputs whose features after the first
+    /// three sum to `tail`: the first three (1, the structural fit logit, the
+    /// small-vs-large log-odds; see `offer_features`) from the structural probabilities.
+    pub fn predict_with(&self, x: &StackInput<'_>, tail: OfferTail) -> [f64; 3] {
+        let pr = x.probs;
+        // as `features` writes them ...
+        let lf = pr[1].max(P_FLOOR).ln();
+        let ls = pr[0].max(P_FLOOR).ln() - lf;
+        let ll = pr[2].max(P_FLOOR).ln() - lf;
+        // ... and `offer_features` replaces them
+        let m = ls.max(ll);
+        let head = [1.0, -(m + ((ls - m).exp() + (ll - m).exp()).ln()), ls - ll];
+        let mut sum = OfferSum {
+            calibration: self,
+            fit: 0.0,
+            split: 0.0,
+            k: 0,
+        };
+        for (i, &h) in head.iter().enumerate() {
+            sum.add(i, h);
         }
-        let pf = super::math::sigmoid(ef);
-        let q = super::math::sigmoid(es);
+        let pf = super::math::sigmoid(sum.fit + tail.fit);
+        let q = super::math::sigmoid(sum.split + tail.split);
         let out = [(1.0 - pf) * q, pf, (1.0 - pf) * (1.0 - q)];
         if out.iter().all(|v| v.is_finite()) {
             out

@@ -1,6 +1,10 @@
 //! Prometheus metrics, hand-rolled with atomics: requests by route and status, latency
 //! histograms by route, recommendations by confidence level, model reloads, and the
 //! loaded model's id as a label on a gauge.
+//!
+//! The per-request counters are sharded: each thread counts into its own shard (threads
+//! are given shards round-robin) and rendering sums the shards, so requests on different
+//! cores do not bounce the counters' cache lines between them.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +38,35 @@ pub const LEVELS: [&str; 3] = ["high", "medium", "low"];
 const STATUS_MIN: u16 = 100;
 const STATUS_SLOTS: usize = 500;
 
+/// Shards of the per-request counters (threads beyond this share them).
+const SHARDS: usize = 8;
+
+/// The shard of the calling thread.
+fn shard_of_thread() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// One thread group's per-request counters, on cache lines of their own.
+#[repr(align(128))]
+struct Shard {
+    routes: Vec<RouteStats>,
+    levels: [AtomicU64; 3],
+}
+
+impl Shard {
+    fn new() -> Self {
+        Shard {
+            routes: (0..=ROUTES.len()).map(|_| RouteStats::new()).collect(),
+            levels: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+}
+
 struct RouteStats {
     status: Vec<AtomicU64>,
     buckets: Vec<AtomicU64>,
@@ -54,8 +87,7 @@ impl RouteStats {
 
 /// Process-wide counters; cheap to update from many threads.
 pub struct Metrics {
-    routes: Vec<RouteStats>,
-    levels: [AtomicU64; 3],
+    shards: Box<[Shard; SHARDS]>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -70,8 +102,7 @@ impl Metrics {
     /// Empty counters.
     pub fn new() -> Self {
         Metrics {
-            routes: (0..=ROUTES.len()).map(|_| RouteStats::new()).collect(),
-            levels: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            shards: Box::new(std::array::from_fn(|_| Shard::new())),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
         }
@@ -86,7 +117,7 @@ impl Metrics {
 
     /// Count one finished request.
     pub fn observe(&self, route: usize, status: u16, latency: Duration) {
-        let Some(r) = self.routes.get(route) else {
+        let Some(r) = self.shard().routes.get(route) else {
             return;
         };
         let slot = usize::from(status.saturating_sub(STATUS_MIN)).min(STATUS_SLOTS - 1);
@@ -107,7 +138,7 @@ impl Metrics {
     /// Count one recommendation by its confidence level (`high`, `medium`, `low`).
     pub fn recommendation(&self, level: &str) {
         if let Some(i) = LEVELS.iter().position(|l| *l == level) {
-            if let Some(c) = self.levels.get(i) {
+            if let Some(c) = self.shard().levels.get(i) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -123,14 +154,25 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The calling thread's shard.
+    fn shard(&self) -> &Shard {
+        &self.shards[shard_of_thread() % SHARDS]
+    }
+
+    /// Sum of a counter over the shards.
+    fn total(&self, counter: impl Fn(&Shard) -> Option<&AtomicU64>) -> u64 {
+        self.shards
+            .iter()
+            .filter_map(counter)
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Requests counted for a route and status (for tests and logs).
     pub fn requests(&self, route: &str, status: u16) -> u64 {
         let r = Self::route_index(Some(route));
         let slot = usize::from(status.saturating_sub(STATUS_MIN));
-        self.routes
-            .get(r)
-            .and_then(|r| r.status.get(slot))
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.total(|s| s.routes.get(r).and_then(|r| r.status.get(slot)))
     }
 
     /// Prometheus text exposition (format 0.0.4). `model_id` is the loaded model, if any.
@@ -138,10 +180,10 @@ impl Metrics {
         let mut s = String::with_capacity(4096);
         s.push_str("# HELP runsize_http_requests_total HTTP requests by route and status.\n");
         s.push_str("# TYPE runsize_http_requests_total counter\n");
-        for (i, r) in self.routes.iter().enumerate() {
+        for i in 0..=ROUTES.len() {
             let route = ROUTES.get(i).copied().unwrap_or("other");
-            for (slot, c) in r.status.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
+            for slot in 0..STATUS_SLOTS {
+                let n = self.total(|s| s.routes.get(i).and_then(|r| r.status.get(slot)));
                 if n > 0 {
                     let status = slot + usize::from(STATUS_MIN);
                     let _ = writeln!(
@@ -153,22 +195,22 @@ impl Metrics {
         }
         s.push_str("# HELP runsize_http_request_duration_seconds HTTP request latency by route.\n");
         s.push_str("# TYPE runsize_http_request_duration_seconds histogram\n");
-        for (i, r) in self.routes.iter().enumerate() {
-            let count = r.count.load(Ordering::Relaxed);
+        for i in 0..=ROUTES.len() {
+            let count = self.total(|s| s.routes.get(i).map(|r| &r.count));
             if count == 0 {
                 continue;
             }
             let route = ROUTES.get(i).copied().unwrap_or("other");
             let mut cumulative = 0u64;
-            for (b, c) in BUCKETS.iter().zip(&r.buckets) {
-                cumulative += c.load(Ordering::Relaxed);
+            for (k, b) in BUCKETS.iter().enumerate() {
+                cumulative += self.total(|s| s.routes.get(i).and_then(|r| r.buckets.get(k)));
                 let _ = writeln!(
                     s,
                     "runsize_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {cumulative}"
                 );
             }
             let _ = writeln!(s, "runsize_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}");
-            let sum = r.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let sum = self.total(|s| s.routes.get(i).map(|r| &r.sum_nanos)) as f64 / 1e9;
             let _ = writeln!(
                 s,
                 "runsize_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
@@ -182,11 +224,11 @@ impl Metrics {
             "# HELP runsize_recommendations_total Recommendations answered, by confidence level.\n",
         );
         s.push_str("# TYPE runsize_recommendations_total counter\n");
-        for (level, c) in LEVELS.iter().zip(&self.levels) {
+        for (k, level) in LEVELS.iter().enumerate() {
+            let n = self.total(|s| s.levels.get(k));
             let _ = writeln!(
                 s,
-                "runsize_recommendations_total{{confidence=\"{level}\"}} {}",
-                c.load(Ordering::Relaxed)
+                "runsize_recommendations_total{{confidence=\"{level}\"}} {n}"
             );
         }
         s.push_str("# HELP runsize_model_reloads_total Model reload attempts by result.\n");

@@ -1,5 +1,7 @@
 //! Routes, handlers and the middleware stack: a span + metrics per request, a body
-//! limit, panic catching, and a per-request timeout.
+//! limit, panic catching, and a per-request timeout — the last three in one tower
+//! service ([`TrackLayer`]) so that a request pays for one layer of axum's per-route
+//! boxing, not four.
 
 use super::error::{ApiError, ErrorBody};
 use super::openapi;
@@ -21,17 +23,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::time::Instant;
-use tower_http::catch_panic::CatchPanicLayer;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tower::{Layer, Service, ServiceBuilder};
 use tracing::Instrument;
 
 /// Batches larger than this are computed on the blocking pool, not an async worker.
 const INLINE_BATCH: usize = 32;
 
+/// The route that has no request deadline (reloads can take longer than a request).
+const NO_DEADLINE: &str = "/admin/reload";
+
 /// The full API router over `state`, with every layer.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -41,31 +51,186 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/brands", get(brands))
         .route("/v1/brands/{brand}", get(brand))
         .route("/v1/products/{id}", get(product))
-        .route("/v1/model", get(model_info));
-    let api = with_deadline(api, state.clone());
-    // reloads can take longer than a request timeout: no deadline
-    let admin = Router::new().route("/admin/reload", post(reload));
-    layered(api.merge(admin), state)
+        .route("/v1/model", get(model_info))
+        // reloads can take longer than a request timeout: no deadline (see TrackLayer)
+        .route(NO_DEADLINE, post(reload));
+    layered(routes, state)
 }
 
 /// Answer 503 JSON (`type: timeout`) when a request to one of `routes` takes longer
-/// than the server's timeout.
+/// than the server's timeout. [`layered`] already does this for every route but
+/// `/admin/reload`; this is for routers served without it.
 pub fn with_deadline(routes: Router<AppState>, state: AppState) -> Router<AppState> {
     routes.layer(middleware::from_fn_with_state(state, deadline))
 }
 
-/// Put `routes` behind the server's middleware (outermost first): span + metrics, body
-/// limit, panic catching; unknown routes and methods answer JSON errors. Public so tests
-/// can put extra routes (e.g. one that panics) behind the same stack.
+/// Put `routes` behind the server's middleware (outermost first): span + metrics,
+/// per-request deadline (every route but `/admin/reload`), panic catching ([`TrackLayer`]),
+/// body limit; unknown routes and methods answer JSON errors. Public so tests can put
+/// extra routes (e.g. one that panics) behind the same stack.
 pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
     let limit = state.options().body_limit;
+    let stack = ServiceBuilder::new()
+        .layer(TrackLayer {
+            state: state.clone(),
+        })
+        .layer(DefaultBodyLimit::max(limit));
     routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(stack)
         .with_state(state)
+}
+
+/// The server's per-request middleware in one tower layer: one span per request (method,
+/// path, status, latency) and the request metrics; a deadline (503 JSON `type: timeout`
+/// past the server's timeout; not on `/admin/reload`); a panic in the handler caught,
+/// logged and answered 500 JSON. Only one tower layer, so axum boxes the route's service
+/// and future once for all three (separate layers cost four clones and boxes each).
+#[derive(Clone)]
+pub struct TrackLayer {
+    state: AppState,
+}
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service of [`TrackLayer`].
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    state: AppState,
+}
+
+/// A response future, boxed.
+type BoxResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Unpin + Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxResponse;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> BoxResponse {
+        let started = Instant::now();
+        let matched = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let deadline = (matched != Some(NO_DEADLINE)).then(|| self.state.options().timeout);
+        let route = Metrics::route_index(matched);
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            status = tracing::field::Empty,
+            latency_us = tracing::field::Empty,
+        );
+        // the inner service was made ready by poll_ready on this instance; a panic
+        // while creating its future is caught like one while polling it
+        let called =
+            span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))));
+        let state = self.state.clone();
+        Box::pin(async move {
+            let response = match called {
+                Ok(future) => {
+                    guarded(CatchPanic(future), (started, deadline))
+                        .instrument(span.clone())
+                        .await
+                }
+                Err(panic) => span.in_scope(|| panic_response(panic)),
+            };
+            finish(&state, (route, started), &span, &response);
+            Ok(response)
+        })
+    }
+}
+
+/// `future` under the request deadline (`limit` after `started`), if any: past it, 503
+/// JSON.
+async fn guarded<F>(mut future: F, (started, deadline): (Instant, Option<Duration>)) -> Response
+where
+    F: Future<Output = Response> + Unpin,
+{
+    let Some(limit) = deadline else {
+        return future.await;
+    };
+    // Most requests are answered on their first poll (body received, handler without
+    // IO): the timer (runtime handle, clock, timer wheel) is armed only for those that
+    // are not, at the deadline they had from the start.
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await;
+    if let Poll::Ready(r) = first {
+        return r;
+    }
+    let Some(at) = started.checked_add(limit) else {
+        // a deadline past the end of time
+        return future.await;
+    };
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(at), future).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout {
+            seconds: limit.as_secs_f64(),
+        }
+        .into_response(),
+    }
+}
+
+/// Count a finished request (route index, start time) and log it in its span.
+fn finish(
+    state: &AppState,
+    (route, started): (usize, Instant),
+    span: &tracing::Span,
+    response: &Response,
+) {
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics().observe(route, status, latency);
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    span.record("status", status);
+    span.record("latency_us", latency_us);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, latency_us, "request failed");
+        } else {
+            tracing::info!(status, latency_us, "request");
+        }
+    });
+}
+
+/// A response future whose panics become a logged 500 JSON answer (the future is not
+/// polled again after one).
+struct CatchPanic<F>(F);
+
+impl<F> Future for CatchPanic<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(Ok(r))) => Poll::Ready(r),
+            Ok(Poll::Ready(Err(never))) => match never {},
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(panic_response(panic)),
+        }
+    }
 }
 
 /// A bare router answering every request with a constant JSON body: the baseline of the
@@ -81,38 +246,6 @@ pub fn bare_router() -> Router {
         )
     }
     Router::new().fallback(constant)
-}
-
-/// One span per request (method, path, status, latency) and the request metrics.
-async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = Metrics::route_index(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-    );
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        path = %req.uri().path(),
-        status = tracing::field::Empty,
-        latency_us = tracing::field::Empty,
-    );
-    let response = next.run(req).instrument(span.clone()).await;
-    let latency = started.elapsed();
-    let status = response.status().as_u16();
-    state.metrics().observe(route, status, latency);
-    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    span.record("status", status);
-    span.record("latency_us", latency_us);
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(status, latency_us, "request failed");
-        } else {
-            tracing::info!(status, latency_us, "request");
-        }
-    });
-    response
 }
 
 /// Answer 503 JSON when a request takes longer than the server's timeout.
@@ -312,9 +445,10 @@ pub async fn recommend(
 
 /// The `POST /v1/recommend` response to a parsed request.
 fn answer(state: &AppState, req: &RecommendRequestRef<'_>) -> Result<Response, ApiError> {
-    let loaded = state.loaded()?;
-    let recommendation = recommend_one(&loaded, state, req)?;
-    let json = recommend_json(&loaded.header.model_id, &recommendation)?;
+    let json = state.with_loaded(|loaded| {
+        let recommendation = recommend_one(loaded, state, req)?;
+        recommend_json(&loaded.header.model_id, &recommendation)
+    })?;
     Ok((
         [(
             header::CONTENT_TYPE,

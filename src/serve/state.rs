@@ -6,6 +6,7 @@ use super::metrics::Metrics;
 use crate::model::artifact::{self, ArtifactHeader};
 use crate::model::recommend::RecommendIndex;
 use crate::model::report::{FitProfile, ProfileBy};
+use crate::model::stack::{n_features, FeatureSpec, Stack};
 use crate::model::Model;
 use arc_swap::ArcSwapOption;
 use std::path::{Path, PathBuf};
@@ -163,6 +164,20 @@ impl AppState {
         self.current().ok_or(ApiError::NotReady)
     }
 
+    /// `f` of the model serving now, or [`ApiError::NotReady`]. Unlike [`AppState::loaded`]
+    /// it takes no reference count on the model (whose counter every request on every
+    /// core would write): for synchronous work, e.g. one recommendation.
+    pub fn with_loaded<T>(
+        &self,
+        f: impl FnOnce(&Loaded) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let current = self.inner.current.load();
+        match current.as_ref() {
+            Some(loaded) => f(loaded),
+            None => Err(ApiError::NotReady),
+        }
+    }
+
     /// Swap in a model atomically; returns the one it replaced.
     pub fn install(&self, loaded: Loaded) -> Option<Arc<Loaded>> {
         self.inner.current.swap(Some(Arc::new(loaded)))
@@ -238,7 +253,9 @@ pub fn load_model(path: &Path) -> Result<(Model, ArtifactHeader), ServeError> {
 }
 
 /// Sanity checks beyond the artifact checksum: finite constants, positive slope and band,
-/// at least one size label, tables of consistent lengths, finite offsets.
+/// at least one size label, tables of consistent lengths, finite offsets, and a second
+/// stage (if any) whose count tables are aligned with the model's and whose learners'
+/// coefficients fit their feature maps.
 pub fn validate_model(m: &Model) -> Result<(), String> {
     let g = &m.globals;
     let constants = [
@@ -295,6 +312,98 @@ pub fn validate_model(m: &Model) -> Result<(), String> {
             "size label {} has a non-finite offset",
             l.canonical
         ));
+    }
+    if let Some(stack) = &m.stack {
+        validate_stack(m, stack)?;
+    }
+    Ok(())
+}
+
+/// The second stage's tables must be aligned with the model's (prediction would fall
+/// back on structural probabilities or zero counts for keys out of range, silently
+/// answering with another model's numbers), and its learners' coefficients must fit
+/// their feature maps.
+fn validate_stack(m: &Model, stack: &Stack) -> Result<(), String> {
+    let t = &stack.tables;
+    let tables = [
+        (
+            "category",
+            t.category.len(),
+            m.categories.len(),
+            "categories",
+        ),
+        ("brand", t.brand.len(), m.brands.len(), "brands"),
+        ("product", t.product.len(), m.products.len(), "products"),
+        (
+            "article_size",
+            t.article_size.len(),
+            m.article_sizes.len(),
+            "products in sizes",
+        ),
+        (
+            "customer",
+            t.customer.len(),
+            m.customers.ids.len(),
+            "customers",
+        ),
+        (
+            "customer_pos",
+            t.customer_pos.len(),
+            m.customers.ids.len(),
+            "customers",
+        ),
+    ];
+    for (name, got, want, what) in tables {
+        if got != want {
+            return Err(format!(
+                "second stage table {name} has {got} rows but the model has {want} {what}"
+            ));
+        }
+    }
+    if let Some(x) = t.customer_pos.iter().find(|x| !x.is_finite()) {
+        return Err(format!("second stage table customer_pos holds {x}"));
+    }
+    let body_dim = m.features.dim().saturating_sub(1);
+    let spec_ok = |s: &FeatureSpec| {
+        let p = s.mean.len();
+        p > 0
+            && s.body_dim == body_dim
+            && s.scale.len() == p
+            && s.lo.len() == p
+            && s.hi.len() == p
+            && n_features(s) == p
+            && s.scale.iter().all(|v| v.is_finite() && *v > 0.0)
+            && s.mean.iter().all(|v| v.is_finite())
+            // (clamping to [lo, hi] panics when lo > hi or either is NaN)
+            && s.lo.iter().zip(&s.hi).all(|(lo, hi)| lo <= hi)
+    };
+    let finite = |c: &[f64]| c.iter().all(|v| v.is_finite());
+    let purchase = &stack.purchase;
+    if !spec_ok(&purchase.spec)
+        || purchase.coef.len() != 2 * purchase.spec.mean.len()
+        || !finite(&purchase.coef)
+    {
+        return Err(format!(
+            "second stage purchase learner: {} coefficients for {} features (expected twice as many, finite, with a consistent standardisation)",
+            purchase.coef.len(),
+            purchase.spec.mean.len()
+        ));
+    }
+    if let Some(offer) = &stack.offer {
+        let p = offer.spec.mean.len();
+        if !spec_ok(&offer.spec)
+            || offer.fit.len() + 1 != p
+            || offer.split.len() != p
+            || !finite(&offer.fit)
+            || !finite(&offer.split)
+        {
+            return Err(format!(
+                "second stage offer calibration: {} fit and {} split coefficients for {p} features (expected {} and {p}, finite, with a consistent standardisation)",
+                offer.fit.len(),
+                offer.split.len(),
+                p.saturating_sub(1)
+            ));
+        }
     }
     Ok(())
 }
