@@ -15,8 +15,10 @@ use std::path::Path;
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"RUNSIZE\n";
 /// Current artifact format version; readers refuse other versions (2: the model carries
-/// an optional second stage and per-iteration fit diagnostics).
-pub const FORMAT_VERSION: u32 = 2;
+/// an optional second stage and per-iteration fit diagnostics; 3: customer ids are a
+/// compact dictionary, `i64` keys or one sequence of texts, instead of a list of
+/// strings).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The JSON header of an artifact.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
