@@ -420,6 +420,8 @@ fn read_from<R: Read>(
         ));
     }
     model.reindex();
+    // loaded models serve lookups: build the customer index now, not on a first request
+    model.customer_lookup();
     Ok((model, header))
 }
 
@@ -525,7 +527,7 @@ mod tests {
                 assert_eq!(back.customer_index(unknown), None, "{name} {unknown:?}");
             }
             // the index holds a few bytes per customer (5 per slot, load factor 7/8)
-            let per = back.index.customer.heap_bytes() as f64 / ids.len() as f64;
+            let per = back.customer_lookup().heap_bytes() as f64 / ids.len() as f64;
             assert!(per < 12.0, "{name}: {per} index bytes per customer");
             // in memory and on disk: the same bytes
             let (bytes, h3) = to_bytes(&model).unwrap();

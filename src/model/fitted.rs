@@ -194,12 +194,8 @@ impl CustomerTable {
     /// [`super::fitdata::FitData`]) for the event counts.
     pub fn from_fit(ids: Dict, fit: CustomerFit, cust_start: &[u64]) -> CustomerTable {
         let CustomerFit { s, u, cov } = fit;
-        let mean: Vec<f32> = s.iter().map(|&x| x as f32).collect();
-        drop(s);
-        let var = cov.iter().map(|c| c[0]).collect();
-        let cov_su = cov.iter().map(|c| c[1]).collect();
-        let bias_var = cov.iter().map(|c| c[2]).collect();
-        drop(cov);
+        let [mean] = columns_from_back(s, |&x| [x as f32]);
+        let [var, cov_su, bias_var] = columns_from_back(cov, |c| *c);
         let n = cust_start
             .windows(2)
             .map(|w| w[1].saturating_sub(w[0]) as u32)
@@ -242,6 +238,34 @@ impl CustomerTable {
                 + self.n.capacity())
                 * 4
     }
+}
+
+/// Rows per block of [`columns_from_back`].
+const COLUMN_BLOCK: usize = 1 << 20;
+
+/// The `K` `f32` columns `f(row)` of `rows`, consuming `rows` from the back a block at a
+/// time and shrinking it as the columns grow (then reversing them in place), so that
+/// at 50M customers the conversion costs one block of memory rather than a second copy
+/// of the fit state.
+fn columns_from_back<T, const K: usize>(
+    mut rows: Vec<T>,
+    f: impl Fn(&T) -> [f32; K],
+) -> [Vec<f32>; K] {
+    let mut cols: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(rows.len()));
+    while !rows.is_empty() {
+        let start = rows.len().saturating_sub(COLUMN_BLOCK);
+        for row in rows.iter().skip(start).rev() {
+            for (col, x) in cols.iter_mut().zip(f(row)) {
+                col.push(x);
+            }
+        }
+        rows.truncate(start);
+        rows.shrink_to_fit();
+    }
+    for col in &mut cols {
+        col.reverse();
+    }
+    cols
 }
 
 /// Index-only hash table over a [`Dict`] of customer ids: the table holds `u32` indices
@@ -532,7 +556,7 @@ pub struct TrainingSummary {
 }
 
 /// The fitted model. Plain data: `Send + Sync`, serde; [`Model::reindex`] rebuilds the
-/// lookup maps after deserialising.
+/// lookup maps after deserialising (the customer index on first use).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Model {
     /// Global constants.
@@ -577,13 +601,16 @@ pub struct ModelIndex {
     pub product: HashMap<String, u32>,
     /// (product, label) -> article-size index.
     pub article_size: HashMap<(u32, u32), u32>,
-    /// Customer id -> index (over `Model::customers.ids`; see [`Model::customer_index`]).
-    pub customer: CustomerIndex,
+    /// Customer id -> index over `Model::customers.ids`, built on first use (see
+    /// [`Model::customer_lookup`]): a fit that never looks a customer up (`train
+    /// --no-stack`) does not hold it at its memory peak; [`super::artifact::load`]
+    /// builds it eagerly, so a server's first request does not pay for it.
+    pub customer: std::sync::OnceLock<CustomerIndex>,
 }
 
 impl Model {
     /// Rebuild the lookup maps and the second stage's cache (after deserialising or
-    /// building).
+    /// building); the customer index is dropped and rebuilt on first use.
     pub fn reindex(&mut self) {
         fn map<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u32> {
             names
@@ -602,7 +629,7 @@ impl Model {
                 .enumerate()
                 .map(|(i, a)| ((a.product, a.label), i as u32))
                 .collect(),
-            customer: CustomerIndex::build(&self.customers.ids),
+            customer: std::sync::OnceLock::new(),
         };
         super::stack::prepare_model(self);
     }
@@ -611,7 +638,15 @@ impl Model {
     /// seen). The one lookup of customer ids: the server, scoring and the second stage
     /// all go through it (or [`Model::customer_indices`] for a whole dictionary).
     pub fn customer_index(&self, id: &str) -> Option<u32> {
-        self.index.customer.find(&self.customers.ids, id)
+        self.customer_lookup().find(&self.customers.ids, id)
+    }
+
+    /// The customer index, built on first use (about 7 bytes per customer; a second or
+    /// so per 10M customers).
+    pub fn customer_lookup(&self) -> &CustomerIndex {
+        self.index
+            .customer
+            .get_or_init(|| CustomerIndex::build(&self.customers.ids))
     }
 
     /// [`Model::customer_index`] of every key of `keys` ([`NONE`] when unseen), in
@@ -620,7 +655,7 @@ impl Model {
     /// on (same dictionary order) reads both in order instead of probing at random.
     pub fn customer_indices(&self, keys: &Dict) -> Vec<u32> {
         let ids = &self.customers.ids;
-        let ix = &self.index.customer;
+        let ix = self.customer_lookup();
         let distinct = ix.len() == ids.len();
         let found = |o: Option<u32>| o.unwrap_or(NONE);
         match (keys.as_ints(), ids.as_ints()) {
@@ -721,6 +756,34 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.id(1).as_deref(), Some("9"));
         assert_eq!(t.id(2), None);
+    }
+
+    #[test]
+    fn columns_from_back_keep_row_order_across_blocks() {
+        let n = 2 * COLUMN_BLOCK + 3;
+        let rows: Vec<[f32; 2]> = (0..n).map(|i| [i as f32, -(i as f32)]).collect();
+        let [a, b] = columns_from_back(rows, |r| *r);
+        assert_eq!(a.len(), n);
+        assert!(a.iter().enumerate().all(|(i, &x)| x == i as f32));
+        assert!(b.iter().enumerate().all(|(i, &x)| x == -(i as f32)));
+        let [empty] = columns_from_back(Vec::<f64>::new(), |&x| [x as f32]);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn customer_index_is_built_on_first_lookup() {
+        let mut m = Model::default();
+        m.customers.ids = dict(&["a", "b"]);
+        m.reindex();
+        assert!(m.index.customer.get().is_none(), "not built by reindex");
+        assert_eq!(m.customer_index("b"), Some(1));
+        assert_eq!(m.index.customer.get().map(CustomerIndex::len), Some(2));
+        m.customers.ids = dict(&["c"]);
+        m.reindex();
+        assert_eq!(
+            (m.customer_index("c"), m.customer_index("a")),
+            (Some(0), None)
+        );
     }
 
     #[test]
