@@ -178,3 +178,55 @@ fn postcard_bytes(m: &runsize::model::Model) -> Vec<u8> {
     }
     serde_json::to_vec(&(&m.brands, &m.products, &m.globals, &m.customers)).unwrap()
 }
+
+#[test]
+fn customer_table_round_trips_with_integer_and_text_ids() {
+    // the synthetic ids are integers (compact `i64` storage); the same events with text
+    // ids exercise the text arena. Either way save -> load finds every training customer
+    // at its index, and ids the model never saw are None.
+    let fx = common::synth_split(20_000, 4, 6, None);
+    let mut text = fx.train.clone();
+    text.customers = fx
+        .train
+        .customers
+        .iter()
+        .map(|k| format!("c-{k}"))
+        .collect();
+    let dir = common::tempdir();
+    for (name, events) in [("ints", &fx.train), ("text", &text)] {
+        let model = FitParams::default().max_iter(3).fit(events).unwrap();
+        assert_eq!(model.customers.len(), events.customers.len(), "{name}");
+        assert_eq!(model.customers.ids.as_ints().is_some(), name == "ints");
+        let path = dir.path().join(format!("{name}.runsize"));
+        artifact::save(&model, &path).unwrap();
+        let (back, _) = artifact::load(&path).unwrap();
+        assert_eq!(back.customers, model.customers, "{name}");
+        for (i, id) in events.customers.iter().enumerate() {
+            assert_eq!(back.customer_index(&id), Some(i as u32), "{name} {id}");
+        }
+        let first = events.customers.get(0).unwrap().into_owned();
+        let other_kind = match name {
+            "ints" => format!("c-{first}"),
+            _ => first.trim_start_matches("c-").to_string(),
+        };
+        for unknown in [other_kind.as_str(), "", "nobody", "-1", "0001"] {
+            assert_eq!(back.customer_index(unknown), None, "{name} {unknown:?}");
+        }
+        // the held-out part: customers resolve as single lookups say
+        let test = if name == "ints" {
+            fx.test.clone()
+        } else {
+            let mut t = fx.test.clone();
+            t.customers = fx.test.customers.iter().map(|k| format!("c-{k}")).collect();
+            t
+        };
+        let r = back.resolve(&test);
+        let mut seen = 0;
+        for (i, id) in test.customers.iter().enumerate() {
+            let want = back.customer_index(&id);
+            assert_eq!(r.customer[i], want.unwrap_or(u32::MAX), "{name} {id}");
+            seen += usize::from(want.is_some());
+        }
+        assert!(seen > 0 && seen < test.customers.len(), "{name}: {seen}");
+    }
+}

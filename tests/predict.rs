@@ -36,7 +36,7 @@ fn batch_scoring_matches_the_per_row_reference_for_any_thread_count() {
         .test
         .customers
         .iter()
-        .filter(|c| !model.index.customer.contains_key(c.as_ref()))
+        .filter(|c| model.customer_index(c.as_ref()).is_none())
         .count();
     assert!(unseen > 0, "test part has no unseen customers");
     // keys resolve as the model's maps say (scoring the training table matches most
@@ -44,12 +44,7 @@ fn batch_scoring_matches_the_per_row_reference_for_any_thread_count() {
     for events in [&fx.train, &fx.test] {
         let r = model.resolve(events);
         for (i, name) in events.customers.iter().enumerate() {
-            let want = model
-                .index
-                .customer
-                .get(name.as_ref())
-                .copied()
-                .unwrap_or(NONE);
+            let want = model.customer_index(name.as_ref()).unwrap_or(NONE);
             assert_eq!(r.customer[i], want, "customer {name}");
         }
         for (i, name) in events.products.iter().enumerate() {

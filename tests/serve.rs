@@ -285,7 +285,7 @@ async fn recommend_other_evidence_kinds() {
     let (_, pid, brand) = big_product(m);
     let app = app();
     // known customer id
-    let customer = m.customers.ids[0].clone();
+    let customer = m.customers.id(0).unwrap().into_owned();
     let (s, b) = post_json(
         &app,
         "/v1/recommend",
@@ -911,7 +911,7 @@ async fn served_answers_equal_the_model_without_the_index() {
         json!({"product": {"brand": brand, "sizes": sizes.iter().rev().collect::<Vec<_>>()},
                "shopper": {"reference": [{"brand": brand, "size": sizes[0]}],
                            "features": {"height_cm": 171.0, "body_shape": "straight"}}}),
-        json!({"product": {"product_id": pid}, "shopper": {"customer_id": m.customers.ids[3]}}),
+        json!({"product": {"product_id": pid}, "shopper": {"customer_id": m.customers.id(3).unwrap()}}),
         json!({"product": {"brand": brand, "sizes": [sizes[1].to_lowercase(), sizes[0]]}}),
     ];
     for body in cases {

@@ -183,7 +183,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
             ..Default::default()
         };
         let sh = Shopper {
-            customer_id: Some(model.customers.ids[p].clone()),
+            customer_id: Some(model.customers.id(p).unwrap().into_owned()),
             ..Default::default()
         };
         let (a, b) = (
@@ -207,7 +207,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     };
     for shopper in [
         Shopper {
-            customer_id: Some(model.customers.ids[0].clone()),
+            customer_id: Some(model.customers.id(0).unwrap().into_owned()),
             ..Default::default()
         },
         Shopper::default(),
@@ -303,10 +303,10 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
 
     // an artifact of the previous format is refused, saying to retrain
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     let err = artifact::from_bytes(&bytes, &path).unwrap_err().to_string();
     assert!(
-        err.contains("version 1") && err.contains("retrain"),
+        err.contains("version 2") && err.contains("retrain"),
         "{err}"
     );
 }

@@ -464,17 +464,12 @@ fn run(
     st.finish_uncertainty(&acc);
     let mut model = st.model;
     if p.store_customers {
-        model.customers = CustomerTable {
-            ids: meta.customers.names(),
-            mean: st.s.iter().map(|&x| x as f32).collect(),
-            var: st.cov.iter().map(|c| c[0]).collect(),
-            bias: st.u.clone(),
-            bias_var: st.cov.iter().map(|c| c[2]).collect(),
-            cov: st.cov.iter().map(|c| c[1]).collect(),
-            n: (0..data.customers())
-                .map(|c| (data.cust_start[c + 1] - data.cust_start[c]) as u32)
-                .collect(),
+        let fit = super::fitted::CustomerFit {
+            s: st.s,
+            u: st.u,
+            cov: st.cov,
         };
+        model.customers = CustomerTable::from_fit(meta.customers.clone(), fit, &data.cust_start);
     }
     let counts = data.ev_y.iter().fold([0u64; 3], |mut acc, &y| {
         if let Some(x) = acc.get_mut(y as usize) {

@@ -654,10 +654,8 @@ impl Model {
         };
         if let Some(id) = &shopper.customer_id {
             if let Some(st) = self
-                .index
-                .customer
-                .get(id.as_str())
-                .and_then(|&c| self.known_customer(c as usize))
+                .customer_index(id.as_str())
+                .and_then(|c| self.known_customer(c as usize))
             {
                 prior = st;
                 basis.push("customer".to_string());

@@ -414,12 +414,7 @@ impl ScoreTables {
 impl Model {
     /// Resolve an event table's dictionaries against this model.
     pub fn resolve(&self, events: &Events) -> Resolved {
-        let ids = &self.customers.ids;
-        let customer = map_dict(
-            &events.customers,
-            &self.index.customer,
-            (ids.len(), |i: usize| ids.get(i).map(String::as_str)),
-        );
+        let customer = self.customer_indices(&events.customers);
         // feature columns by name
         let num_cols: Vec<Option<usize>> = self
             .features

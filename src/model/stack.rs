@@ -963,7 +963,7 @@ impl Model {
         let mc = shopper
             .customer_id
             .as_ref()
-            .and_then(|id| self.index.customer.get(id.as_str()).copied())
+            .and_then(|id| self.customer_index(id.as_str()))
             .unwrap_or(NONE);
         let mut counts = self.customer_counts(mc);
         let mut pos = stack
@@ -1225,8 +1225,8 @@ fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
         brand: vec![[0; 3]; model.brands.len()],
         product: vec![[0; 3]; model.products.len()],
         article_size: vec![[0; 3]; model.article_sizes.len()],
-        customer: vec![[0; 3]; model.customers.ids.len()],
-        customer_pos: vec![0.0; model.customers.ids.len()],
+        customer: vec![[0; 3]; model.customers.len()],
+        customer_pos: vec![0.0; model.customers.len()],
     };
     let bump = |table: &mut Vec<Counts>, i: u32, y: usize| {
         if i != NONE {

@@ -725,7 +725,7 @@ pub async fn model_info(State(state): State<AppState>) -> Result<Json<ModelInfo>
         categories: m.categories.len(),
         products: m.products.len(),
         sizes: m.labels.len(),
-        customers: m.customers.ids.len(),
+        customers: m.customers.len(),
         features: m
             .features
             .numeric
