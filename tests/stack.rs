@@ -271,7 +271,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
             ..Default::default()
         },
         Shopper {
-            customer_id: Some(model.customers.ids[5].clone()),
+            customer_id: Some(model.customers.id(5).unwrap().into_owned()),
             history,
             features,
             ..Default::default()
