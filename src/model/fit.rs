@@ -71,6 +71,43 @@ const MAX_SHARDS: usize = 16;
 /// balance on a few cores).
 const MIN_SHARDS: usize = 4;
 
+/// The step on the logit of the drift share from the candidates' leave-one-out losses:
+/// the minimum of the least-squares parabola through them (within the candidates'
+/// range), or the best candidate when the parabola does not open upwards. Picking the
+/// best of the discrete steps alone cycled between two neighbours on big data (the
+/// slope and band widths then swung with it every iteration).
+fn drift_step(nll: &[f64; DRIFT_STEPS.len()]) -> f64 {
+    let best = (0..DRIFT_STEPS.len())
+        .min_by(|&x, &y| nll[x].total_cmp(&nll[y]))
+        .map_or(0.0, |i| DRIFT_STEPS[i]);
+    // normal equations of y = a + b·x + c·x² (steps are symmetric around 0, so the odd
+    // moments vanish and b decouples)
+    let n = DRIFT_STEPS.len() as f64;
+    let (mut s2, mut s4, mut sy, mut sxy, mut sx2y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (&x, &y) in DRIFT_STEPS.iter().zip(nll) {
+        s2 += x * x;
+        s4 += x * x * x * x;
+        sy += y;
+        sxy += x * y;
+        sx2y += x * x * y;
+    }
+    let det = n * s4 - s2 * s2;
+    if !(det > 0.0 && s2 > 0.0) {
+        return best;
+    }
+    let b = sxy / s2;
+    let c = (n * sx2y - s2 * sy) / det;
+    if !(c > 0.0 && b.is_finite()) {
+        return best;
+    }
+    let lo = DRIFT_STEPS.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = DRIFT_STEPS
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    (-b / (2.0 * c)).clamp(lo, hi)
+}
+
 /// Drift share `ρ = sd_drift² / (sd_drift² + sd_choice²)` moved by `step` on the logit scale.
 fn drift_share(g: &super::fitted::Globals, step: f64) -> f64 {
     let d = g.sd_drift * g.sd_drift;
@@ -1348,10 +1385,7 @@ impl<'a> State<'a> {
                 + 2.0 * k1 * k2 * sy[5];
             n_all += n;
         }
-        let best = (0..DRIFT_STEPS.len())
-            .min_by(|&x, &y| acc.drift_nll[x].total_cmp(&acc.drift_nll[y]))
-            .unwrap_or(2);
-        let rho = drift_share(&self.model.globals, DRIFT_STEPS[best]);
+        let rho = drift_share(&self.model.globals, drift_step(&acc.drift_nll));
         let g = &mut self.model.globals;
         g.k = k1;
         g.k_product = k2;
@@ -1468,6 +1502,19 @@ fn set_values(gs: &mut [GroupParams], v: &[f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_step_is_the_parabola_minimum() {
+        // y = 1 + (x − 0.2)²: minimum at 0.2, between the candidates 0.0 and 0.3
+        let nll = DRIFT_STEPS.map(|x| 1.0 + (x - 0.2) * (x - 0.2));
+        assert!((drift_step(&nll) - 0.2).abs() < 1e-12);
+        // minimum beyond the range: clamped to the last candidate
+        let nll = DRIFT_STEPS.map(|x| (x - 3.0) * (x - 3.0));
+        assert!((drift_step(&nll) - 0.8).abs() < 1e-12);
+        // opens downwards: the best candidate
+        let nll = DRIFT_STEPS.map(|x| -(x - 0.1) * (x - 0.1));
+        assert_eq!(drift_step(&nll), -0.8);
+    }
 
     #[test]
     fn split_chunks_hands_out_exactly_the_chunks() {
