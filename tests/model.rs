@@ -19,7 +19,8 @@ fn warm_start_on_a_customer_sample_recovers_the_same_truth() {
     let fx = common::synth_split(150_000, 11, 30, Some(25));
     let params = FitParams::default()
         .chunk_events(4096)
-        .warm_start_events(30_000);
+        .warm_start_events(30_000)
+        .warm_start_per_article_size(0);
     let model = check_recovery(&fx, params);
     let hist = &model.summary.history;
     let all = model.summary.fit_events;

@@ -32,8 +32,9 @@ pub struct TrainArgs {
     /// iteration (RMS, in sizes).
     #[arg(long, default_value_t = 1e-3)]
     pub param_tol: f64,
-    /// Big data: iterate on a sample of customers with about this many events until the
-    /// parameters settle, then refine on all events (0 = always all events).
+    /// Big data: iterate on a sample of customers with about this many events (or 12
+    /// per article-size, if more) until the parameters settle, then refine on all events
+    /// (0 = always all events).
     #[arg(long, default_value_t = 4_000_000)]
     pub warm_start_events: usize,
     /// Newton steps on each customer's size per iteration (warm-started from the last

@@ -15,9 +15,9 @@
 //!
 //! Pass 2's sums are kept per shard of customers (at most [`MAX_SHARDS`], fixed by the
 //! data) and merged in shard order, so results do not depend on the thread count. Big
-//! fits (more than twice `warm_start_events`) first iterate on a fixed sample of customer
-//! chunks until the parameters settle, then on all events until they move by less than
-//! `param_tol` per iteration.
+//! fits (more than twice `warm_start_events`, or twice 12 events per article-size) first
+//! iterate on a fixed sample of customer chunks until the parameters settle, then on all
+//! events until they move by less than `param_tol` per iteration.
 
 use super::features::{FeatureModel, RidgeStats};
 use super::fitdata::FitData;
@@ -404,6 +404,22 @@ impl Acc {
     }
 }
 
+/// A big fit's warm-start sample is every `k`-th customer chunk; 1 = no sample phase.
+/// The sample holds about `warm_start_events` events, or `warm_start_per_article_size`
+/// per article-size if more (rare articles must start the full phase near their optimum,
+/// else the full passes spend their time moving them), and is used when the data hold
+/// more than twice that.
+fn sample_every(p: &FitParams, data: &FitData) -> usize {
+    let target = p
+        .warm_start_events
+        .max(p.warm_start_per_article_size * data.article_sizes.len());
+    if p.warm_start_events > 0 && data.len() > 2 * target {
+        data.len().div_ceil(target)
+    } else {
+        1
+    }
+}
+
 fn run(
     p: &FitParams,
     meta: &Events,
@@ -417,11 +433,7 @@ fn run(
     full.gram = st.gram(&full.chunks);
     // big data: iterate on a fixed sample of customer chunks until the parameters
     // settle, then refine on everything (each full pass is then spent near the optimum)
-    let every = if p.warm_start_events > 0 && data.len() > 2 * p.warm_start_events {
-        data.len().div_ceil(p.warm_start_events)
-    } else {
-        1
-    };
+    let every = sample_every(p, data);
     let sample = (every > 1).then(|| {
         let mut plan = Plan::new(data, p.chunk_events, every);
         plan.gram = st.gram(&plan.chunks);
@@ -1502,6 +1514,25 @@ fn set_values(gs: &mut [GroupParams], v: &[f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_size_follows_events_and_article_sizes() {
+        // 30,000 events over 100 article-sizes
+        let d = data(10_000, 3, 100);
+        let p = |events, per_as| {
+            FitParams::default()
+                .warm_start_events(events)
+                .warm_start_per_article_size(per_as)
+        };
+        assert_eq!(sample_every(&p(4_000, 0), &d), 8); // ceil(30000 / 4000)
+                                                       // 12 per article-size = 1,200 < 4,000: the event target rules
+        assert_eq!(sample_every(&p(4_000, 12), &d), 8);
+        // 100 per article-size = 10,000 > 4,000: every 3rd chunk
+        assert_eq!(sample_every(&p(4_000, 100), &d), 3);
+        // 200 per article-size = 20,000: not even twice that many events, no sample
+        assert_eq!(sample_every(&p(4_000, 200), &d), 1);
+        assert_eq!(sample_every(&p(0, 12), &d), 1);
+    }
 
     #[test]
     fn drift_step_is_the_parabola_minimum() {

@@ -11,6 +11,7 @@ pub struct FitParams {
     pub(crate) tol: f64,
     pub(crate) param_tol: f64,
     pub(crate) warm_start_events: usize,
+    pub(crate) warm_start_per_article_size: usize,
     pub(crate) customer_newton_steps: usize,
     pub(crate) level_sweeps: usize,
     pub(crate) ridge_lambda: f64,
@@ -28,6 +29,7 @@ impl Default for FitParams {
             tol: 1e-5,
             param_tol: 1e-3,
             warm_start_events: 4_000_000,
+            warm_start_per_article_size: 12,
             customer_newton_steps: 1,
             level_sweeps: 4,
             ridge_lambda: 1.0,
@@ -64,10 +66,20 @@ impl FitParams {
     }
 
     /// Big fits first iterate on a fixed sample of customers holding about this many
-    /// events until the parameters settle, then refine on all events; used when there
-    /// are more than twice as many fit events; 0 = always use all (default 4,000,000).
+    /// events (or [`FitParams::warm_start_per_article_size`] per article-size, if more)
+    /// until the parameters settle, then refine on all events; used when there are more
+    /// than twice as many fit events; 0 = always use all (default 4,000,000).
     pub fn warm_start_events(mut self, n: usize) -> Self {
         self.warm_start_events = n;
+        self
+    }
+
+    /// The warm-start sample holds at least this many events per article-size on
+    /// average, so rare articles start the full phase near their optimum (default 12;
+    /// 0 = `warm_start_events` alone). At 100M synthetic events (853k article-sizes) a
+    /// 10M-event sample instead of 4M left 16 full passes to converge instead of 23.
+    pub fn warm_start_per_article_size(mut self, n: usize) -> Self {
+        self.warm_start_per_article_size = n;
         self
     }
 
