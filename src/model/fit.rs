@@ -1,21 +1,19 @@
-//! The fit: alternating group-by passes over events grouped by customer.
+//! The fit: one group-by pass over events grouped by customer per iteration, then
+//! closed-form and quadratic updates from the pass's sums.
 //!
-//! Each iteration is two passes, both sums over events that map onto a distributed
-//! group-by:
-//! 1. **customers** (group by customer): a few Newton steps on each customer's size
-//!    from their prior (body features or population), their choices and outcomes;
-//! 2. **articles and globals** (group by article-size): with each customer's
-//!    leave-one-out size (the size their *other* evidence implies) every event adds its
-//!    gradient and Fisher information to its article-size and to the global slope and
-//!    band. Aggregated per article-size these define a quadratic model that is solved
-//!    for the whole offset hierarchy (size label, brand, category, product,
-//!    product-in-size) with Gaussian shrinkage whose variances are re-estimated
-//!    (empirical Bayes). Choice alignment, the feature ridge and prior variances are
-//!    closed-form updates from the same pass's sums.
+//! For each customer (group by customer): a Newton step on their size and fit bias from
+//! their prior (body features or population), their choices and outcomes; then, with the
+//! customer's leave-one-out size (the size their *other* evidence implies), each of their
+//! events adds its gradient and Fisher information to its article-size and to the global
+//! slope and band (reduce by article-size). Aggregated per article-size these define a
+//! quadratic model that is solved for the whole offset hierarchy (size label, brand,
+//! category, product, product-in-size) with Gaussian shrinkage whose variances are
+//! re-estimated (empirical Bayes). Choice alignment, the feature ridge and prior
+//! variances are closed-form updates from the same pass's sums.
 //!
-//! Pass 2's sums are kept per shard of customers (at most [`MAX_SHARDS`], fixed by the
-//! data) and merged in shard order, so results do not depend on the thread count. Big
-//! fits (more than twice `warm_start_events`, or twice 12 events per article-size) first
+//! The sums are kept per shard of customers (at most [`MAX_SHARDS`], fixed by the data)
+//! and merged in shard order, so results do not depend on the thread count. Big fits
+//! (more than twice `warm_start_events`, or twice 12 events per article-size) first
 //! iterate on a fixed sample of customer chunks until the parameters settle, then on all
 //! events until they move by less than `param_tol` per iteration.
 
@@ -62,12 +60,12 @@ const SAMPLE_SWITCH: f64 = 5.0;
 /// the final pass (customers far from their optimum; the final states are stored).
 const FRESH_EXTRA_STEPS: usize = 2;
 
-/// Pass 2 runs over at most this many shards (fixed by the data, not the thread count):
+/// A pass runs over at most this many shards (fixed by the data, not the thread count):
 /// each shard owns one set of per-article-size sums, so fewer shards = less memory and
 /// merging; it must stay well above the core count for load balance.
 const MAX_SHARDS: usize = 16;
 
-/// Pass 2 runs over at least this many shards when there are enough chunks (load
+/// A pass runs over at least this many shards when there are enough chunks (load
 /// balance on a few cores).
 const MIN_SHARDS: usize = 4;
 
@@ -229,9 +227,9 @@ impl ArtSums {
     }
 }
 
-/// Which customers an iteration visits: sorted, disjoint chunks of customers for pass 1,
-/// and the same chunks grouped into at most [`MAX_SHARDS`] shards for pass 2. Fixed by
-/// the data alone, so sums (and results) do not depend on the thread count.
+/// Which customers an iteration visits: sorted, disjoint chunks of customers, grouped
+/// into at most [`MAX_SHARDS`] shards that each own a set of sums. Fixed by the data
+/// alone, so sums (and results) do not depend on the thread count.
 struct Plan {
     chunks: Vec<(usize, usize)>,
     shards: Vec<Vec<(usize, usize)>>,
@@ -342,7 +340,7 @@ fn prefetch<T>(x: &T) {
     }
 }
 
-/// Sums of pass 2 for one chunk of customers.
+/// Sums of a pass for one shard of customers.
 struct Acc {
     /// Per article-size sums.
     art: Vec<ArtSums>,
@@ -1212,7 +1210,7 @@ impl<'a> State<'a> {
         acc.tau[slot + 1] += resid;
     }
 
-    /// All closed-form and quadratic updates from pass 2's sums.
+    /// All closed-form and quadratic updates from the pass's sums.
     fn update(&mut self, acc: &Acc, p: &FitParams, iter: usize, plan: &Plan) {
         let delta = self.update_globals(acc);
         // fold the global step into the article-size gradients (block Gauss-Seidel)
