@@ -723,6 +723,21 @@ pub fn group_value(groups: &[GroupParams], i: u32) -> f64 {
     groups.get(i as usize).map_or(0.0, |g| g.offset.value)
 }
 
+/// Uncertainty (variance) of group `i`'s offset: its squared standard error; the
+/// level's prior variance `sd²` for [`NONE`] or an unknown group; 0 when the level has no
+/// groups at all (it plays no part).
+pub fn group_var(groups: &[GroupParams], i: u32, sd: f64) -> f64 {
+    if groups.is_empty() {
+        0.0
+    } else if i == NONE {
+        sd * sd
+    } else {
+        groups
+            .get(i as usize)
+            .map_or(sd * sd, |x| x.offset.se * x.offset.se)
+    }
+}
+
 /// Fit-band log-width of group `i`, 0 for [`NONE`] or out of range.
 pub fn group_eta(groups: &[GroupParams], i: u32) -> f64 {
     if i == NONE {

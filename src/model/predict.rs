@@ -426,17 +426,7 @@ impl Model {
     /// [`Model::article_var`] with the product-in-size index already looked up.
     pub fn article_var_with(&self, a: &ArticleRef, article_size: Option<u32>) -> f64 {
         let g = &self.globals;
-        let level = |i: u32, groups: &[super::fitted::GroupParams], sd: f64| -> f64 {
-            if groups.is_empty() {
-                0.0
-            } else if i == NONE {
-                sd * sd
-            } else {
-                groups
-                    .get(i as usize)
-                    .map_or(sd * sd, |x| x.offset.se * x.offset.se)
-            }
-        };
+        let level = super::fitted::group_var;
         let label = if a.label == NONE {
             g.sd_label * g.sd_label
         } else {
@@ -453,9 +443,9 @@ impl Model {
             None => g.sd_article_size * g.sd_article_size,
         };
         label
-            + level(a.brand, &self.brands, g.sd_brand)
-            + level(a.category, &self.categories, g.sd_category)
-            + level(a.product, &self.products, g.sd_product)
+            + level(&self.brands, a.brand, g.sd_brand)
+            + level(&self.categories, a.category, g.sd_category)
+            + level(&self.products, a.product, g.sd_product)
             + article_size
     }
 

@@ -239,15 +239,7 @@ impl ScoreTables {
                 .map(|&i| GroupTerm {
                     value: super::fitted::group_value(groups, i),
                     exp_eta: super::fitted::group_eta(groups, i).exp(),
-                    var: if groups.is_empty() {
-                        0.0
-                    } else if i == NONE {
-                        sd * sd
-                    } else {
-                        groups
-                            .get(i as usize)
-                            .map_or(sd * sd, |x| x.offset.se * x.offset.se)
-                    },
+                    var: super::fitted::group_var(groups, i, sd),
                 })
                 .collect();
             v.shrink_to_fit();
