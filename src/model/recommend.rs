@@ -396,6 +396,11 @@ pub struct RecommendIndex {
     category: FastMap<Box<str>, u32>,
     product: FastMap<Box<str>, u32>,
     label: FastMap<Box<str>, u32>,
+    /// Model label -> the label its canonical text looks up (itself, but for a
+    /// duplicate text, where the later label wins).
+    canonical_label: Vec<u32>,
+    /// Brand -> the brand its name looks up (itself, but for a duplicate name).
+    own_brand: Vec<u32>,
     /// (product, label) -> product-in-size index.
     article_size: FastMap<(u32, u32), u32>,
     /// Raw label text -> [(system text given, parsed)].
@@ -404,6 +409,8 @@ pub struct RecommendIndex {
     outcomes: FastMap<Box<str>, Outcome>,
     /// Brand fit profile by brand index.
     brand_profiles: Vec<Option<FitProfile>>,
+    /// The same profiles as JSON (what serde writes for them).
+    brand_json: Vec<Option<Box<str>>>,
     /// Prior of a shopper without features.
     population: Option<CustomerState>,
 }
@@ -438,17 +445,41 @@ impl RecommendIndex {
                 }
             }
         }
+        let canonical_label = model
+            .labels
+            .iter()
+            .map(|l| label.get(l.canonical.as_str()).copied().unwrap_or(NONE))
+            .collect();
+        let brand = names(model.brands.iter().map(|b| b.name.as_str()));
+        let own_brand = model
+            .brands
+            .iter()
+            .map(|b| brand.get(b.name.as_str()).copied().unwrap_or(NONE))
+            .collect();
         let outcomes = standard_outcomes()
             .entries()
             .into_iter()
             .filter_map(|(word, _)| Some((word.into(), standard_outcomes().classify(word)?)))
             .collect();
+        let brand_profiles: Vec<Option<FitProfile>> = (0..model.brands.len())
+            .map(|i| model.brand_profile(i))
+            .collect();
+        let brand_json = brand_profiles
+            .iter()
+            .map(|p| {
+                p.as_ref()
+                    .and_then(|p| serde_json::to_string(p).ok())
+                    .map(String::into_boxed_str)
+            })
+            .collect();
         RecommendIndex {
             complete: true,
-            brand: names(model.brands.iter().map(|b| b.name.as_str())),
+            brand,
+            own_brand,
             category: names(model.categories.iter().map(|b| b.name.as_str())),
             product: names(model.products.iter().map(|b| b.name.as_str())),
             label,
+            canonical_label,
             article_size: model
                 .index
                 .article_size
@@ -457,9 +488,8 @@ impl RecommendIndex {
                 .collect(),
             parsed,
             outcomes,
-            brand_profiles: (0..model.brands.len())
-                .map(|i| model.brand_profile(i))
-                .collect(),
+            brand_profiles,
+            brand_json,
             population: Some(model.customer_prior(None)),
         }
     }
@@ -471,7 +501,7 @@ struct Lookup<'m> {
     index: &'m RecommendIndex,
 }
 
-impl Lookup<'_> {
+impl<'m> Lookup<'m> {
     fn name(
         &self,
         fast: &FastMap<Box<str>, u32>,
@@ -490,6 +520,15 @@ impl Lookup<'_> {
 
     fn label_index(&self, canonical: &str) -> u32 {
         self.name(&self.index.label, &self.model.index.label, Some(canonical))
+    }
+
+    /// [`Lookup::label_index`] of model label `i`'s own canonical text (without hashing
+    /// it when the index has the answer).
+    fn label_of(&self, i: u32, canonical: &str) -> u32 {
+        match self.index.canonical_label.get(i as usize) {
+            Some(&l) => l,
+            None => self.label_index(canonical),
+        }
     }
 
     /// `parse_size` plus the label's model index.
@@ -537,9 +576,18 @@ impl Lookup<'_> {
         let info = (p != NONE)
             .then(|| m.product_info.get(p as usize))
             .flatten();
-        let b = match self.name(&ix.brand, &m.index.brand, brand) {
-            NONE => info.map_or(NONE, |i| i.brand),
-            b => b,
+        // a past purchase usually names its product's own brand: compared, not hashed
+        let own = info.and_then(|i| Some((ix.own_brand.get(i.brand as usize)?, i.brand)));
+        let b = match (brand, own) {
+            (Some(name), Some((&hit, own)))
+                if m.brands.get(own as usize).is_some_and(|g| g.name == name) =>
+            {
+                hit
+            }
+            _ => match self.name(&ix.brand, &m.index.brand, brand) {
+                NONE => info.map_or(NONE, |i| i.brand),
+                b => b,
+            },
         };
         let c = match self.name(&ix.category, &m.index.category, category) {
             NONE => info.map_or(NONE, |i| i.category),
@@ -548,14 +596,19 @@ impl Lookup<'_> {
         (b, p, c)
     }
 
-    fn brand_profile(&self, b: u32) -> Option<FitProfile> {
+    fn brand_profile(&self, b: u32) -> Option<Cow<'m, FitProfile>> {
         if b == NONE {
             return None;
         }
         if self.index.complete {
-            return self.index.brand_profiles.get(b as usize).cloned().flatten();
+            return self
+                .index
+                .brand_profiles
+                .get(b as usize)
+                .and_then(Option::as_ref)
+                .map(Cow::Borrowed);
         }
-        self.model.brand_profile(b as usize)
+        self.model.brand_profile(b as usize).map(Cow::Owned)
     }
 }
 
@@ -573,11 +626,57 @@ fn article(keys: Keys, label: &LabelHit) -> ArticleRef {
     }
 }
 
+/// What a shopper's size estimate is based on, in the order found: `customer`,
+/// `features`, `history`, `reference`, or only `population` (no allocation).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Basis {
+    items: [&'static str; 4],
+    len: usize,
+}
+
+impl Basis {
+    fn push(&mut self, item: &'static str) {
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = item;
+            self.len += 1;
+        }
+    }
+
+    /// The bases, in order.
+    pub fn as_slice(&self) -> &[&'static str] {
+        self.items.get(..self.len).unwrap_or(&[])
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn contains(&self, item: &str) -> bool {
+        self.as_slice().contains(&item)
+    }
+
+    fn to_strings(self) -> Vec<String> {
+        self.as_slice().iter().map(|b| (*b).to_string()).collect()
+    }
+}
+
+impl FromIterator<&'static str> for Basis {
+    /// The first four items (a basis has at most four: customer, features, history,
+    /// reference).
+    fn from_iter<I: IntoIterator<Item = &'static str>>(iter: I) -> Self {
+        let mut b = Basis::default();
+        for item in iter {
+            b.push(item);
+        }
+        b
+    }
+}
+
 /// What a shopper's posterior is computed from.
 struct ShopperInputs {
     prior: CustomerState,
     terms: Vec<EvidenceTerm>,
-    basis: Vec<String>,
+    basis: Basis,
     /// Index of the last past purchase that fit (for the explanation).
     last_fit: Option<usize>,
     /// The history's small / fit / large counts and the sum of those purchases' label
@@ -596,7 +695,7 @@ impl Model {
         shopper: &Shopper,
     ) -> Result<(CustomerState, Vec<String>), RecommendError> {
         let x = self.shopper_inputs(&self.lookup(&RecommendIndex::default()), &shopper.view())?;
-        Ok((self.posterior(x.prior, &x.terms), x.basis))
+        Ok((self.posterior(x.prior, &x.terms), x.basis.to_strings()))
     }
 
     /// What the shopper's posterior is computed from: the prior (features or known
@@ -614,7 +713,7 @@ impl Model {
         look: &Lookup<'_>,
         shopper: &ShopperRef<'_>,
     ) -> Result<ShopperInputs, RecommendError> {
-        let mut basis = Vec::new();
+        let mut basis = Basis::default();
         let features: &BTreeMap<String, FeatureValue> = &shopper.features;
         let mut prior = if features.is_empty() {
             look.index
@@ -648,7 +747,7 @@ impl Model {
                 }
             }
             if super::features::FeatureModel::any_present(&values) {
-                basis.push("features".to_string());
+                basis.push("features");
             }
             self.customer_prior(Some(&values))
         };
@@ -658,7 +757,7 @@ impl Model {
                 .and_then(|c| self.known_customer(c as usize))
             {
                 prior = st;
-                basis.push("customer".to_string());
+                basis.push("customer");
             }
         }
         let mut terms: Vec<EvidenceTerm> =
@@ -690,7 +789,7 @@ impl Model {
             terms.push(self.evidence_with(&a, look.article_size(&a), outcome.class(), true));
         }
         if !shopper.history.is_empty() {
-            basis.push("history".to_string());
+            basis.push("history");
         }
         for (i, r) in shopper.reference.iter().enumerate() {
             let label = look
@@ -702,10 +801,10 @@ impl Model {
             terms.push(self.evidence_with(&a, look.article_size(&a), Some(1), true));
         }
         if !shopper.reference.is_empty() {
-            basis.push("reference".to_string());
+            basis.push("reference");
         }
         if basis.is_empty() {
-            basis.push("population".to_string());
+            basis.push("population");
         }
         Ok(ShopperInputs {
             prior,
@@ -734,6 +833,18 @@ impl Model {
         product: &ProductQueryRef<'_>,
         shopper: &ShopperRef<'_>,
     ) -> Result<Recommendation, RecommendError> {
+        Ok(self.recommend_view(index, product, shopper)?.into_owned())
+    }
+
+    /// [`Model::recommend_ref`] without copying texts: the answer borrows the size labels
+    /// from the request and the model, and the brand profile from `index` (what a server
+    /// writes straight to JSON).
+    pub fn recommend_view<'a>(
+        &'a self,
+        index: &'a RecommendIndex,
+        product: &'a ProductQueryRef<'_>,
+        shopper: &ShopperRef<'_>,
+    ) -> Result<RecommendationView<'a>, RecommendError> {
         let look = self.lookup(index);
         let keys = look.resolve_product(
             opt(&product.brand),
@@ -774,15 +885,15 @@ impl Model {
                 };
                 info.sizes
                     .iter()
-                    .filter_map(|&l| self.labels.get(l as usize))
-                    .map(|l| {
+                    .filter_map(|&i| Some((i, self.labels.get(i as usize)?)))
+                    .map(|(i, l)| {
                         (
                             l.canonical.as_str(),
                             LabelHit {
                                 system: l.system,
                                 pos: l.pos,
                                 secondary: None,
-                                label: look.label_index(&l.canonical),
+                                label: look.label_of(i, &l.canonical),
                             },
                         )
                     })
@@ -809,54 +920,131 @@ impl Model {
                 Some(sc) => self.probs_offer_at((belief, &a, art), sc, &mut tail),
                 None => self.probs_article_with(belief, &a, art),
             };
-            sizes.push(SizeOdds {
-                size: (*text).to_string(),
-                p_small: pr[0],
-                p_fit: pr[1],
-                p_large: pr[2],
-            });
-            if pr[1] > sizes[best].p_fit {
+            if sizes
+                .get(best)
+                .is_some_and(|s: &SizeOddsView<'_>| pr[1] > s.probs[1])
+            {
                 best = i;
             }
+            sizes.push(SizeOddsView {
+                size: text,
+                probs: pr,
+            });
         }
-        let chosen = &sizes[best];
+        let Some(chosen) = sizes.get(best).copied() else {
+            return Err(invalid("product.sizes", "expected at least one size label"));
+        };
         let sd = belief.var.sqrt();
-        let score = chosen.p_fit / (1.0 + sd);
-        let level = if sd < 0.6 && chosen.p_fit >= 0.6 {
+        let p_fit = chosen.probs[1];
+        let score = p_fit / (1.0 + sd);
+        let level = if sd < 0.6 && p_fit >= 0.6 {
             "high"
-        } else if sd < 1.2 && chosen.p_fit >= 0.4 {
+        } else if sd < 1.2 && p_fit >= 0.4 {
             "medium"
         } else {
             "low"
         };
         let brand_fit = look.brand_profile(b);
         let explanation = explain(&ExplainInput {
-            brand: brand_fit.as_ref(),
+            brand: brand_fit.as_deref(),
             shopper,
             basis: &inputs.basis,
             last_fit: inputs.last_fit,
-            size: &chosen.size,
+            size: chosen.size,
         });
-        Ok(Recommendation {
-            recommended_size: chosen.size.clone(),
-            fit_probability: chosen.p_fit,
+        Ok(RecommendationView {
             sizes,
-            confidence: Confidence {
-                level: level.to_string(),
-                score,
-                shopper_size_sd: sd,
-                basis: inputs.basis,
-            },
+            best,
+            level,
+            score,
+            shopper_size_sd: sd,
+            basis: inputs.basis,
+            brand_json: (b != NONE)
+                .then(|| index.brand_json.get(b as usize))
+                .flatten()
+                .and_then(|j| j.as_deref()),
             brand_fit,
             explanation,
         })
     }
 }
 
+/// Probabilities of one size on offer, its label borrowed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SizeOddsView<'a> {
+    /// Size label as given (or the model's canonical label).
+    pub size: &'a str,
+    /// `[small, fit, large]`.
+    pub probs: [f64; 3],
+}
+
+/// A [`Recommendation`] whose texts are borrowed (from the request, the model and its
+/// serving index): the same answer, without a copy of every label and of the brand
+/// profile. [`RecommendationView::into_owned`] makes the [`Recommendation`].
+#[derive(Clone, Debug)]
+pub struct RecommendationView<'a> {
+    /// Every size on offer, in size order (never empty).
+    pub sizes: Vec<SizeOddsView<'a>>,
+    /// Index of the recommended size in `sizes`.
+    pub best: usize,
+    /// Confidence level: `high`, `medium` or `low`.
+    pub level: &'static str,
+    /// Confidence score ([`Confidence::score`]).
+    pub score: f64,
+    /// Standard deviation of the shopper's size estimate, in sizes.
+    pub shopper_size_sd: f64,
+    /// What the shopper's size is based on.
+    pub basis: Basis,
+    /// How the brand runs (when the brand is known).
+    pub brand_fit: Option<Cow<'a, FitProfile>>,
+    /// `brand_fit` as JSON, byte for byte what serde writes for it, when the serving
+    /// index has it ready.
+    pub brand_json: Option<&'a str>,
+    /// One sentence a shop can show.
+    pub explanation: String,
+}
+
+impl RecommendationView<'_> {
+    /// The recommended size and its probabilities.
+    pub fn chosen(&self) -> Option<&SizeOddsView<'_>> {
+        self.sizes.get(self.best)
+    }
+
+    /// The owned [`Recommendation`].
+    pub fn into_owned(self) -> Recommendation {
+        let chosen = self.chosen().copied().unwrap_or(SizeOddsView {
+            size: "",
+            probs: [f64::NAN; 3],
+        });
+        Recommendation {
+            recommended_size: chosen.size.to_string(),
+            fit_probability: chosen.probs[1],
+            sizes: self
+                .sizes
+                .iter()
+                .map(|s| SizeOdds {
+                    size: s.size.to_string(),
+                    p_small: s.probs[0],
+                    p_fit: s.probs[1],
+                    p_large: s.probs[2],
+                })
+                .collect(),
+            confidence: Confidence {
+                level: self.level.to_string(),
+                score: self.score,
+                shopper_size_sd: self.shopper_size_sd,
+                basis: self.basis.to_strings(),
+            },
+            brand_fit: self.brand_fit.map(Cow::into_owned),
+            explanation: self.explanation,
+        }
+    }
+}
+
 struct ExplainInput<'a> {
     brand: Option<&'a FitProfile>,
     shopper: &'a ShopperRef<'a>,
-    basis: &'a [String],
+    basis: &'a Basis,
     /// Index of the last past purchase that fit.
     last_fit: Option<usize>,
     size: &'a str,
@@ -902,9 +1090,9 @@ fn explain(x: &ExplainInput<'_>) -> String {
             h.size.as_str(),
             h.outcome.as_str().replace('_', " ")
         )
-    } else if x.basis.iter().any(|b| b == "customer") {
+    } else if x.basis.contains("customer") {
         s.write_str("based on your purchase history")
-    } else if x.basis.iter().any(|b| b == "features") {
+    } else if x.basis.contains("features") {
         s.write_str("based on your measurements")
     } else {
         s.write_str("based on what most shoppers keep")

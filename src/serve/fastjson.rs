@@ -40,6 +40,39 @@ pub fn parse_recommend(text: &str) -> Option<RecommendRequestRef<'_>> {
     })
 }
 
+/// Index of the first byte of `bytes` that a JSON string cannot hold as is (`"`, `\\`
+/// or a control character below 0x20), or `bytes.len()` when there is none: eight
+/// bytes at a time.
+#[inline(always)]
+pub fn first_special(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let slash = x ^ (ONES * u64::from(b'\\'));
+        // a byte's high bit is set where it is zero (quote, slash) or below 0x20; the
+        // lowest such bit is exact (borrows only run upwards)
+        let found = (quote.wrapping_sub(ONES) & !quote)
+            | (slash.wrapping_sub(ONES) & !slash)
+            | (x.wrapping_sub(ONES * 0x20) & !x);
+        let found = found & (ONES << 7);
+        if found != 0 {
+            return i + found.trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    while let Some(&c) = bytes.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
 struct Parser<'a> {
     s: &'a str,
     i: usize,
@@ -67,36 +100,13 @@ impl<'a> Parser<'a> {
     fn str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let bytes = self.s.as_bytes();
-        // eight bytes at a time: stop at the first '"', '\\' or control character
-        const ONES: u64 = u64::MAX / 255;
-        while let Some(chunk) = bytes.get(self.i..self.i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let x = u64::from_le_bytes(word);
-            let quote = x ^ (ONES * u64::from(b'"'));
-            let slash = x ^ (ONES * u64::from(b'\\'));
-            let found = (quote.wrapping_sub(ONES) & !quote)
-                | (slash.wrapping_sub(ONES) & !slash)
-                | (x.wrapping_sub(ONES * 0x20) & !x);
-            let found = found & (ONES << 7);
-            if found != 0 {
-                self.i += found.trailing_zeros() as usize / 8;
-                break;
-            }
-            self.i += 8;
+        let rest = self.s.as_bytes().get(start..)?;
+        let n = first_special(rest);
+        if rest.get(n) != Some(&b'"') {
+            return None;
         }
-        loop {
-            match *bytes.get(self.i)? {
-                b'"' => break,
-                b'\\' => return None,
-                c if c < 0x20 => return None,
-                _ => self.i += 1,
-            }
-        }
-        let out = self.s.get(start..self.i)?;
-        self.i += 1;
-        Some(out)
+        self.i = start + n + 1;
+        self.s.get(start..start + n)
     }
 
     /// `null` (true) or something else (false, nothing consumed).
@@ -146,7 +156,7 @@ impl<'a> Parser<'a> {
     fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.eat(b'[')?;
         // most lists (sizes on offer, past purchases) are short: one allocation
-        let mut out = Vec::with_capacity(16);
+        let mut out = Vec::with_capacity(32);
         self.ws();
         if self.peek() == Some(b']') {
             self.i += 1;
@@ -407,6 +417,38 @@ mod tests {
             body.insert("shopper".into(), Value::Object(shopper));
         }
         Value::Object(body)
+    }
+
+    #[test]
+    fn first_special_is_the_first_byte_to_escape() {
+        let naive = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(b.len())
+        };
+        assert_eq!(first_special(b""), 0);
+        assert_eq!(first_special(b"EU 38\""), 5);
+        assert_eq!(first_special(b"returned_too_small\""), 18);
+        assert_eq!(first_special("Größe\\".as_bytes()), 7);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // bytes from a small alphabet with every kind: plain ASCII, UTF-8 high bytes,
+        // quote, backslash, control characters, the 0x1f / 0x20 edge
+        let alphabet = [
+            b'a', b'Z', b' ', 0x1f, 0x00, b'"', b'\\', 0x7f, 0x80, 0xc3, 0xff, b'!',
+        ];
+        for _ in 0..20_000 {
+            let n = rng.gen_range(0..40);
+            let v: Vec<u8> = (0..n)
+                .map(|_| {
+                    if rng.gen_bool(0.9) {
+                        alphabet[rng.gen_range(0..3)]
+                    } else {
+                        alphabet[rng.gen_range(0..alphabet.len())]
+                    }
+                })
+                .collect();
+            assert_eq!(first_special(&v), naive(&v), "{v:?}");
+        }
     }
 
     #[test]

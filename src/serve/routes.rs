@@ -12,7 +12,7 @@ use super::types::{
     RecommendResponse, ReloadRequest, ReloadResponse, Status, DEFAULT_PAGE, MAX_PAGE,
 };
 use super::Metrics;
-use crate::model::recommend::Recommendation;
+use crate::model::recommend::{Recommendation, RecommendationView};
 use crate::model::report::{FitProfile, ProfileBy};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -341,70 +341,102 @@ fn recommend_one(
     state: &AppState,
     req: &RecommendRequestRef<'_>,
 ) -> Result<Recommendation, ApiError> {
+    Ok(recommend_view(loaded, state, req)?.into_owned())
+}
+
+/// One recommendation, its texts borrowed from the request and the model (counted in
+/// the metrics by confidence level).
+fn recommend_view<'a>(
+    loaded: &'a Loaded,
+    state: &AppState,
+    req: &'a RecommendRequestRef<'_>,
+) -> Result<RecommendationView<'a>, ApiError> {
     check_limits_ref(req)?;
-    let recommendation = loaded
+    let view = loaded
         .model
-        .recommend_ref(&loaded.index, &req.product, &req.shopper)?;
-    state
-        .metrics()
-        .recommendation(&recommendation.confidence.level);
-    Ok(recommendation)
+        .recommend_view(&loaded.index, &req.product, &req.shopper)?;
+    state.metrics().recommendation(view.level);
+    Ok(view)
 }
 
 /// The JSON of a [`RecommendResponse`] without building one, byte for byte what serde
 /// writes for it (`model_id` first, then the recommendation's fields as
 /// `#[serde(flatten)]` puts them; tested), with the keys as constants.
-fn recommend_json(model_id: &str, r: &Recommendation) -> Result<Vec<u8>, ApiError> {
-    let mut out = Vec::with_capacity(256 + 160 * r.sizes.len());
+fn recommend_json(model_id: &str, r: &RecommendationView<'_>) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(512 + 96 * r.sizes.len() + r.explanation.len());
     write_recommendation(&mut out, model_id, r).map_err(|e| ApiError::Internal {
         message: format!("cannot serialise the answer: {e}"),
     })?;
     Ok(out)
 }
 
+/// A JSON string: quoted as is when nothing in it needs escaping (the common case:
+/// labels, level words, ids), else escaped by serde_json.
+fn json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if super::fastjson::first_special(s.as_bytes()) == s.len() {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, s)
+    }
+}
+
 fn write_recommendation(
     out: &mut Vec<u8>,
     model_id: &str,
-    r: &Recommendation,
+    r: &RecommendationView<'_>,
 ) -> Result<(), serde_json::Error> {
-    // strings and numbers through serde_json: its escaping and float formatting
+    // numbers through serde_json: its float formatting
     fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> serde_json::Result<()> {
         serde_json::to_writer(out, v)
     }
+    let chosen = r.chosen().ok_or_else(|| {
+        <serde_json::Error as serde::ser::Error>::custom("a recommendation without sizes")
+    })?;
     out.extend_from_slice(b"{\"model_id\":");
-    json(out, model_id)?;
+    json_str(out, model_id)?;
     out.extend_from_slice(b",\"recommended_size\":");
-    json(out, &r.recommended_size)?;
+    json_str(out, chosen.size)?;
     out.extend_from_slice(b",\"fit_probability\":");
-    json(out, &r.fit_probability)?;
+    json(out, &chosen.probs[1])?;
     out.extend_from_slice(b",\"sizes\":[");
     for (i, s) in r.sizes.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"size\":");
-        json(out, &s.size)?;
+        json_str(out, s.size)?;
         out.extend_from_slice(b",\"p_small\":");
-        json(out, &s.p_small)?;
+        json(out, &s.probs[0])?;
         out.extend_from_slice(b",\"p_fit\":");
-        json(out, &s.p_fit)?;
+        json(out, &s.probs[1])?;
         out.extend_from_slice(b",\"p_large\":");
-        json(out, &s.p_large)?;
+        json(out, &s.probs[2])?;
         out.push(b'}');
     }
-    let c = &r.confidence;
     out.extend_from_slice(b"],\"confidence\":{\"level\":");
-    json(out, &c.level)?;
+    json_str(out, r.level)?;
     out.extend_from_slice(b",\"score\":");
-    json(out, &c.score)?;
+    json(out, &r.score)?;
     out.extend_from_slice(b",\"shopper_size_sd\":");
-    json(out, &c.shopper_size_sd)?;
-    out.extend_from_slice(b",\"basis\":");
-    json(out, &c.basis)?;
-    out.extend_from_slice(b"},\"brand_fit\":");
-    json(out, &r.brand_fit)?;
+    json(out, &r.shopper_size_sd)?;
+    out.extend_from_slice(b",\"basis\":[");
+    for (i, b) in r.basis.as_slice().iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, b)?;
+    }
+    out.extend_from_slice(b"]},\"brand_fit\":");
+    match (r.brand_json, &r.brand_fit) {
+        (Some(ready), _) => out.extend_from_slice(ready.as_bytes()),
+        (None, profile) => json(out, profile)?,
+    }
     out.extend_from_slice(b",\"explanation\":");
-    json(out, &r.explanation)?;
+    json_str(out, &r.explanation)?;
     out.push(b'}');
     Ok(())
 }
@@ -446,8 +478,8 @@ pub async fn recommend(
 /// The `POST /v1/recommend` response to a parsed request.
 fn answer(state: &AppState, req: &RecommendRequestRef<'_>) -> Result<Response, ApiError> {
     let json = state.with_loaded(|loaded| {
-        let recommendation = recommend_one(loaded, state, req)?;
-        recommend_json(&loaded.header.model_id, &recommendation)
+        let view = recommend_view(loaded, state, req)?;
+        recommend_json(&loaded.header.model_id, &view)
     })?;
     Ok((
         [(
@@ -805,10 +837,11 @@ pub async fn reload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::recommend::{Confidence, SizeOdds};
 
     #[test]
     fn recommend_json_is_what_serde_writes() {
+        use crate::model::recommend::{Basis, SizeOddsView};
+        use std::borrow::Cow;
         let profile = FitProfile {
             key: "Acme \"Co\"".into(),
             brand: Some("Größe".into()),
@@ -821,46 +854,82 @@ mod tests {
             advice: "size up".into(),
             score: 0.15,
         };
-        let mut r = Recommendation {
-            recommended_size: "M".into(),
-            fit_probability: 0.8,
+        let ready = serde_json::to_string(&profile).unwrap();
+        let view = RecommendationView {
             sizes: vec![
-                SizeOdds {
-                    size: "S".into(),
-                    p_small: 0.7,
-                    p_fit: 0.3,
-                    p_large: 1e-300,
+                SizeOddsView {
+                    size: "S",
+                    probs: [0.7, 0.3, 1e-300],
                 },
-                SizeOdds {
-                    size: "M\n".into(),
-                    p_small: 0.1,
-                    p_fit: f64::NAN,
-                    p_large: 0.1,
+                SizeOddsView {
+                    size: "M\n\"x\\",
+                    probs: [0.1, f64::NAN, 0.1],
+                },
+                SizeOddsView {
+                    size: "FR 42",
+                    probs: [0.05, 0.9, 0.05],
                 },
             ],
-            confidence: Confidence {
-                level: "high".into(),
-                score: 0.5,
-                shopper_size_sd: 0.25,
-                basis: vec!["history".into(), "features".into()],
-            },
-            brand_fit: Some(profile),
-            explanation: "Acme runs small; based on the M you kept we recommend M.".into(),
+            best: 2,
+            level: "high",
+            score: 0.5,
+            shopper_size_sd: 0.25,
+            basis: ["history", "features"].into_iter().collect(),
+            brand_fit: Some(Cow::Borrowed(&profile)),
+            brand_json: Some(&ready),
+            explanation: "Acme runs small; based on the \"M\" you kept we recommend M.".into(),
         };
-        for _ in 0..2 {
+        let variants = [
+            view.clone(),
+            // the profile serialised on the spot (no ready JSON)
+            RecommendationView {
+                brand_json: None,
+                ..view.clone()
+            },
+            RecommendationView {
+                brand_fit: None,
+                brand_json: None,
+                basis: Basis::default(),
+                best: 0,
+                ..view.clone()
+            },
+        ];
+        for v in variants {
+            let got = recommend_json("00\tab", &v).unwrap();
             let want = serde_json::to_vec(&RecommendResponse {
-                model_id: "00ab".into(),
-                recommendation: r.clone(),
+                model_id: "00\tab".into(),
+                recommendation: v.into_owned(),
             })
             .unwrap();
-            let got = recommend_json("00ab", &r).unwrap();
             assert_eq!(
                 String::from_utf8_lossy(&got),
                 String::from_utf8_lossy(&want)
             );
-            r.brand_fit = None;
-            r.sizes.clear();
-            r.confidence.basis.clear();
+        }
+    }
+
+    #[test]
+    fn json_strings_are_what_serde_writes() {
+        let cases = [
+            "",
+            "M",
+            "EU 38",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "\u{1f}",
+            " ",
+            "Größe",
+            "日本",
+            "\u{7f}",
+            "emoji 🙂",
+            "new\nline",
+        ];
+        for c in cases {
+            let mut got = Vec::new();
+            json_str(&mut got, c).unwrap();
+            assert_eq!(got, serde_json::to_vec(c).unwrap(), "{c:?}");
         }
     }
 

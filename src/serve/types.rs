@@ -299,7 +299,20 @@ pub fn check_limits_ref(req: &RecommendRequestRef<'_>) -> Result<(), ApiError> {
     check_len("shopper.history", s.history.len(), MAX_HISTORY)?;
     check_len("shopper.reference", s.reference.len(), MAX_REFERENCE)?;
     check_len("shopper.features", s.features.len(), MAX_FEATURES)?;
+    let len = |t: &Option<Text<'_>>| t.as_ref().map_or(0, |t| t.as_str().len());
     for (i, h) in s.history.iter().enumerate() {
+        let longest = [
+            len(&h.brand),
+            len(&h.product_id),
+            len(&h.category),
+            h.size.as_str().len(),
+            len(&h.size_system),
+            h.outcome.as_str().len(),
+        ];
+        // the common case, every text short, in one comparison
+        if longest.into_iter().max().unwrap_or(0) <= MAX_TEXT {
+            continue;
+        }
         let f = |name: &str| format!("shopper.history[{i}].{name}");
         check_text(|| f("brand"), t(&h.brand))?;
         check_text(|| f("product_id"), t(&h.product_id))?;
