@@ -8,7 +8,7 @@ mod common;
 
 use runsize::model::recommend::{PastPurchase, RecommendIndex};
 use runsize::model::recommend::{ProductQuery, Shopper};
-use runsize::model::stack::{Stack, StackParams};
+use runsize::model::stack::{hash_in_sample, training_inputs, CustomerSample, Stack, StackParams};
 use runsize::model::{artifact, FitParams, Model};
 use runsize::serve::validate_model;
 
@@ -309,4 +309,103 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
         err.contains("version 2") && err.contains("retrain"),
         "{err}"
     );
+}
+
+/// Above `max_rows` the learners see the events of a sample of customers: every event of
+/// a sampled customer, none of the others, about `max_rows` in all, with the same inputs
+/// as without the sample; and the stage fitted on them still helps.
+#[test]
+fn learners_fit_on_a_customer_sample() {
+    use std::collections::HashMap;
+    let fx = common::synth_split(40_000, 11, 12, Some(20));
+    let fit = FitParams::default().max_iter(12);
+    let structural = fit.fit(&fx.train).unwrap();
+    let max_rows = 8_000;
+    let sample = CustomerSample::new(&fx.train, max_rows);
+    assert!(
+        sample.rate > 0.1 && sample.rate < 0.5,
+        "rate {}",
+        sample.rate
+    );
+    for cross_fit in [2, 0] {
+        let params = StackParams {
+            folds: 2,
+            lambdas: vec![10.0],
+            cross_fit,
+            structural: fit.clone(),
+            max_rows: 0,
+            ..StackParams::default()
+        };
+        let all = training_inputs(&structural, &fx.train, &params).unwrap();
+        let sampled = training_inputs(
+            &structural,
+            &fx.train,
+            &StackParams {
+                max_rows,
+                ..params.clone()
+            },
+        )
+        .unwrap();
+        let n = sampled.inputs.len();
+        assert!(
+            n > max_rows * 6 / 10 && n < max_rows * 14 / 10,
+            "cross_fit {cross_fit}: {n} rows of {}",
+            all.inputs.len()
+        );
+        assert_eq!(sampled.offer.len(), n);
+        assert_eq!(sampled.classes.len(), n);
+        let count = |c: &[u32]| {
+            let mut m: HashMap<u32, usize> = HashMap::new();
+            for &x in c {
+                *m.entry(x).or_default() += 1;
+            }
+            m
+        };
+        let (every, kept) = (count(&all.customer), count(&sampled.customer));
+        for (c, k) in &kept {
+            assert!(sample.contains(*c));
+            assert_eq!(every.get(c), Some(k), "customer {c}: not all events kept");
+        }
+        let expected: usize = every
+            .iter()
+            .filter(|(c, _)| sample.contains(**c))
+            .map(|(_, k)| k)
+            .sum();
+        assert_eq!(n, expected);
+        for (g, c) in sampled.group.iter().zip(&sampled.customer) {
+            assert!(hash_in_sample(*g, sample.rate), "customer {c}");
+        }
+        // a kept event's inputs are the ones it gets without the sample (same refits)
+        let first = |t: &runsize::model::stack::TrainingInputs, c: u32| {
+            t.customer
+                .iter()
+                .position(|&x| x == c)
+                .map(|i| t.inputs[i].gap)
+        };
+        let c = sampled.customer[0];
+        assert_eq!(first(&sampled, c), first(&all, c));
+    }
+    // the stage fitted on the sample keeps held-out log loss and calibration
+    let params = StackParams {
+        folds: 2,
+        lambdas: vec![10.0, 100.0],
+        cross_fit: 2,
+        structural: fit.clone(),
+        max_rows,
+        ..StackParams::default()
+    };
+    let mut model = structural.clone();
+    model.stack = Some(params.fit(&structural, &fx.train).unwrap());
+    let before = structural.evaluate(&fx.test).unwrap().overall;
+    let after = model.evaluate(&fx.test).unwrap().overall;
+    println!(
+        "held-out: structural log loss {:.4} ece {:.4}; stage on a {:.0}% sample {:.4} / {:.4}",
+        before.log_loss,
+        before.ece,
+        100.0 * sample.rate,
+        after.log_loss,
+        after.ece
+    );
+    assert!(after.log_loss <= before.log_loss + 0.003);
+    assert!(after.ece < 0.025, "ECE {}", after.ece);
 }

@@ -56,15 +56,21 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_stack: bool,
     /// Skip the second stage (with a warning) above this many fit events: it keeps the
-    /// event table and refits the structural model, and its memory grows with the events
-    /// (14.5 GiB resident at 10M synthetic events); 0 = no limit.
-    #[arg(long, default_value_t = 5_000_000)]
+    /// event table and refits the structural model `--stack-cross-fit` times, so its time
+    /// and memory grow with the events (7.5M fit events: 5.5 min and 2.9 GiB peak with
+    /// the learners on a 1M-event sample); 0 = no limit.
+    #[arg(long, default_value_t = 10_000_000)]
     pub stack_max_events: usize,
     /// Out-of-sample inputs of the second stage: refit the structural model this many
     /// times on all but one fold of the events (0 = leave-one-out approximations instead:
     /// no refits, less accurate).
     #[arg(long, default_value_t = 5)]
     pub stack_cross_fit: usize,
+    /// Most fit events the second stage's learners are fitted on: above it, the events of
+    /// a random sample of customers that hold about this many (0 = every event; the
+    /// count tables and structural refits always use every event).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub stack_max_rows: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -175,6 +181,7 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
         let stack = StackParams {
             cross_fit: args.stack_cross_fit,
             structural: params.clone(),
+            max_rows: args.stack_max_rows,
             ..StackParams::default()
         };
         model.stack = Some(stack.fit(&model, &ingested.events)?);

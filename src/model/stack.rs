@@ -1148,6 +1148,57 @@ struct TrainEvent {
     state: CustomerState,
 }
 
+/// Which customers' events the learners are fitted on ([`StackParams::max_rows`]).
+#[derive(Clone, Debug)]
+pub struct CustomerSample {
+    /// Share of customers kept, in (0, 1]; 1 keeps every customer.
+    pub rate: f64,
+    /// Kept or not, per events customer (empty when the rate is 1).
+    keep: Vec<bool>,
+}
+
+impl CustomerSample {
+    /// The sample for `events` under `max_rows` (0 = every customer): customers kept at
+    /// rate `max_rows / fit events`, each by its id's hash.
+    pub fn new(events: &Events, max_rows: usize) -> Self {
+        let fit = events
+            .outcome
+            .iter()
+            .filter(|o| o.class().is_some())
+            .count();
+        if max_rows == 0 || fit <= max_rows {
+            return CustomerSample {
+                rate: 1.0,
+                keep: Vec::new(),
+            };
+        }
+        let rate = max_rows as f64 / fit as f64;
+        let keep = (0..events.customers.len())
+            .map(|c| hash_in_sample(customer_hash(events, c as u32), rate))
+            .collect();
+        CustomerSample { rate, keep }
+    }
+
+    /// Whether the learners see events customer `ec`'s events.
+    pub fn contains(&self, ec: u32) -> bool {
+        self.keep.is_empty() || self.keep.get(ec as usize).copied().unwrap_or(false)
+    }
+}
+
+/// True for a share `rate` of customer hashes: the hash mixed again (MurmurHash3's
+/// 64-bit finaliser: FNV-1a's top bits are poorly mixed for short ids), its top 53 bits
+/// as a fraction of one, below the rate. Cross-validation folds use the unmixed hash
+/// modulo their count, so sample and folds are independent.
+pub fn hash_in_sample(hash: u64, rate: f64) -> bool {
+    let mut x = hash;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    rate >= 1.0 || ((x >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < rate
+}
+
 /// Out-of-sample inputs of every training event with a small / fit / large outcome.
 pub struct TrainingInputs {
     /// Counts of all the training events against the final model.
@@ -1338,6 +1389,8 @@ fn cross_fit_inputs(
     let k = params.cross_fit as u64;
     let (bodies, body_dim) = body_rows(model, events);
     let tables = count_tables(model, &train_events(model, events));
+    let sample = CustomerSample::new(events, params.max_rows);
+    log_sample(&sample);
     let fold: Vec<u64> = (0..events.len())
         .map(|i| {
             let r = events.row.get(i).unwrap_or(i as u64);
@@ -1374,6 +1427,9 @@ fn cross_fit_inputs(
             .with_min_len(1024)
             .filter_map(|i| {
                 let class = held.outcome[i].class()?;
+                if !sample.contains(held.customer[i]) {
+                    return None;
+                }
                 let (a, belief) = model_k.event_view(&held, &r, i, &opts)?;
                 let (_, belief_free) = model_k.event_view(&held, &r, i, &free)?;
                 let ec = held.customer[i];
@@ -1587,6 +1643,16 @@ fn event_input(
     (input(x.belief), input(x.belief_free))
 }
 
+fn log_sample(sample: &CustomerSample) {
+    if sample.rate < 1.0 {
+        tracing::info!(
+            target: "runsize::stack",
+            rate = sample.rate,
+            "second stage learners on a sample of customers (see StackParams::max_rows)"
+        );
+    }
+}
+
 /// Leave-one-out inputs (see the module documentation).
 fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingInputs {
     let (bodies, body_dim) = body_rows(model, events);
@@ -1624,6 +1690,17 @@ fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingI
         global: global_rates(tables.global),
         bodies: &bodies,
         body_dim,
+    };
+    let sample = CustomerSample::new(events, params.max_rows);
+    log_sample(&sample);
+    // the band information above sums over every event; the inputs only for the sample
+    let (evs, pre): (Vec<TrainEvent>, Vec<Pre>) = if sample.rate < 1.0 {
+        evs.into_iter()
+            .zip(pre)
+            .filter(|(e, _)| sample.contains(e.ec))
+            .unzip()
+    } else {
+        (evs, pre)
     };
     let (inputs, offer): (Vec<StackInput<'static>>, Vec<StackInput<'static>>) = evs
         .par_iter()
@@ -2026,6 +2103,14 @@ pub struct StackParams {
     /// Parameters of the structural refits when cross-fitting (default
     /// [`FitParams::default`]; pass the main fit's).
     pub structural: FitParams,
+    /// Most training events the learners are fitted on (default 1,000,000; 0 = all).
+    /// With more, they are fitted on the events of a random sample of customers (by a
+    /// hash of the customer id, so a customer's events are all in or all out and the
+    /// cross-validation by customer stays honest) that hold about this many; the count
+    /// tables and the structural refits still use every event. A learner has a few
+    /// hundred coefficients at most: a million events pin them down, and its cost
+    /// (time, and memory for its design matrix) no longer grows with the data.
+    pub max_rows: usize,
 }
 
 impl Default for StackParams {
@@ -2040,6 +2125,7 @@ impl Default for StackParams {
             max_iter: 30,
             cross_fit: 5,
             structural: FitParams::default(),
+            max_rows: 1_000_000,
         }
     }
 }
@@ -2558,6 +2644,32 @@ impl StackParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn customer_sample_keeps_its_share() {
+        // FNV-1a hashes of customer-like ids, as the sample sees them
+        let hashes: Vec<u64> = (0..100_000)
+            .map(|i| super::super::artifact::fnv1a(format!("C{i:07}").as_bytes()))
+            .collect();
+        for rate in [0.01, 0.1, 0.3, 0.77] {
+            let kept = hashes.iter().filter(|&&h| hash_in_sample(h, rate)).count();
+            let share = kept as f64 / hashes.len() as f64;
+            // binomial sd at 100k draws is at most 0.0016
+            assert!((share - rate).abs() < 0.006, "rate {rate}: kept {share}");
+            // independent of the cross-validation folds (the hash's low bits)
+            let fold0 = hashes
+                .iter()
+                .filter(|&&h| h % 5 == 0 && hash_in_sample(h, rate))
+                .count();
+            let fold_share = fold0 as f64 / kept as f64;
+            assert!(
+                (fold_share - 0.2).abs() < 0.03,
+                "rate {rate}: fold 0 {fold_share}"
+            );
+        }
+        assert!(hashes.iter().all(|&h| hash_in_sample(h, 1.0)));
+        assert!(!hashes.iter().any(|&h| hash_in_sample(h, 0.0)));
+    }
 
     #[test]
     fn smoothing_hand_values() {
