@@ -932,7 +932,11 @@ impl Model {
             });
         }
         let Some(chosen) = sizes.get(best).copied() else {
-            return Err(invalid("product.sizes", "expected at least one size label"));
+            // a product seen in training without a size label
+            return Err(invalid(
+                "product.sizes",
+                "no sizes known for the product: list the sizes on offer",
+            ));
         };
         let sd = belief.var.sqrt();
         let p_fit = chosen.probs[1];
