@@ -931,3 +931,30 @@ async fn served_answers_equal_the_model_without_the_index() {
         }
     }
 }
+
+/// A product known from training but without a size label (e.g. only returns for other
+/// reasons) and no sizes in the request: a 422 naming `product.sizes`, with and without
+/// the serving index, not a panic.
+#[test]
+fn product_without_known_sizes_is_invalid_not_a_panic() {
+    use runsize::model::recommend::{ProductQuery, RecommendError, RecommendIndex};
+    let f = fixture();
+    let (p, pid, _) = big_product(&f.model);
+    let mut m = f.model.clone();
+    m.product_info[p].sizes.clear();
+    let q = ProductQuery {
+        product_id: Some(pid),
+        ..Default::default()
+    };
+    let index = RecommendIndex::new(&m);
+    let answers = [
+        m.recommend(&q, &Shopper::default()),
+        m.recommend_ref(&index, &q.view(), &Shopper::default().view()),
+    ];
+    for a in answers {
+        match a {
+            Err(RecommendError::Invalid { field, .. }) => assert_eq!(field, "product.sizes"),
+            other => panic!("expected an invalid product.sizes, got {other:?}"),
+        }
+    }
+}
