@@ -386,16 +386,22 @@ fn learners_fit_on_a_customer_sample() {
         assert_eq!(first(&sampled, c), first(&all, c));
     }
     // the stage fitted on the sample keeps held-out log loss and calibration
+    // and the cross-validation on a further sample (a quarter of the rows)
     let params = StackParams {
         folds: 2,
         lambdas: vec![10.0, 100.0],
         cross_fit: 2,
         structural: fit.clone(),
         max_rows,
+        cv_rows: max_rows / 4,
         ..StackParams::default()
     };
+    let stack = params.fit(&structural, &fx.train).unwrap();
+    assert_eq!(stack.purchase.cv.len(), 2);
+    assert!(stack.purchase.cv.iter().all(|p| p.log_loss.is_finite()));
+    assert!(stack.purchase.coef.iter().all(|c| c.is_finite()));
     let mut model = structural.clone();
-    model.stack = Some(params.fit(&structural, &fx.train).unwrap());
+    model.stack = Some(stack);
     let before = structural.evaluate(&fx.test).unwrap().overall;
     let after = model.evaluate(&fx.test).unwrap().overall;
     println!(

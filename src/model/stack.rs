@@ -1788,9 +1788,26 @@ impl Sums {
 
 fn included(spec: &FitSpec<'_>, i: usize) -> bool {
     match spec.exclude {
-        Some((folds, f)) => folds.get(i).is_some_and(|&x| x != f),
+        Some((folds, f)) => folds.get(i).is_some_and(|&x| x != f && x != NO_FOLD),
         None => true,
     }
+}
+
+/// Fold of a row outside the cross-validation sample ([`StackParams::cv_rows`]): in no
+/// fold's training or held-out part.
+pub const NO_FOLD: u8 = u8::MAX;
+
+/// Whether the row of a customer with hash `group` takes part in the cross-validation
+/// of `n` rows under `cv_rows` (0 = all): a sample of customers independent of the
+/// [`StackParams::max_rows`] one (the hash is salted first).
+fn in_cv(group: u64, n: usize, cv_rows: usize) -> bool {
+    if cv_rows == 0 || n <= cv_rows {
+        return true;
+    }
+    hash_in_sample(
+        group.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
+        cv_rows as f64 / n as f64,
+    )
 }
 
 fn logits(row: &[f64], beta: &[f64], p: usize) -> (f64, f64) {
@@ -2111,6 +2128,13 @@ pub struct StackParams {
     /// hundred coefficients at most: a million events pin them down, and its cost
     /// (time, and memory for its design matrix) no longer grows with the data.
     pub max_rows: usize,
+    /// Most events the cross-validation (the choice of penalty and feature set) is run
+    /// on (default 250,000; 0 = all): above it, the events of a random sample of
+    /// customers holding about this many, drawn independently of the `max_rows`
+    /// sample. The chosen penalty is a prior precision on the coefficients, which does
+    /// not depend on the number of events: the final fits use every row with it. The
+    /// cross-validation is most of a learner's time (penalties x folds fits).
+    pub cv_rows: usize,
 }
 
 impl Default for StackParams {
@@ -2126,6 +2150,7 @@ impl Default for StackParams {
             cross_fit: 5,
             structural: FitParams::default(),
             max_rows: 1_000_000,
+            cv_rows: 250_000,
         }
     }
 }
@@ -2207,7 +2232,18 @@ impl StackParams {
         sets: &[FeatureSet],
     ) -> Result<StackLogit, ModelError> {
         let k = self.folds as u64;
-        let folds: Vec<u8> = inputs.group.iter().map(|g| (g % k) as u8).collect();
+        let n = rows.len();
+        let folds: Vec<u8> = inputs
+            .group
+            .iter()
+            .map(|&g| {
+                if in_cv(g, n, self.cv_rows) {
+                    (g % k) as u8
+                } else {
+                    NO_FOLD
+                }
+            })
+            .collect();
         let mut cv = Vec::new();
         let mut best: Option<(f64, usize, f64)> = None; // (log loss, set index, lambda)
         if k > 1 && sets.len() * self.lambdas.len() > 1 {
@@ -2597,9 +2633,20 @@ impl StackParams {
             y: &is_small,
         };
         let k = self.folds.max(1) as u64;
-        let fold: Vec<u64> = inputs.group.iter().map(|g| g % k).collect();
-        let misfit = |i: usize| inputs.classes[i] != 1;
         let n = rows.len();
+        // rows outside the cross-validation sample are in no fold (u64::MAX)
+        let fold: Vec<u64> = inputs
+            .group
+            .iter()
+            .map(|&g| {
+                if in_cv(g, n, self.cv_rows) {
+                    g % k
+                } else {
+                    u64::MAX
+                }
+            })
+            .collect();
+        let misfit = |i: usize| inputs.classes[i] != 1;
         let pick = |keep: &dyn Fn(usize) -> bool| -> Vec<u32> {
             (0..n).filter(|&i| keep(i)).map(|i| i as u32).collect()
         };
@@ -2609,8 +2656,8 @@ impl StackParams {
             for &lambda in &self.lambdas {
                 let mut loss = [0.0; 2];
                 for f in 0..k {
-                    let train_all = pick(&|i| fold[i] != f);
-                    let train_mis = pick(&|i| fold[i] != f && misfit(i));
+                    let train_all = pick(&|i| fold[i] != f && fold[i] != u64::MAX);
+                    let train_mis = pick(&|i| fold[i] != f && fold[i] != u64::MAX && misfit(i));
                     let bf = fit_model.fit(&train_all, lambda, self.max_iter)?;
                     let bs = split_model.fit(&train_mis, lambda, self.max_iter)?;
                     loss[0] += fit_model.sums(&pick(&|i| fold[i] == f), &bf).0;
@@ -2636,7 +2683,8 @@ impl StackParams {
             fit,
             split,
             lambda: [best[0].1, best[1].1],
-            cv_log_loss: (best[0].0 + best[1].0) / n.max(1) as f64,
+            cv_log_loss: (best[0].0 + best[1].0)
+                / fold.iter().filter(|&&f| f != u64::MAX).count().max(1) as f64,
         }))
     }
 }
