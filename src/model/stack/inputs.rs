@@ -516,6 +516,7 @@ pub(super) fn event_input(
     (input(x.belief), input(x.belief_free))
 }
 
+/// Log the sample's rate when the learners see only part of the customers.
 pub(super) fn log_sample(sample: &CustomerSample) {
     if sample.rate < 1.0 {
         tracing::info!(

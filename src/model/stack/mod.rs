@@ -27,7 +27,9 @@
 //! The learners are fitted by Newton's method on sums of per-event gradients and
 //! Hessians over fixed chunks of events (deterministic, and a group-by in a distributed
 //! setting). Ridge penalties and the feature set are chosen by K-fold cross-validation by
-//! customer on the training events. At prediction time the standardisation is folded
+//! customer on the training events. On big data the learners see the events of a random
+//! sample of customers ([`StackParams::max_rows`], 1M events) and the cross-validation a
+//! smaller one ([`StackParams::cv_rows`], 250k); count tables and refits see every event. At prediction time the standardisation is folded
 //! into the coefficients and the product / product-in-size rate features are cached per
 //! key ([`Stack::prepare`]), so one size costs a few logarithms and a dot product.
 
