@@ -5,9 +5,11 @@
 //! Layout: [`routes`] (handlers, middleware, [`router`]), [`types`] (request and
 //! response bodies), [`state`] ([`AppState`], loading and validating artifacts),
 //! [`error`] ([`ServeError`], [`ApiError`] — the one place status codes are chosen),
-//! [`fastjson`] (the fast parser of common recommend bodies),
+//! [`fastjson`] (the fast parser of common recommend bodies), [`answer`] (the recommend
+//! answer's JSON writer),
 //! [`metrics`] (Prometheus text), [`openapi`].
 
+pub mod answer;
 pub mod error;
 pub mod fastjson;
 pub mod metrics;
