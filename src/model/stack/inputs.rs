@@ -50,7 +50,8 @@ impl CustomerSample {
         CustomerSample { rate, keep }
     }
 
-    /// Whether the learners see events customer `ec`'s events.
+    /// Whether the learners see the events of events customer `ec` (an index into
+    /// `Events::customers`).
     pub fn contains(&self, ec: u32) -> bool {
         self.keep.is_empty() || self.keep.get(ec as usize).copied().unwrap_or(false)
     }
