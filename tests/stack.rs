@@ -327,6 +327,7 @@ fn learners_fit_on_a_customer_sample() {
         "rate {}",
         sample.rate
     );
+    let mut tables = Vec::new();
     for cross_fit in [2, 0] {
         let params = StackParams {
             folds: 2,
@@ -337,6 +338,7 @@ fn learners_fit_on_a_customer_sample() {
             ..StackParams::default()
         };
         let all = training_inputs(&structural, &fx.train, &params).unwrap();
+        tables.push(all.tables.clone());
         let sampled = training_inputs(
             &structural,
             &fx.train,
@@ -385,6 +387,10 @@ fn learners_fit_on_a_customer_sample() {
         let c = sampled.customer[0];
         assert_eq!(first(&sampled, c), first(&all, c));
     }
+    // the count tables of the full model: streamed over the rows (cross-fitting) and
+    // from the materialised training events (leave-one-out), the same
+    assert_eq!(tables[0], tables[1]);
+    assert!(tables[0].global.iter().sum::<u64>() > 10_000);
     // the stage fitted on the sample keeps held-out log loss and calibration
     // and the cross-validation on a further sample (a quarter of the rows)
     let params = StackParams {

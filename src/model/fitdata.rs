@@ -51,13 +51,21 @@ pub struct FitData {
 impl FitData {
     /// Build from ingested events; outcomes other than small / fit / large are left out.
     pub fn from_events(events: &Events) -> FitData {
+        Self::from_events_where(events, None)
+    }
+
+    /// [`FitData::from_events`] of the rows where `keep` is true (every row for `None`):
+    /// the same data as of a copy of those rows, without the copy (the second stage's
+    /// cross-fitting refits leave one fold out this way).
+    pub fn from_events_where(events: &Events, keep: Option<&[bool]>) -> FitData {
         let n_customers = events.customers.len();
         let mut key_index = KeyIndex::default();
         let mut article_sizes = Vec::new();
         let mut as_of_event = vec![NONE; events.len()];
         let mut counts = vec![0u64; n_customers + 1];
         for (i, slot) in as_of_event.iter_mut().enumerate() {
-            if events.outcome[i].class().is_none() {
+            if events.outcome[i].class().is_none() || keep.is_some_and(|k| k.get(i) != Some(&true))
+            {
                 continue;
             }
             let key = ArticleSizeKey {
@@ -338,6 +346,40 @@ mod tests {
         assert!(ev.customer.is_empty() && ev.size.is_empty() && ev.product.is_empty());
         assert!(ev.timestamp.is_none());
         assert_eq!(ev.customers.len(), 12);
+    }
+
+    #[test]
+    fn rows_in_place_equal_a_copy_of_them() {
+        let ev = big_events();
+        // every third row left out (as a cross-fitting fold is)
+        let keep: Vec<bool> = (0..ev.len()).map(|i| i % 3 != 1).collect();
+        let pick = |v: &[u32]| -> Vec<u32> {
+            v.iter().zip(&keep).filter(|x| *x.1).map(|x| *x.0).collect()
+        };
+        let copy = Events {
+            customer: pick(&ev.customer),
+            product: pick(&ev.product),
+            brand: pick(&ev.brand),
+            category: pick(&ev.category),
+            size: pick(&ev.size),
+            outcome: ev
+                .outcome
+                .iter()
+                .zip(&keep)
+                .filter(|x| *x.1)
+                .map(|x| *x.0)
+                .collect(),
+            customers: ev.customers.clone(),
+            ..Default::default()
+        };
+        let want = FitData::from_events(&copy);
+        let got = FitData::from_events_where(&ev, Some(&keep));
+        assert!(got.len() < FitData::from_events(&ev).len());
+        assert_eq!(got.cust_start, want.cust_start);
+        assert_eq!(got.ev_as, want.ev_as);
+        assert_eq!(got.ev_y, want.ev_y);
+        assert_eq!(got.article_sizes, want.article_sizes);
+        assert_eq!(got.as_count, want.as_count);
     }
 
     #[test]

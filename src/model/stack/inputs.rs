@@ -3,6 +3,7 @@
 //! learners are fitted on.
 
 use super::*;
+use crate::model::fitdata::FitData;
 
 /// One training event's model lookups.
 #[derive(Clone, Copy, Debug)]
@@ -113,36 +114,70 @@ pub(super) fn body_rows(model: &Model, events: &Events) -> (Vec<f64>, usize) {
     (bodies, body_dim)
 }
 
+/// Event `i` of `events` as a training event of `model` (resolved by `r`), if it has a
+/// small / fit / large outcome and the model can place it.
+fn train_event(model: &Model, events: &Events, r: &Resolved, i: usize) -> Option<TrainEvent> {
+    let class = events.outcome.get(i)?.class()?;
+    let (article, _) = model.event_view(events, r, i, &ScoreOptions::default())?;
+    let ec = *events.customer.get(i)?;
+    Some(TrainEvent {
+        article,
+        art: model.article_size_index(&article).unwrap_or(NONE),
+        ec,
+        customer: r.customer.get(ec as usize).copied().unwrap_or(NONE),
+        class,
+        state: *r.belief.get(ec as usize)?,
+    })
+}
+
 /// The small / fit / large events of `events` resolved against `model`, grouped by
 /// customer.
 pub(super) fn train_events(model: &Model, events: &Events) -> Vec<TrainEvent> {
     let r: Resolved = model.resolve(events);
-    let opts = ScoreOptions::default();
     let mut order: Vec<usize> = (0..events.len())
         .filter(|&i| events.outcome[i].class().is_some())
         .collect();
     order.sort_by_key(|&i| (events.customer[i], i));
     order
         .iter()
-        .filter_map(|&i| {
-            let class = events.outcome[i].class()?;
-            let (article, _) = model.event_view(events, &r, i, &opts)?;
-            let ec = events.customer[i];
-            Some(TrainEvent {
-                article,
-                art: model.article_size_index(&article).unwrap_or(NONE),
-                ec,
-                customer: r.customer.get(ec as usize).copied().unwrap_or(NONE),
-                class,
-                state: *r.belief.get(ec as usize)?,
-            })
-        })
+        .filter_map(|&i| train_event(model, events, &r, i))
         .collect()
+}
+
+/// [`count_tables`] of the training events among the rows of `events` where `keep` is
+/// true (every row for `None`), streamed in row order instead of materialised (at 100M
+/// events the list alone is ~9 GB). The same tables: counts are integers, and each
+/// customer's label positions are summed in row order either way.
+pub(super) fn count_tables_where(
+    model: &Model,
+    events: &Events,
+    keep: Option<&[bool]>,
+) -> StackTables {
+    let r: Resolved = model.resolve(events);
+    let mut t = empty_tables(model);
+    for i in 0..events.len() {
+        if keep.is_some_and(|k| k.get(i) != Some(&true)) {
+            continue;
+        }
+        if let Some(e) = train_event(model, events, &r, i) {
+            add_event(&mut t, model, &e);
+        }
+    }
+    t
 }
 
 /// Count the training outcomes into tables aligned with the model.
 pub(super) fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
-    let mut t = StackTables {
+    let mut t = empty_tables(model);
+    for e in evs {
+        add_event(&mut t, model, e);
+    }
+    t
+}
+
+/// Zero count tables aligned with `model`.
+fn empty_tables(model: &Model) -> StackTables {
+    StackTables {
         global: [0; 3],
         category: vec![[0; 3]; model.categories.len()],
         brand: vec![[0; 3]; model.brands.len()],
@@ -150,7 +185,11 @@ pub(super) fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
         article_size: vec![[0; 3]; model.article_sizes.len()],
         customer: vec![[0; 3]; model.customers.len()],
         customer_pos: vec![0.0; model.customers.len()],
-    };
+    }
+}
+
+/// Count one training event.
+fn add_event(t: &mut StackTables, model: &Model, e: &TrainEvent) {
     let bump = |table: &mut Vec<Counts>, i: u32, y: usize| {
         if i != NONE {
             if let Some(c) = table.get_mut(i as usize) {
@@ -158,18 +197,17 @@ pub(super) fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
             }
         }
     };
-    for e in evs {
-        t.global[e.class] += 1;
-        bump(&mut t.category, e.article.category, e.class);
-        bump(&mut t.brand, e.article.brand, e.class);
-        bump(&mut t.product, e.article.product, e.class);
-        bump(&mut t.article_size, e.art, e.class);
-        bump(&mut t.customer, e.customer, e.class);
-        if let Some(x) = t.customer_pos.get_mut(e.customer as usize) {
-            *x += model.label_position(&e.article);
-        }
+    if let Some(g) = t.global.get_mut(e.class) {
+        *g += 1;
     }
-    t
+    bump(&mut t.category, e.article.category, e.class);
+    bump(&mut t.brand, e.article.brand, e.class);
+    bump(&mut t.product, e.article.product, e.class);
+    bump(&mut t.article_size, e.art, e.class);
+    bump(&mut t.customer, e.customer, e.class);
+    if let Some(x) = t.customer_pos.get_mut(e.customer as usize) {
+        *x += model.label_position(&e.article);
+    }
 }
 
 /// Hash of a customer id (cross-validation groups).
@@ -219,39 +257,6 @@ pub fn training_inputs(
     }
 }
 
-/// Events with only the rows where `keep` is true (dictionaries and customer features
-/// unchanged, so indices stay valid).
-pub(super) fn subset(events: &Events, keep: &[bool]) -> Events {
-    fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
-        v.iter().zip(keep).filter(|x| *x.1).map(|x| *x.0).collect()
-    }
-    Events {
-        customer: pick(&events.customer, keep),
-        product: pick(&events.product, keep),
-        brand: pick(&events.brand, keep),
-        category: pick(&events.category, keep),
-        size: pick(&events.size, keep),
-        outcome: pick(&events.outcome, keep),
-        has_outcome: events.has_outcome,
-        timestamp: events.timestamp.as_ref().map(|t| pick(t, keep)),
-        row: RowIds::Dense(
-            events
-                .row
-                .iter()
-                .zip(keep)
-                .filter(|x| *x.1)
-                .map(|x| x.0)
-                .collect(),
-        ),
-        customers: events.customers.clone(),
-        products: events.products.clone(),
-        brands: events.brands.clone(),
-        categories: events.categories.clone(),
-        sizes: events.sizes.clone(),
-        features: events.features.clone(),
-    }
-}
-
 /// Cross-fitted inputs: the events are split into `cross_fit` random folds (by row); for
 /// each, the structural model and the counts are refitted on the other folds and the
 /// fold's events get exactly the inputs that model gives new events.
@@ -262,7 +267,7 @@ pub(super) fn cross_fit_inputs(
 ) -> Result<TrainingInputs, ModelError> {
     let k = params.cross_fit as u64;
     let (bodies, body_dim) = body_rows(model, events);
-    let tables = count_tables(model, &train_events(model, events));
+    let tables = count_tables_where(model, events, None);
     let sample = CustomerSample::new(events, params.max_rows);
     log_sample(&sample);
     let fold: Vec<u64> = (0..events.len())
@@ -288,25 +293,34 @@ pub(super) fn cross_fit_inputs(
     let sm = &params.smoothing;
     for f in 0..k {
         let t0 = std::time::Instant::now();
-        let train_k = subset(events, &fold.iter().map(|&x| x != f).collect::<Vec<_>>());
-        let held = subset(events, &fold.iter().map(|&x| x == f).collect::<Vec<_>>());
-        let model_k = params.structural.fit(&train_k)?;
-        let tables_k = count_tables(&model_k, &train_events(&model_k, &train_k));
+        // the other folds' rows, read in place (no copy of the events): the same
+        // refit as on a copy of them
+        let train_k: Vec<bool> = fold.iter().map(|&x| x != f).collect();
+        let model_k = {
+            let data = FitData::from_events_where(events, Some(&train_k));
+            params.structural.fit_prepared(events, &data, &mut |_| {})?
+        };
+        let tables_k = count_tables_where(&model_k, events, Some(&train_k));
+        drop(train_k);
         let global = global_rates(tables_k.global);
-        let r = model_k.resolve(&held);
+        let r = model_k.resolve(events);
         let bodies = &out.bodies;
         type Row = (StackInput<'static>, StackInput<'static>, u8, u32);
-        let rows: Vec<Row> = (0..held.len())
+        // this fold's rows, in place
+        let rows: Vec<Row> = (0..events.len())
             .into_par_iter()
             .with_min_len(1024)
             .filter_map(|i| {
-                let class = held.outcome[i].class()?;
-                if !sample.contains(held.customer[i]) {
+                if *fold.get(i)? != f {
                     return None;
                 }
-                let (a, belief) = model_k.event_view(&held, &r, i, &opts)?;
-                let (_, belief_free) = model_k.event_view(&held, &r, i, &free)?;
-                let ec = held.customer[i];
+                let class = events.outcome[i].class()?;
+                let ec = events.customer[i];
+                if !sample.contains(ec) {
+                    return None;
+                }
+                let (a, belief) = model_k.event_view(events, &r, i, &opts)?;
+                let (_, belief_free) = model_k.event_view(events, &r, i, &free)?;
                 let counts = count_at(
                     &tables_k.customer,
                     r.customer.get(ec as usize).copied().unwrap_or(NONE),

@@ -41,7 +41,7 @@ use super::predict::{cut_points, inv2, ArticleRef, CustomerState, SizeBelief};
 use super::recommend::ShopperRef;
 use super::score::{Resolved, ScoreOptions};
 use super::{FitParams, ModelError};
-use crate::data::schema::{Events, RowIds, NONE};
+use crate::data::schema::{Events, NONE};
 use crate::data::OutcomeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
