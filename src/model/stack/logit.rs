@@ -79,6 +79,27 @@ pub(super) fn in_cv(group: u64, n: usize, cv_rows: usize) -> bool {
     )
 }
 
+/// A damped Newton step: `beta + scale·step` for `scale` = 1, 1/2, ... (12 tries); the
+/// first candidate whose objective (`eval` gives its state and objective) is finite and
+/// not above `obj` is returned with them, `None` when none is.
+pub(super) fn damped_step<T>(
+    beta: &[f64],
+    step: &[f64],
+    obj: f64,
+    mut eval: impl FnMut(&[f64]) -> (T, f64),
+) -> Option<(Vec<f64>, T, f64)> {
+    let mut scale = 1.0;
+    for _ in 0..12 {
+        let cand: Vec<f64> = beta.iter().zip(step).map(|(b, d)| b + scale * d).collect();
+        let (state, cobj) = eval(&cand);
+        if cobj.is_finite() && cobj <= obj + 1e-12 * obj.abs() {
+            return Some((cand, state, cobj));
+        }
+        scale *= 0.5;
+    }
+    None
+}
+
 pub(super) fn logits(row: &[f64], beta: &[f64], p: usize) -> (f64, f64) {
     let mut es = 0.0;
     let mut el = 0.0;
@@ -215,27 +236,17 @@ pub fn fit_logit(
         let neg: Vec<f64> = g.iter().map(|v| -v).collect();
         let step = crate::model::features::cholesky_solve(&mut h, &neg, q)
             .ok_or_else(|| ModelError::Diverged("second stage: singular Hessian".into()))?;
-        let mut scale = 1.0;
-        let mut accepted = false;
-        for _ in 0..12 {
-            let cand: Vec<f64> = beta.iter().zip(&step).map(|(b, d)| b + scale * d).collect();
-            let cs = sums(d, spec, &cand, true);
-            let cobj = penalised(&cs, &cand, spec.lambda, p);
-            if cobj.is_finite() && cobj <= obj + 1e-12 * obj.abs() {
-                let gain = obj - cobj;
-                beta = cand;
-                s = cs;
-                obj = cobj;
-                accepted = true;
-                if gain <= 1e-10 * obj.abs().max(1.0) {
-                    return Ok(beta);
-                }
-                break;
-            }
-            scale *= 0.5;
-        }
-        if !accepted {
+        let Some((cand, cs, cobj)) = damped_step(&beta, &step, obj, |c| {
+            let cs = sums(d, spec, c, true);
+            let o = penalised(&cs, c, spec.lambda, p);
+            (cs, o)
+        }) else {
             break;
+        };
+        let gain = obj - cobj;
+        (beta, s, obj) = (cand, cs, cobj);
+        if gain <= 1e-10 * obj.abs().max(1.0) {
+            return Ok(beta);
         }
     }
     if !obj.is_finite() {

@@ -102,7 +102,7 @@ impl BinaryFit<'_> {
         let q = self.cols.len();
         let mut beta = vec![0.0; q];
         let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
-        let (mut nll, mut g, mut h) = self.sums(rows, &beta);
+        let (nll, mut g, mut h) = self.sums(rows, &beta);
         let mut obj = nll + pen(&beta);
         for _ in 0..max_iter {
             for j in 0..q {
@@ -116,28 +116,18 @@ impl BinaryFit<'_> {
                 crate::model::features::cholesky_solve(&mut h, &neg, q).ok_or_else(|| {
                     ModelError::Diverged("offer calibration: singular Hessian".into())
                 })?;
-            let mut scale = 1.0;
-            let mut accepted = false;
-            for _ in 0..12 {
-                let cand: Vec<f64> = beta.iter().zip(&step).map(|(b, d)| b + scale * d).collect();
-                let (cn, cg, ch) = self.sums(rows, &cand);
-                let cobj = cn + pen(&cand);
-                if cobj.is_finite() && cobj <= obj + 1e-12 * obj.abs() {
-                    let gain = obj - cobj;
-                    (beta, nll, g, h, obj) = (cand, cn, cg, ch, cobj);
-                    accepted = true;
-                    if gain <= 1e-10 * obj.abs().max(1.0) {
-                        return Ok(beta);
-                    }
-                    break;
-                }
-                scale *= 0.5;
-            }
-            if !accepted {
+            let Some((cand, (cg, ch), cobj)) = damped_step(&beta, &step, obj, |c| {
+                let (cn, cg, ch) = self.sums(rows, c);
+                ((cg, ch), cn + pen(c))
+            }) else {
                 break;
+            };
+            let gain = obj - cobj;
+            (beta, g, h, obj) = (cand, cg, ch, cobj);
+            if gain <= 1e-10 * obj.abs().max(1.0) {
+                return Ok(beta);
             }
         }
-        let _ = nll;
         Ok(beta)
     }
 }
