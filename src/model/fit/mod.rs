@@ -1,0 +1,527 @@
+//! The fit: one group-by pass over events grouped by customer per iteration, then
+//! closed-form and quadratic updates from the pass's sums.
+//!
+//! For each customer (group by customer): a Newton step on their size and fit bias from
+//! their prior (body features or population), their choices and outcomes; then, with the
+//! customer's leave-one-out size (the size their *other* evidence implies), each of their
+//! events adds its gradient and Fisher information to its article-size and to the global
+//! slope and band (reduce by article-size). Aggregated per article-size these define a
+//! quadratic model that is solved for the whole offset hierarchy (size label, brand,
+//! category, product, product-in-size) with Gaussian shrinkage whose variances are
+//! re-estimated (empirical Bayes). Choice alignment, the feature ridge and prior
+//! variances are closed-form updates from the same pass's sums.
+//!
+//! The sums are kept per shard of customers (at most [`MAX_SHARDS`], fixed by the data)
+//! and merged in shard order, so results do not depend on the thread count. Big fits
+//! (more than twice `warm_start_events`, or twice 12 events per article-size) first
+//! iterate on a fixed sample of customer chunks until the parameters settle, then on all
+//! events until they move by less than `param_tol` per iteration.
+
+use super::features::{FeatureModel, RidgeStats};
+use super::fitdata::FitData;
+use super::fitted::{
+    ArticleSizeParams, CustomerTable, GroupParams, IterationStats, LabelParams, Model, Offset,
+    ProductInfo, SystemParams, TrainingSummary,
+};
+use super::levels::{solve_levels, Level, EB_A0};
+use super::math::{
+    event_deriv, event_deriv_at, event_score_at, probs, sigmoid_pair, uncertainty_scale,
+};
+use super::params::FitParams;
+use super::predict::{inv2, newton_step, ArticleRef, CustomerState};
+use super::ModelError;
+use crate::data::schema::{Events, SizeSystem, NONE};
+use rayon::prelude::*;
+use std::time::Instant;
+
+mod init;
+mod pass;
+mod plan;
+mod uncertainty;
+mod update;
+
+use self::plan::{split_chunks, Plan};
+
+/// Number of size systems.
+const N_SYS: usize = SizeSystem::ALL.len();
+/// Iterations of location-only fitting before fit-band widths are learned.
+const DISPERSION_FROM: usize = 8;
+
+/// Largest outcome slope per size step: beyond it sizes no longer explain outcomes and
+/// the latent scale is not identified (offsets would shrink as the slope grows).
+const W_MAX: f64 = 8.0;
+
+/// Steps on the logit of the drift share of choice variance tried in each pass (the
+/// best one by leave-one-out log loss is kept).
+const DRIFT_STEPS: [f64; 5] = [-0.8, -0.3, 0.0, 0.3, 0.8];
+
+/// Events the drift candidates are scored on per pass: above it, only every k-th
+/// customer (k fixed by the data size) scores them, which bounds their cost on big data
+/// while small data (every customer) is unaffected.
+const DRIFT_SAMPLE_EVENTS: usize = 250_000;
+
+/// The sample phase of a big fit ends when parameters move by less than this many
+/// times `param_tol` per iteration.
+const SAMPLE_SWITCH: f64 = 5.0;
+
+/// Extra Newton steps per customer in the first full pass after a sample phase and in
+/// the final pass (customers far from their optimum; the final states are stored).
+const FRESH_EXTRA_STEPS: usize = 2;
+
+/// A pass runs over at most this many shards (fixed by the data, not the thread count):
+/// each shard owns one set of per-article-size sums, so fewer shards = less memory and
+/// merging; it must stay well above the core count for load balance.
+const MAX_SHARDS: usize = 16;
+
+/// A pass runs over at least this many shards when there are enough chunks (load
+/// balance on a few cores).
+const MIN_SHARDS: usize = 4;
+
+/// The step on the logit of the drift share from the candidates' leave-one-out losses:
+/// the minimum of the least-squares parabola through them (within the candidates'
+/// range), or the best candidate when the parabola does not open upwards. Picking the
+/// best of the discrete steps alone cycled between two neighbours on big data (the
+/// slope and band widths then swung with it every iteration).
+fn drift_step(nll: &[f64; DRIFT_STEPS.len()]) -> f64 {
+    let best = (0..DRIFT_STEPS.len())
+        .min_by(|&x, &y| nll[x].total_cmp(&nll[y]))
+        .map_or(0.0, |i| DRIFT_STEPS[i]);
+    // normal equations of y = a + b·x + c·x² (steps are symmetric around 0, so the odd
+    // moments vanish and b decouples)
+    let n = DRIFT_STEPS.len() as f64;
+    let (mut s2, mut s4, mut sy, mut sxy, mut sx2y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (&x, &y) in DRIFT_STEPS.iter().zip(nll) {
+        s2 += x * x;
+        s4 += x * x * x * x;
+        sy += y;
+        sxy += x * y;
+        sx2y += x * x * y;
+    }
+    let det = n * s4 - s2 * s2;
+    if !(det > 0.0 && s2 > 0.0) {
+        return best;
+    }
+    let b = sxy / s2;
+    let c = (n * sx2y - s2 * sy) / det;
+    if !(c > 0.0 && b.is_finite()) {
+        return best;
+    }
+    let lo = DRIFT_STEPS.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = DRIFT_STEPS
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    (-b / (2.0 * c)).clamp(lo, hi)
+}
+
+/// Drift share `ρ = sd_drift² / (sd_drift² + sd_choice²)` moved by `step` on the logit scale.
+fn drift_share(g: &super::fitted::Globals, step: f64) -> f64 {
+    let d = g.sd_drift * g.sd_drift;
+    let t = d + g.sd_choice * g.sd_choice;
+    let rho = (d / t.max(1e-12)).clamp(0.02, 0.98);
+    let logit = (rho / (1.0 - rho)).ln() + step;
+    (1.0 / (1.0 + (-logit).exp())).clamp(0.02, 0.98)
+}
+
+impl FitParams {
+    /// Fit a model to `events` (the linfa-style entry point).
+    pub fn fit(&self, events: &Events) -> Result<Model, ModelError> {
+        self.fit_with(events, &mut |_| {})
+    }
+
+    /// Fit, calling `on_iter` after every iteration (progress, logging).
+    pub fn fit_with(
+        &self,
+        events: &Events,
+        on_iter: &mut (dyn FnMut(&IterationStats) + Send),
+    ) -> Result<Model, ModelError> {
+        self.validate()?;
+        let data = FitData::from_events(events);
+        self.fit_prepared(events, &data, on_iter)
+    }
+
+    /// Fit from prepared data. `meta` supplies dictionaries, size labels and customer
+    /// features; its per-event columns are not read (they may have been freed).
+    pub fn fit_prepared(
+        &self,
+        meta: &Events,
+        data: &FitData,
+        on_iter: &mut (dyn FnMut(&IterationStats) + Send),
+    ) -> Result<Model, ModelError> {
+        self.validate()?;
+        if data.is_empty() {
+            return Err(ModelError::NoFitEvents);
+        }
+        if self.threads > 0 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.threads)
+                .build()
+                .map_err(|e| ModelError::Param(format!("threads: {e}")))?;
+            pool.install(|| run(self, meta, data, on_iter))
+        } else {
+            run(self, meta, data, on_iter)
+        }
+    }
+}
+
+/// Mutable fit state.
+struct State<'a> {
+    meta: &'a Events,
+    data: &'a FitData,
+    model: Model,
+    /// Per article-size: its reference into the model.
+    as_ref: Vec<ArticleRef>,
+    /// Per article-size: true size, half fit-band width `h·e^η`, choice centre, and the
+    /// reputation terms of the choice model (brand + category, product); recomputed once
+    /// per iteration so the passes read plain arrays.
+    arts: Vec<ArtRow>,
+    /// Per article-size: its group in each level of the offset hierarchy (size label,
+    /// brand, category, product, product-in-size); fixed for the fit.
+    as_group: [Vec<u32>; 5],
+    /// Per article-size: position in size steps and system index.
+    as_pos: Vec<f64>,
+    as_sys: Vec<u8>,
+    ref_system: usize,
+    /// Customers: size mean, fit bias, their covariance, prior mean, whether features exist.
+    s: Vec<f64>,
+    u: Vec<f32>,
+    cov: Vec<[f32; 3]>,
+    m: Vec<f32>,
+    has_feat: Vec<bool>,
+    /// Newton steps per customer per pass.
+    steps: usize,
+}
+
+/// What the passes read per article-size, in one row: an event costs one cache miss,
+/// not five (at 100M events there are ~10^6 article-sizes, far beyond cache).
+#[derive(Clone, Copy, Debug, Default)]
+struct ArtRow {
+    /// True size.
+    t: f64,
+    /// Half fit-band width `h·e^η`.
+    half: f64,
+    /// `e^half` and `e^−half` (one `exp` per outcome evaluation instead of two).
+    exp_half: f64,
+    exp_neg_half: f64,
+    /// Choice centre.
+    xc: f64,
+    /// Brand + category reputation.
+    r1: f64,
+    /// Product reputation.
+    r2: f64,
+}
+
+/// Pass-2 sums of one article-size, in one row (one cache miss per event): gradient
+/// and information of its true size (`gt`, `ht`) and band (`ge`, `he`), and the cross
+/// information of (t, η) with the globals (w, c, h).
+#[derive(Clone, Copy, Debug, Default)]
+struct ArtSums {
+    gt: f64,
+    ht: f64,
+    ge: f64,
+    he: f64,
+    cross: [f64; 6],
+}
+
+impl ArtSums {
+    fn add(&mut self, o: &ArtSums) {
+        self.gt += o.gt;
+        self.ht += o.ht;
+        self.ge += o.ge;
+        self.he += o.he;
+        for (x, y) in self.cross.iter_mut().zip(&o.cross) {
+            *x += y;
+        }
+    }
+}
+
+/// Per-worker buffers of a pass.
+struct Scratch {
+    /// Per event of the current customer: outcome gradient and information.
+    terms: Vec<(f64, f64)>,
+    /// Score the drift candidates on customers `c` with `c % drift_stride == 0`.
+    drift_stride: usize,
+}
+
+/// One shard's customer slots: sizes, fit biases, covariances.
+type CustomerSlots<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [[f32; 3]]);
+
+/// A customer solved at its final point.
+struct Solved {
+    /// Posterior mean and covariance.
+    st: CustomerState,
+    /// Information matrix `(ss, su, uu)` (the inverse of the covariance).
+    info: (f64, f64, f64),
+    /// Penalised objective: outcome and choice log-likelihoods plus the prior.
+    obj: f64,
+    /// Precision of one past choice as a measurement of the size.
+    choice_prec: f64,
+}
+
+/// Sums of a pass for one shard of customers.
+struct Acc {
+    /// Per article-size sums.
+    art: Vec<ArtSums>,
+    gglob: [f64; 3],
+    iglob: [f64; 6],
+    loo_nll: f64,
+    objective: f64,
+    n: f64,
+    /// Per system: n, Σe, Σr1, Σr2, Σr1r1, Σr1r2, Σr2r2, Σe·r1, Σe·r2, Σee
+    /// (e = s − pos, r1 = brand + category reputation, r2 = product reputation).
+    sys: [[f64; 10]; N_SYS],
+    /// Leave-one-out log loss under each candidate drift sd.
+    drift_nll: [f64; DRIFT_STEPS.len()],
+    sum_var: f64,
+    /// `Xᵀy` of the feature ridge (`y` = customer sizes; `XᵀX` is the plan's).
+    xty: Vec<f64>,
+    /// (n, Σ resid² + var) for customers with / without features.
+    tau: [f64; 4],
+    /// (n, Σ bias² + var) over customers with events.
+    bias: [f64; 2],
+}
+
+impl Acc {
+    fn new(n_as: usize, dim: usize) -> Acc {
+        Acc {
+            art: vec![ArtSums::default(); n_as],
+            gglob: [0.0; 3],
+            iglob: [0.0; 6],
+            loo_nll: 0.0,
+            objective: 0.0,
+            n: 0.0,
+            sys: [[0.0; 10]; N_SYS],
+            drift_nll: [0.0; DRIFT_STEPS.len()],
+            sum_var: 0.0,
+            xty: vec![0.0; dim],
+            tau: [0.0; 4],
+            bias: [0.0; 2],
+        }
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        for (x, y) in self.art.iter_mut().zip(&o.art) {
+            x.add(y);
+        }
+        add(&mut self.gglob, &o.gglob);
+        add(&mut self.iglob, &o.iglob);
+        self.loo_nll += o.loo_nll;
+        self.objective += o.objective;
+        self.n += o.n;
+        for (x, y) in self.sys.iter_mut().zip(&o.sys) {
+            add(x, y);
+        }
+        add(&mut self.drift_nll, &o.drift_nll);
+        self.sum_var += o.sum_var;
+        add(&mut self.xty, &o.xty);
+        add(&mut self.tau, &o.tau);
+        add(&mut self.bias, &o.bias);
+    }
+}
+
+/// A big fit's warm-start sample is every `k`-th customer chunk; 1 = no sample phase.
+/// The sample holds about `warm_start_events` events, or `warm_start_per_article_size`
+/// per article-size if more (rare articles must start the full phase near their optimum,
+/// else the full passes spend their time moving them), and is used when the data hold
+/// more than twice that.
+fn sample_every(p: &FitParams, data: &FitData) -> usize {
+    let target = p
+        .warm_start_events
+        .max(p.warm_start_per_article_size * data.article_sizes.len());
+    if p.warm_start_events > 0 && data.len() > 2 * target {
+        data.len().div_ceil(target)
+    } else {
+        1
+    }
+}
+
+fn run(
+    p: &FitParams,
+    meta: &Events,
+    data: &FitData,
+    on_iter: &mut (dyn FnMut(&IterationStats) + Send),
+) -> Result<Model, ModelError> {
+    let started = Instant::now();
+    let mut st = State::init(meta, data)?;
+    st.steps = p.customer_newton_steps;
+    let mut full = Plan::new(data, p.chunk_events, 1);
+    full.gram = st.gram(&full.chunks);
+    // big data: iterate on a fixed sample of customer chunks until the parameters
+    // settle, then refine on everything (each full pass is then spent near the optimum)
+    let every = sample_every(p, data);
+    let sample = (every > 1).then(|| {
+        let mut plan = Plan::new(data, p.chunk_events, every);
+        plan.gram = st.gram(&plan.chunks);
+        plan
+    });
+    let mut on_sample = sample.is_some();
+    let mut first_full = false;
+    let mut full_iters = 0usize;
+    let mut history = Vec::new();
+    let mut converged = false;
+    let mut last_obj = f64::INFINITY;
+    st.refresh_articles();
+    for iter in 1..=p.max_iter {
+        let plan = match (&sample, on_sample) {
+            (Some(sp), true) => sp,
+            _ => &full,
+        };
+        // customers outside the sample meet the model for the first time in the first
+        // full pass: give them a few more steps there
+        st.steps = p.customer_newton_steps + if first_full { FRESH_EXTRA_STEPS } else { 0 };
+        let t0 = Instant::now();
+        let acc = st.pass(plan);
+        let pass_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let objective = acc.objective / acc.n.max(1.0);
+        let loo = acc.loo_nll / acc.n.max(1.0);
+        let before = st.arts.clone();
+        st.update(&acc, p, iter, plan);
+        st.refresh_articles();
+        let param_change = st.change_since(&before);
+        let update_seconds = t1.elapsed().as_secs_f64();
+        tracing::debug!(target: "runsize::fit", iter, globals = ?st.model.globals, "globals");
+        let stats = IterationStats {
+            iter,
+            objective,
+            loo_log_loss: loo,
+            seconds: t0.elapsed().as_secs_f64(),
+            param_change,
+            events: plan.events as u64,
+            pass_seconds,
+            update_seconds,
+        };
+        if !objective.is_finite() {
+            return Err(ModelError::Diverged(format!(
+                "objective is {objective} at iteration {iter}"
+            )));
+        }
+        on_iter(&stats);
+        history.push(stats);
+        let rel = (last_obj - objective).abs() / objective.abs().max(1e-12);
+        last_obj = objective;
+        // band widths start moving after DISPERSION_FROM: give them a few iterations
+        let settled = !p.learn_dispersion || iter > DISPERSION_FROM + 2;
+        if on_sample {
+            if (settled && param_change < SAMPLE_SWITCH * p.param_tol) || 2 * iter >= p.max_iter {
+                on_sample = false;
+                first_full = true;
+                last_obj = f64::INFINITY;
+                st.refresh_prior_means(&full.chunks);
+            }
+            continue;
+        }
+        full_iters += 1;
+        first_full = false;
+        let done = rel < p.tol || (settled && param_change < p.param_tol);
+        if iter >= p.min_iter && (sample.is_none() || full_iters >= 2) && done {
+            converged = true;
+            break;
+        }
+    }
+    // final customer sizes and standard errors at the final parameters
+    if on_sample {
+        st.refresh_prior_means(&full.chunks);
+    }
+    st.steps = p.customer_newton_steps + FRESH_EXTRA_STEPS;
+    let acc = st.pass(&full);
+    st.finish_uncertainty(&acc);
+    let mut model = st.model;
+    if p.store_customers {
+        let fit = super::fitted::CustomerFit {
+            s: st.s,
+            u: st.u,
+            cov: st.cov,
+        };
+        model.customers = CustomerTable::from_fit(meta.customers.clone(), fit, &data.cust_start);
+    }
+    let counts = data.ev_y.iter().fold([0u64; 3], |mut acc, &y| {
+        if let Some(x) = acc.get_mut(y as usize) {
+            *x += 1;
+        }
+        acc
+    });
+    model.summary = TrainingSummary {
+        events: meta.len() as u64,
+        fit_events: data.len() as u64,
+        other_events: (meta.len() as u64).saturating_sub(data.len() as u64),
+        outcome_counts: counts,
+        customers: meta.customers.len() as u64,
+        products: meta.products.len() as u64,
+        brands: meta.brands.len() as u64,
+        categories: meta.categories.len() as u64,
+        sizes: meta.sizes.len() as u64,
+        iterations: history.len(),
+        converged,
+        history,
+        fit_seconds: started.elapsed().as_secs_f64(),
+        source: String::new(),
+    };
+    model.reindex();
+    Ok(model)
+}
+
+fn values(gs: &[GroupParams]) -> Vec<f64> {
+    gs.iter().map(|g| g.offset.value).collect()
+}
+
+fn set_values(gs: &mut [GroupParams], v: &[f64]) {
+    for (g, x) in gs.iter_mut().zip(v) {
+        g.offset.value = *x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_size_follows_events_and_article_sizes() {
+        // 30,000 events over 100 article-sizes
+        let d = data(10_000, 3, 100);
+        let p = |events, per_as| {
+            FitParams::default()
+                .warm_start_events(events)
+                .warm_start_per_article_size(per_as)
+        };
+        assert_eq!(sample_every(&p(4_000, 0), &d), 8); // ceil(30000 / 4000)
+                                                       // 12 per article-size = 1,200 < 4,000: the event target rules
+        assert_eq!(sample_every(&p(4_000, 12), &d), 8);
+        // 100 per article-size = 10,000 > 4,000: every 3rd chunk
+        assert_eq!(sample_every(&p(4_000, 100), &d), 3);
+        // 200 per article-size = 20,000: not even twice that many events, no sample
+        assert_eq!(sample_every(&p(4_000, 200), &d), 1);
+        assert_eq!(sample_every(&p(0, 12), &d), 1);
+    }
+
+    #[test]
+    fn drift_step_is_the_parabola_minimum() {
+        // y = 1 + (x − 0.2)²: minimum at 0.2, between the candidates 0.0 and 0.3
+        let nll = DRIFT_STEPS.map(|x| 1.0 + (x - 0.2) * (x - 0.2));
+        assert!((drift_step(&nll) - 0.2).abs() < 1e-12);
+        // minimum beyond the range: clamped to the last candidate
+        let nll = DRIFT_STEPS.map(|x| (x - 3.0) * (x - 3.0));
+        assert!((drift_step(&nll) - 0.8).abs() < 1e-12);
+        // opens downwards: the best candidate
+        let nll = DRIFT_STEPS.map(|x| -(x - 0.1) * (x - 0.1));
+        assert_eq!(drift_step(&nll), -0.8);
+    }
+
+    /// `n` customers with `k` events each, `n_as` article-sizes.
+    fn data(n: usize, k: usize, n_as: usize) -> FitData {
+        let key = super::super::fitdata::ArticleSizeKey {
+            product: 0,
+            brand: 0,
+            category: 0,
+            label: 0,
+        };
+        FitData {
+            cust_start: (0..=n).map(|c| (c * k) as u64).collect(),
+            ev_as: vec![0; n * k],
+            ev_y: vec![1; n * k],
+            article_sizes: vec![key; n_as],
+            as_count: vec![0; n_as],
+        }
+    }
+}

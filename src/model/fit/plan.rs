@@ -1,0 +1,127 @@
+//! The passes' plan: which customer chunks an iteration visits, grouped into shards.
+
+use super::*;
+
+/// Which customers an iteration visits: sorted, disjoint chunks of customers, grouped
+/// into at most [`MAX_SHARDS`] shards that each own a set of sums. Fixed by the data
+/// alone, so sums (and results) do not depend on the thread count.
+pub(super) struct Plan {
+    pub(super) chunks: Vec<(usize, usize)>,
+    pub(super) shards: Vec<Vec<(usize, usize)>>,
+    /// Fit events visited.
+    pub(super) events: usize,
+    /// Score the drift candidates on customers `c` with `c % drift_stride == 0`.
+    pub(super) drift_stride: usize,
+    /// `XᵀX` of the feature ridge over the visited customers with events (fixed by the
+    /// data; only `Xᵀy` changes between passes). Filled by [`State::gram`].
+    pub(super) gram: Vec<f64>,
+}
+
+impl Plan {
+    /// Every `every`-th chunk of about `chunk_events` events.
+    pub(super) fn new(data: &FitData, chunk_events: usize, every: usize) -> Plan {
+        let ev = |&(lo, hi): &(usize, usize)| (data.cust_start[hi] - data.cust_start[lo]) as usize;
+        let chunks: Vec<(usize, usize)> = data
+            .customer_chunks(chunk_events)
+            .into_iter()
+            .step_by(every.max(1))
+            .collect();
+        let events: usize = chunks.iter().map(ev).sum();
+        // a shard's sums are as big as the article-size table: keep at least ~8 events
+        // per article-size in each (a small sample of a big catalogue gets few shards)
+        let n_shards = events
+            .div_ceil(8 * data.article_sizes.len().max(1))
+            .clamp(MIN_SHARDS, MAX_SHARDS);
+        let per_shard = events.div_ceil(n_shards).max(1);
+        let mut shards = Vec::new();
+        let mut cur = Vec::new();
+        let mut n = 0;
+        for ch in &chunks {
+            cur.push(*ch);
+            n += ev(ch);
+            if n >= per_shard {
+                shards.push(std::mem::take(&mut cur));
+                n = 0;
+            }
+        }
+        if !cur.is_empty() {
+            shards.push(cur);
+        }
+        Plan {
+            chunks,
+            shards,
+            events,
+            drift_stride: (events / DRIFT_SAMPLE_EVENTS).max(1),
+            gram: Vec::new(),
+        }
+    }
+}
+
+/// Split `v` into the sub-slices of sorted, disjoint `chunks`.
+pub(super) fn split_chunks<'a, T>(
+    mut v: &'a mut [T],
+    chunks: &[(usize, usize)],
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut at = 0;
+    for &(lo, hi) in chunks {
+        let rest = std::mem::take(&mut v);
+        let (_, rest) = rest.split_at_mut(lo.saturating_sub(at).min(rest.len()));
+        let (mine, rest) = rest.split_at_mut((hi - lo).min(rest.len()));
+        out.push(mine);
+        v = rest;
+        at = hi;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fitdata::FitData;
+    use crate::model::params::FitParams;
+
+    #[test]
+    fn split_chunks_hands_out_exactly_the_chunks() {
+        let mut v: Vec<u32> = (0..10).collect();
+        let parts = split_chunks(&mut v, &[(1, 3), (3, 4), (7, 10)]);
+        let got: Vec<Vec<u32>> = parts.iter().map(|p| p.to_vec()).collect();
+        assert_eq!(got, vec![vec![1, 2], vec![3], vec![7, 8, 9]]);
+    }
+
+    /// `n` customers with `k` events each, `n_as` article-sizes.
+    fn data(n: usize, k: usize, n_as: usize) -> FitData {
+        let key = crate::model::fitdata::ArticleSizeKey {
+            product: 0,
+            brand: 0,
+            category: 0,
+            label: 0,
+        };
+        FitData {
+            cust_start: (0..=n).map(|c| (c * k) as u64).collect(),
+            ev_as: vec![0; n * k],
+            ev_y: vec![1; n * k],
+            article_sizes: vec![key; n_as],
+            as_count: vec![0; n_as],
+        }
+    }
+
+    #[test]
+    fn plan_covers_everything_or_a_fixed_sample_in_few_shards() {
+        let d = data(1000, 3, 10);
+        let full = Plan::new(&d, 30, 1);
+        assert_eq!(full.events, 3000);
+        assert_eq!(full.chunks.len(), 100);
+        assert!(full.shards.len() > MIN_SHARDS && full.shards.len() <= MAX_SHARDS);
+        let in_shards: Vec<(usize, usize)> = full.shards.concat();
+        assert_eq!(in_shards, full.chunks);
+        // every 4th chunk: 25 chunks of 10 customers = 750 events
+        let sample = Plan::new(&d, 30, 4);
+        assert_eq!(sample.events, 750);
+        assert_eq!(sample.chunks[1], full.chunks[4]);
+        // a big catalogue: 3000 events over 100 article-sizes => ceil(3000 / 800) = 4 shards
+        let few = Plan::new(&data(1000, 3, 100), 30, 1);
+        assert_eq!(few.shards.len(), 4);
+        assert_eq!(few.shards.concat(), few.chunks);
+    }
+}

@@ -1,0 +1,229 @@
+//! The closed-form and quadratic updates of an iteration from its pass's sums.
+
+use super::*;
+
+impl State<'_> {
+    /// All closed-form and quadratic updates from the pass's sums.
+    pub(super) fn update(&mut self, acc: &Acc, p: &FitParams, iter: usize, plan: &Plan) {
+        let delta = self.update_globals(acc);
+        // fold the global step into the article-size gradients (block Gauss-Seidel)
+        let gt: Vec<f64> = acc
+            .art
+            .iter()
+            .map(|x| x.gt + x.cross[0] * delta[0] + x.cross[1] * delta[1] + x.cross[2] * delta[2])
+            .collect();
+        let ge: Vec<f64> = acc
+            .art
+            .iter()
+            .map(|x| x.ge + x.cross[3] * delta[0] + x.cross[4] * delta[1] + x.cross[5] * delta[2])
+            .collect();
+        let ht: Vec<f64> = acc.art.iter().map(|x| x.ht).collect();
+        self.update_locations(&gt, &ht, p.level_sweeps);
+        // band widths only once locations have settled: early on they would absorb
+        // misfit that the offsets are about to explain
+        if p.learn_dispersion && iter > DISPERSION_FROM {
+            let he: Vec<f64> = acc.art.iter().map(|x| x.he).collect();
+            self.update_bands(&ge, &he, p.level_sweeps);
+        }
+        self.update_choice(acc);
+        self.update_prior(acc, p.ridge_lambda, plan);
+    }
+
+    /// Damped Newton step on (w, c, h); returns the step taken.
+    pub(super) fn update_globals(&mut self, acc: &Acc) -> [f64; 3] {
+        let i = &acc.iglob;
+        let mut a = [i[0], i[1], i[2], i[1], i[3], i[4], i[2], i[4], i[5]];
+        let ridge = 1e-6 * (i[0] + i[3] + i[5]).max(1e-9);
+        a[0] += ridge;
+        a[4] += ridge;
+        a[8] += ridge;
+        let neg_g = [-acc.gglob[0], -acc.gglob[1], -acc.gglob[2]];
+        let Some(mut step) = crate::model::features::cholesky_solve(&mut a, &neg_g, 3) else {
+            return [0.0; 3];
+        };
+        for x in &mut step {
+            *x = x.clamp(-1.0, 1.0);
+        }
+        let g = &mut self.model.globals;
+        // keep slope and band positive
+        let mut scale: f64 = 1.0;
+        while scale > 1e-3
+            && (g.w + scale * step[0] < 0.05
+                || g.w + scale * step[0] > W_MAX
+                || g.h + scale * step[2] < 0.05)
+        {
+            scale *= 0.5;
+        }
+        for x in &mut step {
+            *x *= scale;
+        }
+        g.w += step[0];
+        g.c += step[1];
+        g.h += step[2];
+        [step[0], step[1], step[2]]
+    }
+
+    /// Solve the quadratic model of the outcome likelihood in the article-size totals
+    /// for the location hierarchy, then re-estimate each level's prior variance.
+    pub(super) fn update_locations(&mut self, g: &[f64], h: &[f64], sweeps: usize) {
+        let gl = &self.model.globals;
+        let [g_lab, g_bra, g_cat, g_pro, g_art] = &self.as_group;
+        let mut levels = [
+            Level::new(
+                g_lab,
+                self.model.labels.iter().map(|l| l.offset.value).collect(),
+                gl.sd_label,
+            ),
+            Level::new(g_bra, values(&self.model.brands), gl.sd_brand),
+            Level::new(g_cat, values(&self.model.categories), gl.sd_category),
+            Level::new(g_pro, values(&self.model.products), gl.sd_product),
+            Level::new(
+                g_art,
+                self.model
+                    .article_sizes
+                    .iter()
+                    .map(|x| x.offset.value)
+                    .collect(),
+                gl.sd_article_size,
+            ),
+        ];
+        solve_levels(g, h, &mut levels, sweeps);
+        let [lab, bra, cat, pro, art] = levels;
+        let gl = &mut self.model.globals;
+        gl.sd_label = lab.eb_sd(0.3);
+        gl.sd_brand = bra.eb_sd(0.5);
+        gl.sd_category = cat.eb_sd(0.3);
+        gl.sd_product = pro.eb_sd(0.3);
+        gl.sd_article_size = art.eb_sd(0.2);
+        for (l, v) in self.model.labels.iter_mut().zip(lab.val) {
+            l.offset.value = v;
+        }
+        set_values(&mut self.model.brands, &bra.val);
+        set_values(&mut self.model.categories, &cat.val);
+        set_values(&mut self.model.products, &pro.val);
+        for (x, v) in self.model.article_sizes.iter_mut().zip(art.val) {
+            x.offset.value = v;
+        }
+    }
+
+    /// Same for the fit-band log-widths (brand, category, product).
+    pub(super) fn update_bands(&mut self, g: &[f64], h: &[f64], sweeps: usize) {
+        let gl = &self.model.globals;
+        let etas = |gs: &[GroupParams]| gs.iter().map(|x| x.eta).collect::<Vec<_>>();
+        let [_, g_bra, g_cat, g_pro, _] = &self.as_group;
+        let mut levels = [
+            Level::new(g_bra, etas(&self.model.brands), gl.sd_eta_brand),
+            Level::new(g_cat, etas(&self.model.categories), gl.sd_eta_category),
+            Level::new(g_pro, etas(&self.model.products), gl.sd_eta_product),
+        ];
+        solve_levels(g, h, &mut levels, sweeps);
+        let [bra, cat, pro] = levels;
+        let gl = &mut self.model.globals;
+        gl.sd_eta_brand = bra.eb_sd(0.3);
+        gl.sd_eta_category = cat.eb_sd(0.3);
+        gl.sd_eta_product = pro.eb_sd(0.3);
+        for (gs, lv) in [
+            (&mut self.model.brands, bra),
+            (&mut self.model.categories, cat),
+            (&mut self.model.products, pro),
+        ] {
+            for (x, v) in gs.iter_mut().zip(lv.val) {
+                x.eta = v.clamp(-3.0, 3.0);
+            }
+        }
+    }
+
+    /// Choice model `s − pos = align_sys + k·r1 + k_product·r2`: least squares with
+    /// shared slopes and per-system intercepts (the busiest system's alignment stays
+    /// fixed); its residual variance, less the drift, is the choice noise. The drift sd
+    /// moves to the candidate with the lowest leave-one-out log loss.
+    pub(super) fn update_choice(&mut self, acc: &Acc) {
+        // normal equations for (k, k_product) on within-system centred sums
+        let (mut a11, mut a12, mut a22, mut b1, mut b2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (si, sy) in acc.sys.iter().enumerate() {
+            let n = sy[0];
+            if n < 1.0 {
+                continue;
+            }
+            if si == self.ref_system {
+                let al = self.model.align(SizeSystem::ALL[si]);
+                a11 += sy[4];
+                a12 += sy[5];
+                a22 += sy[6];
+                b1 += sy[7] - al * sy[2];
+                b2 += sy[8] - al * sy[3];
+            } else {
+                a11 += sy[4] - sy[2] * sy[2] / n;
+                a12 += sy[5] - sy[2] * sy[3] / n;
+                a22 += sy[6] - sy[3] * sy[3] / n;
+                b1 += sy[7] - sy[1] * sy[2] / n;
+                b2 += sy[8] - sy[1] * sy[3] / n;
+            }
+        }
+        let ridge = 1e-6 * (a11 + a22).max(1e-9);
+        let mut m = [a11 + ridge, a12, a12, a22 + ridge];
+        let (k1, k2) = match crate::model::features::cholesky_solve(&mut m, &[b1, b2], 2) {
+            Some(k) => (k[0].clamp(0.0, 1.0), k[1].clamp(0.0, 1.0)),
+            None => (0.0, 0.0),
+        };
+        let mut sse = 0.0;
+        let mut n_all = 0.0;
+        for sp in &mut self.model.systems {
+            let si = sp.system.index();
+            let sy = &acc.sys[si];
+            let n = sy[0];
+            if n < 1.0 {
+                continue;
+            }
+            if si != self.ref_system {
+                sp.align = (sy[1] - k1 * sy[2] - k2 * sy[3]) / n;
+            }
+            let al = sp.align;
+            sse += sy[9] + n * al * al + k1 * k1 * sy[4] + k2 * k2 * sy[6]
+                - 2.0 * al * sy[1]
+                - 2.0 * k1 * sy[7]
+                - 2.0 * k2 * sy[8]
+                + 2.0 * al * k1 * sy[2]
+                + 2.0 * al * k2 * sy[3]
+                + 2.0 * k1 * k2 * sy[5];
+            n_all += n;
+        }
+        let rho = drift_share(&self.model.globals, drift_step(&acc.drift_nll));
+        let g = &mut self.model.globals;
+        g.k = k1;
+        g.k_product = k2;
+        if n_all > 0.0 {
+            let total = ((sse.max(0.0) + acc.sum_var) / n_all).clamp(0.05 * 0.05, 25.0);
+            g.sd_drift = (rho * total).sqrt();
+            g.sd_choice = ((1.0 - rho) * total).sqrt();
+        }
+    }
+
+    /// Feature ridge and the customer prior variances.
+    pub(super) fn update_prior(&mut self, acc: &Acc, lambda: f64, plan: &Plan) {
+        let stats = RidgeStats {
+            dim: acc.xty.len(),
+            xtx: plan.gram.clone(),
+            xty: acc.xty.clone(),
+        };
+        if let Some(coef) = stats.solve(lambda) {
+            self.model.features.coef = coef;
+        }
+        let g = &mut self.model.globals;
+        if acc.tau[0] > 0.0 {
+            g.sd_customer_features = (acc.tau[1] / acc.tau[0]).sqrt().clamp(0.05, 10.0);
+        }
+        if acc.tau[2] > 0.0 {
+            g.sd_customer_population = (acc.tau[3] / acc.tau[2]).sqrt().clamp(0.05, 10.0);
+        }
+        if acc.bias[0] > 0.0 {
+            // empirical Bayes, with an inverse-gamma prior worth EB_A0 customers at 0.3 sizes
+            let guess = 0.3f64;
+            g.sd_customer_bias = ((acc.bias[1] + 2.0 * EB_A0 * guess * guess)
+                / (acc.bias[0] + 2.0 * EB_A0))
+                .sqrt()
+                .clamp(0.01, 5.0);
+        }
+        self.refresh_prior_means(&plan.chunks);
+    }
+}
