@@ -421,3 +421,59 @@ fn learners_fit_on_a_customer_sample() {
     assert!(after.log_loss <= before.log_loss + 0.003);
     assert!(after.ece < 0.025, "ECE {}", after.ece);
 }
+
+/// Cross-fitted inputs keep every training event's own outcome out of its inputs, with
+/// warm-started refits (default) and exact ones: flipping one event's outcome and
+/// training again leaves that event's inputs bit-identical, while other events' inputs
+/// and the full model's own probabilities for the event (what in-sample inputs would
+/// carry) move.
+#[test]
+fn cross_fitted_inputs_never_see_their_own_outcome() {
+    use runsize::data::schema::Outcome;
+    let fx = common::synth_split(8_000, 5, 6, Some(8));
+    let fit = FitParams::default().max_iter(20);
+    let structural = fit.fit(&fx.train).unwrap();
+    for exact_refits in [false, true] {
+        let params = StackParams {
+            cross_fit: 3,
+            structural: fit.clone(),
+            max_rows: 0,
+            exact_refits,
+            ..StackParams::default()
+        };
+        let base = training_inputs(&structural, &fx.train, &params).unwrap();
+        let n = base.inputs.len();
+        assert_eq!(base.event.len(), n);
+        for pick in [0, n / 3, n - 1] {
+            let i = base.event[pick] as usize;
+            let mut events = fx.train.clone();
+            let was = events.outcome[i];
+            events.outcome[i] = if was == Outcome::Fit {
+                Outcome::Large
+            } else {
+                Outcome::Fit
+            };
+            let refit = fit.fit(&events).unwrap();
+            let flipped = training_inputs(&refit, &events, &params).unwrap();
+            let j = flipped.event.iter().position(|&e| e as usize == i).unwrap();
+            assert_eq!(
+                flipped.inputs[j], base.inputs[pick],
+                "event {i}: purchase inputs"
+            );
+            assert_eq!(
+                flipped.offer[j], base.offer[pick],
+                "event {i}: offer inputs"
+            );
+            // the flip is visible: to other events' inputs, and to the full model
+            let moved = flipped
+                .inputs
+                .iter()
+                .zip(&base.inputs)
+                .filter(|(a, b)| a != b)
+                .count();
+            assert!(moved > 0, "event {i}: flipping changed no input at all");
+            let own = |m: &Model, ev: &runsize::data::schema::Events| m.score(ev)[i];
+            assert_ne!(own(&structural, &fx.train), own(&refit, &events));
+        }
+    }
+}

@@ -66,6 +66,19 @@ pub struct TrainArgs {
     /// no refits, less accurate).
     #[arg(long, default_value_t = 5)]
     pub stack_cross_fit: usize,
+    /// Fit each cross-fitting refit from scratch instead of warm-starting it from the
+    /// model of the half of the folds that does not hold its fold (the default; about 3x
+    /// cheaper, the same inputs to the fit's tolerance). For validation.
+    #[arg(long)]
+    pub stack_exact_refits: bool,
+    /// Start the fit from this model's parameters (e.g. yesterday's), matched by key:
+    /// size labels, brands, categories, products, products in sizes and customers; new
+    /// keys start as in a cold fit. The big-data sample phase is skipped and the fit may
+    /// stop after 2 iterations. A file that is not a readable runsize model of this
+    /// format is an error; a model sharing no size label, brand, category or product
+    /// with the events gives a cold start (with a warning).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// Most fit events the second stage's learners are fitted on: above it, the events of
     /// a random sample of customers that hold about this many (0 = every event; the
     /// count tables and structural refits always use every event).
@@ -102,6 +115,10 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
     cfg.keep_timestamps = false;
     let params = args.fit_params();
     params.validate()?;
+    let init = match &args.init {
+        Some(path) => Some(artifact::load(path)?.0),
+        None => None,
+    };
     let mut ingested = ingest(&cfg)?;
     tracing::info!(target: "runsize::train", "{}", ingested.report.summary());
     release_free_memory();
@@ -170,7 +187,8 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             "iteration"
         );
     };
-    let mut model = params.fit_prepared(&ingested.events, &data, &mut on_iter)?;
+    let mut model = params.fit_from(&ingested.events, &data, init.as_ref(), &mut on_iter)?;
+    drop(init);
     drop(data);
     log_memory("fitted", 0);
     if let Some(pb) = bar {
@@ -182,6 +200,7 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             cross_fit: args.stack_cross_fit,
             structural: params.clone(),
             max_rows: args.stack_max_rows,
+            exact_refits: args.stack_exact_refits,
             ..StackParams::default()
         };
         model.stack = Some(stack.fit(&model, &ingested.events)?);

@@ -39,6 +39,9 @@ mod pass;
 mod plan;
 mod uncertainty;
 mod update;
+mod warm;
+
+pub use self::warm::WarmMatch;
 
 use self::plan::{split_chunks, Plan};
 
@@ -148,6 +151,22 @@ impl FitParams {
         data: &FitData,
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
     ) -> Result<Model, ModelError> {
+        self.fit_from(meta, data, None, on_iter)
+    }
+
+    /// [`FitParams::fit_prepared`], starting from `init`'s parameters where its keys
+    /// match (a warm start, see [`WarmMatch`]; `None`: a cold start from the data). A
+    /// warm start skips the big-data sample phase, learns band widths from the first
+    /// iteration and may stop after 2 iterations (`min_iter` counts at most 2). When
+    /// `init` shares no size label, brand, category or product with the data, the fit
+    /// starts cold (with a warning): its parameters would describe another catalogue.
+    pub fn fit_from(
+        &self,
+        meta: &Events,
+        data: &FitData,
+        init: Option<&Model>,
+        on_iter: &mut (dyn FnMut(&IterationStats) + Send),
+    ) -> Result<Model, ModelError> {
         self.validate()?;
         if data.is_empty() {
             return Err(ModelError::NoFitEvents);
@@ -157,9 +176,9 @@ impl FitParams {
                 .num_threads(self.threads)
                 .build()
                 .map_err(|e| ModelError::Param(format!("threads: {e}")))?;
-            pool.install(|| run(self, meta, data, on_iter))
+            pool.install(|| run(self, Inputs { meta, data, init }, on_iter))
         } else {
-            run(self, meta, data, on_iter)
+            run(self, Inputs { meta, data, init }, on_iter)
         }
     }
 }
@@ -336,27 +355,56 @@ fn sample_every(p: &FitParams, data: &FitData) -> usize {
     }
 }
 
+/// What a fit reads: dictionaries and features, the prepared events, the warm start.
+struct Inputs<'a> {
+    meta: &'a Events,
+    data: &'a FitData,
+    init: Option<&'a Model>,
+}
+
 fn run(
     p: &FitParams,
-    meta: &Events,
-    data: &FitData,
+    inputs: Inputs<'_>,
     on_iter: &mut (dyn FnMut(&IterationStats) + Send),
 ) -> Result<Model, ModelError> {
+    let Inputs { meta, data, init } = inputs;
     let started = Instant::now();
     let mut st = State::init(meta, data)?;
+    let init = init.filter(|m| {
+        let shared = warm::shares_keys(m, meta);
+        if !shared {
+            tracing::warn!(
+                target: "runsize::fit",
+                "warm start: the initial model shares no size label, brand, category or product with the data; starting cold"
+            );
+        }
+        shared
+    });
+    let warm = init.is_some();
+    if let Some(m) = init {
+        let t = Instant::now();
+        let got = st.warm_from(m);
+        tracing::info!(target: "runsize::fit", matched = ?got, seconds = t.elapsed().as_secs_f64(), "warm start");
+    }
+    // a warm start is past the location-only iterations: bands move from the start
+    let lag = if warm { DISPERSION_FROM + 2 } else { 0 };
+    let min_iter = if warm { p.min_iter.min(2) } else { p.min_iter };
     st.steps = p.customer_newton_steps;
     let mut full = Plan::new(data, p.chunk_events, 1);
     full.gram = st.gram(&full.chunks);
     // big data: iterate on a fixed sample of customer chunks until the parameters
-    // settle, then refine on everything (each full pass is then spent near the optimum)
-    let every = sample_every(p, data);
+    // settle, then refine on everything (each full pass is then spent near the optimum);
+    // a warm start is near it already
+    let every = if warm { 1 } else { sample_every(p, data) };
     let sample = (every > 1).then(|| {
         let mut plan = Plan::new(data, p.chunk_events, every);
         plan.gram = st.gram(&plan.chunks);
         plan
     });
     let mut on_sample = sample.is_some();
-    let mut first_full = false;
+    // a warm start's new customers (and its old ones' new events) are far from their
+    // optimum in the first pass
+    let mut first_full = warm;
     let mut full_iters = 0usize;
     let mut history = Vec::new();
     let mut converged = false;
@@ -377,7 +425,7 @@ fn run(
         let objective = acc.objective / acc.n.max(1.0);
         let loo = acc.loo_nll / acc.n.max(1.0);
         let before = st.arts.clone();
-        st.update(&acc, p, iter, plan);
+        st.update(&acc, p, iter + lag, plan);
         st.refresh_articles();
         let param_change = st.change_since(&before);
         let update_seconds = t1.elapsed().as_secs_f64();
@@ -402,7 +450,7 @@ fn run(
         let rel = (last_obj - objective).abs() / objective.abs().max(1e-12);
         last_obj = objective;
         // band widths start moving after DISPERSION_FROM: give them a few iterations
-        let settled = !p.learn_dispersion || iter > DISPERSION_FROM + 2;
+        let settled = !p.learn_dispersion || iter + lag > DISPERSION_FROM + 2;
         if on_sample {
             if (settled && param_change < SAMPLE_SWITCH * p.param_tol) || 2 * iter >= p.max_iter {
                 on_sample = false;
@@ -415,7 +463,7 @@ fn run(
         full_iters += 1;
         first_full = false;
         let done = rel < p.tol || (settled && param_change < p.param_tol);
-        if iter >= p.min_iter && (sample.is_none() || full_iters >= 2) && done {
+        if iter >= min_iter && (sample.is_none() || full_iters >= 2) && done {
             converged = true;
             break;
         }

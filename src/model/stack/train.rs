@@ -47,6 +47,11 @@ pub struct StackParams {
     /// not depend on the number of events: the final fits use every row with it. The
     /// cross-validation is most of a learner's time (penalties x folds fits).
     pub cv_rows: usize,
+    /// Cross-fitting refits each fitted from scratch (true) instead of warm-started from
+    /// the model of the half of the folds without the refit's fold (false, default: the
+    /// same inputs to the fit's tolerance at a fraction of the cost; both keep every
+    /// fold's outcomes out of its inputs exactly).
+    pub exact_refits: bool,
 }
 
 impl Default for StackParams {
@@ -63,6 +68,7 @@ impl Default for StackParams {
             structural: FitParams::default(),
             max_rows: 1_000_000,
             cv_rows: 250_000,
+            exact_refits: false,
         }
     }
 }
