@@ -79,7 +79,6 @@ pub(super) fn split_chunks<'a, T>(
 mod tests {
     use super::*;
     use crate::model::fitdata::FitData;
-    use crate::model::params::FitParams;
 
     #[test]
     fn split_chunks_hands_out_exactly_the_chunks() {
