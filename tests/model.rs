@@ -231,3 +231,73 @@ fn customer_table_round_trips_with_integer_and_text_ids() {
         assert!(seen > 0 && seen < test.customers.len(), "{name}: {seen}");
     }
 }
+
+/// A warm start from a model trained on the same events converges in far fewer
+/// iterations to the same parameters (to the fit's tolerance); a start from a model that
+/// shares no key with the events is exactly a cold fit.
+#[test]
+fn warm_start_from_the_same_events_converges_fast_to_the_same_parameters() {
+    use runsize::model::fitdata::FitData;
+    let fx = common::synth_split(40_000, 3, 10, Some(12));
+    let params = FitParams::default();
+    let data = FitData::from_events(&fx.train);
+    let cold = params.fit_prepared(&fx.train, &data, &mut |_| {}).unwrap();
+    let warm = params
+        .fit_from(&fx.train, &data, Some(&cold), &mut |_| {})
+        .unwrap();
+    let (nc, nw) = (cold.summary.iterations, warm.summary.iterations);
+    println!("iterations: cold {nc}, warm {nw}");
+    assert!(cold.summary.converged && warm.summary.converged);
+    assert!(nw <= 3 && 3 * nw <= nc, "warm {nw} vs cold {nc} iterations");
+    let max_diff = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    // an article's total offset: its size label, brand, category, product and
+    // product-in-size offsets (levels may trade a little between them)
+    let offsets = |m: &runsize::model::Model| -> Vec<f64> {
+        let v = |g: &[runsize::model::fitted::GroupParams], i: u32| {
+            g.get(i as usize).map_or(0.0, |x| x.offset.value)
+        };
+        m.article_sizes
+            .iter()
+            .map(|a| {
+                let info = &m.product_info[a.product as usize];
+                a.offset.value
+                    + m.labels[a.label as usize].offset.value
+                    + v(&m.products, a.product)
+                    + v(&m.brands, info.brand)
+                    + v(&m.categories, info.category)
+            })
+            .collect()
+    };
+    let d = max_diff(&offsets(&cold), &offsets(&warm));
+    println!("largest article true-size difference: {d:.5}");
+    assert!(d < 0.05, "article true sizes differ by up to {d}");
+    let brand = |m: &runsize::model::Model| -> Vec<f64> {
+        m.brands.iter().map(|b| b.offset.value).collect()
+    };
+    assert!(max_diff(&brand(&cold), &brand(&warm)) < 0.02);
+    assert!((cold.globals.w - warm.globals.w).abs() < 0.02 * cold.globals.w);
+    // a model of another catalogue: no label, brand, category or product in common
+    let mut other = cold.clone();
+    for l in &mut other.labels {
+        l.canonical = format!("other-{}", l.canonical);
+    }
+    for g in other
+        .brands
+        .iter_mut()
+        .chain(&mut other.categories)
+        .chain(&mut other.products)
+    {
+        g.name = format!("other-{}", g.name);
+    }
+    other.reindex();
+    let from_other = params
+        .fit_from(&fx.train, &data, Some(&other), &mut |_| {})
+        .unwrap();
+    assert_eq!(from_other.summary.iterations, nc);
+    assert_eq!(offsets(&from_other), offsets(&cold), "a clean cold start");
+}

@@ -22,6 +22,12 @@ pub struct FitSpec<'a> {
     pub exclude: Option<(&'a [u8], u8)>,
     /// Newton iterations at most.
     pub max_iter: usize,
+    /// Rows `i` with `i % hess_stride == 0` enter the Hessian, scaled up to all the
+    /// included rows (1 = every row). The gradient and objective always use every
+    /// included row, so the fit converges to the same optimum; the Hessian only shapes
+    /// the steps, and its cost (`p²` per row) stays bounded as rows grow (see
+    /// [`StackParams::hess_rows`]).
+    pub hess_stride: usize,
 }
 
 /// Sums over rows: penalised-free log loss, gradient (2p) and Hessian (2p × 2p, row-major).
@@ -35,6 +41,8 @@ pub struct Sums {
     pub hess: Vec<f64>,
     /// Rows summed.
     pub n: f64,
+    /// Rows summed into the Hessian.
+    pub hn: f64,
 }
 
 impl Sums {
@@ -44,12 +52,14 @@ impl Sums {
             grad: vec![0.0; 2 * p],
             hess: vec![0.0; if hessian { 4 * p * p } else { 0 }],
             n: 0.0,
+            hn: 0.0,
         }
     }
 
     fn merge(&mut self, o: &Sums) {
         self.nll += o.nll;
         self.n += o.n;
+        self.hn += o.hn;
         self.grad.iter_mut().zip(&o.grad).for_each(|(a, b)| *a += b);
         self.hess.iter_mut().zip(&o.hess).for_each(|(a, b)| *a += b);
     }
@@ -143,7 +153,8 @@ pub fn sums(d: &Design<'_>, spec: &FitSpec<'_>, beta: &[f64], hessian: bool) -> 
                     *a += rs * v;
                     *b += rl * v;
                 }
-                if hessian {
+                if hessian && i % spec.hess_stride.max(1) == 0 {
+                    s.hn += 1.0;
                     let wss = pr[0] * (1.0 - pr[0]);
                     let wsl = -pr[0] * pr[2];
                     let wll = pr[2] * (1.0 - pr[2]);
@@ -191,6 +202,10 @@ pub fn sums(d: &Design<'_>, spec: &FitSpec<'_>, beta: &[f64], hessian: bool) -> 
     let mut total = Sums::new(p, hessian);
     for part in &parts {
         total.merge(part);
+    }
+    if hessian && total.hn > 0.0 && total.hn < total.n {
+        let up = total.n / total.hn;
+        total.hess.iter_mut().for_each(|h| *h *= up);
     }
     total
 }

@@ -886,6 +886,7 @@ mod tests {
             lambda: 0.0,
             exclude: None,
             max_iter: 10,
+            hess_stride: 1,
         };
         let s = sums(&d, &spec, &[0.0, 0.0], true);
         assert!((s.nll - 3f64.ln()).abs() < 1e-12);
@@ -910,6 +911,7 @@ mod tests {
             lambda: 0.0,
             exclude: Some((&[0, 0, 1, 0, 0], 1)),
             max_iter: 10,
+            hess_stride: 1,
         };
         let beta = [0.2, -0.4, -0.1, 0.7];
         let s = sums(&d, &spec, &beta, true);
@@ -947,6 +949,7 @@ mod tests {
             lambda: 0.0,
             exclude: None,
             max_iter: 50,
+            hess_stride: 1,
         };
         let b = fit_logit(&d, &spec, &[]).unwrap();
         assert!((b[0] - (0.4f64).ln()).abs() < 1e-6, "{b:?}");
