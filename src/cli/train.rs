@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// cheaper, the same inputs to the fit's tolerance). For validation.
     #[arg(long)]
     pub stack_exact_refits: bool,
+    /// Most iterations of each warm-started cross-fitting refit (it stops earlier when
+    /// it converges).
+    #[arg(long, default_value_t = 8)]
+    pub stack_refit_iter: usize,
     /// Start the fit from this model's parameters (e.g. yesterday's), matched by key:
     /// size labels, brands, categories, products, products in sizes and customers; new
     /// keys start as in a cold fit. The big-data sample phase is skipped and the fit may
@@ -201,6 +205,7 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             structural: params.clone(),
             max_rows: args.stack_max_rows,
             exact_refits: args.stack_exact_refits,
+            refit_iter: args.stack_refit_iter,
             ..StackParams::default()
         };
         model.stack = Some(stack.fit(&model, &ingested.events)?);

@@ -315,9 +315,14 @@ pub(super) fn cross_fit_inputs(
             let init = halves
                 .as_ref()
                 .map(|(low, high)| if f < k / 2 { high } else { low });
-            params
-                .structural
-                .fit_from(events, &data, init, &mut |_| iterations += 1)?
+            let structural = match init {
+                Some(_) => params
+                    .structural
+                    .clone()
+                    .max_iter(params.refit_iter.max(1)),
+                None => params.structural.clone(),
+            };
+            structural.fit_from(events, &data, init, &mut |_| iterations += 1)?
         };
         let tables_k = count_tables_where(&model_k, events, Some(&train_k));
         drop(train_k);

@@ -52,6 +52,10 @@ pub struct StackParams {
     /// same inputs to the fit's tolerance at a fraction of the cost; both keep every
     /// fold's outcomes out of its inputs exactly).
     pub exact_refits: bool,
+    /// Most iterations of a warm-started refit (default 8; it stops earlier when it
+    /// converges). The starting half-model has already run the structural fit's
+    /// iterations, so a refit only adds the folds the half lacks.
+    pub refit_iter: usize,
     /// Rows whose second derivatives enter each Newton step of the learners (default
     /// 16,384; 0 = all): above it, every k-th row, scaled up. Gradients and objectives
     /// use every row, so the fit reaches the same optimum; the Hessian, `p²` work per
@@ -75,6 +79,7 @@ impl Default for StackParams {
             max_rows: 1_000_000,
             cv_rows: 250_000,
             exact_refits: false,
+            refit_iter: 8,
             hess_rows: 16_384,
         }
     }
