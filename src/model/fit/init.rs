@@ -58,7 +58,7 @@ fn checked(i: u32, n: usize) -> u32 {
 impl<'a> State<'a> {
     pub(super) fn init(meta: &'a Events, data: &'a FitData) -> Result<State<'a>, ModelError> {
         let n_as = data.article_sizes.len();
-        let mut model = Model {
+        let mut model = Fitted {
             labels: meta
                 .sizes
                 .iter()
@@ -167,14 +167,17 @@ impl<'a> State<'a> {
                 n: sys_n[s.index()],
             })
             .collect();
-        model.reindex();
+        let article_size: std::collections::HashMap<(u32, u32), u32> = model
+            .article_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.product, a.label), i as u32))
+            .collect();
         let art_of = |a: &ArticleRef| {
             if a.product == NONE {
                 NONE
             } else {
-                model
-                    .index
-                    .article_size
+                article_size
                     .get(&(a.product, a.label))
                     .copied()
                     .unwrap_or(NONE)

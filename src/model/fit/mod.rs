@@ -20,7 +20,7 @@
 use super::features::{FeatureModel, RidgeStats};
 use super::fitdata::FitData;
 use super::fitted::{
-    ArticleSizeParams, CustomerTable, GroupParams, IterationStats, LabelParams, Model, Offset,
+    ArticleSizeParams, CustomerTable, Fitted, GroupParams, IterationStats, LabelParams, Offset,
     ProductInfo, SystemParams, TrainingSummary,
 };
 use super::levels::{solve_levels, Level, EB_A0};
@@ -128,7 +128,7 @@ fn drift_share(g: &super::fitted::Globals, step: f64) -> f64 {
 
 impl FitParams {
     /// Fit a model to `events` (the linfa-style entry point).
-    pub fn fit(&self, events: &Events) -> Result<Model, ModelError> {
+    pub fn fit(&self, events: &Events) -> Result<Fitted, ModelError> {
         self.fit_with(events, &mut |_| {})
     }
 
@@ -137,7 +137,7 @@ impl FitParams {
         &self,
         events: &Events,
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
-    ) -> Result<Model, ModelError> {
+    ) -> Result<Fitted, ModelError> {
         self.validate()?;
         let data = FitData::from_events(events);
         self.fit_prepared(events, &data, on_iter)
@@ -150,7 +150,7 @@ impl FitParams {
         meta: &Events,
         data: &FitData,
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
-    ) -> Result<Model, ModelError> {
+    ) -> Result<Fitted, ModelError> {
         self.fit_from(meta, data, None, on_iter)
     }
 
@@ -164,9 +164,9 @@ impl FitParams {
         &self,
         meta: &Events,
         data: &FitData,
-        init: Option<&Model>,
+        init: Option<&Fitted>,
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
-    ) -> Result<Model, ModelError> {
+    ) -> Result<Fitted, ModelError> {
         self.validate()?;
         if data.is_empty() {
             return Err(ModelError::NoFitEvents);
@@ -187,7 +187,7 @@ impl FitParams {
 struct State<'a> {
     meta: &'a Events,
     data: &'a FitData,
-    model: Model,
+    model: Fitted,
     /// Per article-size: its reference into the model.
     as_ref: Vec<ArticleRef>,
     /// Per article-size: true size, half fit-band width `h·e^η`, choice centre, and the
@@ -359,14 +359,14 @@ fn sample_every(p: &FitParams, data: &FitData) -> usize {
 struct Inputs<'a> {
     meta: &'a Events,
     data: &'a FitData,
-    init: Option<&'a Model>,
+    init: Option<&'a Fitted>,
 }
 
 fn run(
     p: &FitParams,
     inputs: Inputs<'_>,
     on_iter: &mut (dyn FnMut(&IterationStats) + Send),
-) -> Result<Model, ModelError> {
+) -> Result<Fitted, ModelError> {
     let Inputs { meta, data, init } = inputs;
     let started = Instant::now();
     let mut st = State::init(meta, data)?;
@@ -506,7 +506,6 @@ fn run(
         fit_seconds: started.elapsed().as_secs_f64(),
         source: String::new(),
     };
-    model.reindex();
     Ok(model)
 }
 

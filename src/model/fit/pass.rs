@@ -45,11 +45,12 @@ impl<'a> State<'a> {
         let h = model.globals.h;
         self.as_ref
             .par_iter()
+            .zip(self.as_group[4].par_iter())
             .zip(self.arts.par_iter_mut())
-            .for_each(|(a, row)| {
+            .for_each(|((a, &art), row)| {
                 let half = h * model.band(a).exp();
                 *row = ArtRow {
-                    t: model.true_size(a),
+                    t: model.true_size_with(a, (art != NONE).then_some(art)),
                     half,
                     exp_half: half.exp(),
                     exp_neg_half: (-half).exp(),

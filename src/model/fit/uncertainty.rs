@@ -20,7 +20,8 @@ impl State<'_> {
         for (j, a) in self.as_ref.iter().enumerate() {
             let h = acc.art[j].ht;
             let n = self.data.as_count[j];
-            if let Some(&i) = self.model.index.article_size.get(&(a.product, a.label)) {
+            // the model's product-in-size of fit article-size j (as the plan mapped it)
+            if let Some(&i) = self.as_group[4].get(j).filter(|&&i| i != NONE) {
                 if let Some(x) = self.model.article_sizes.get_mut(i as usize) {
                     x.offset.se = 1.0 / (h + 1.0 / v_as).sqrt();
                     x.offset.n = n;

@@ -67,7 +67,7 @@ impl State<'_> {
     /// [`WarmMatch`]); the globals (slope, band, variances, choice model) are taken as
     /// they are. Customers start at their stored posterior; the feature ridge is then
     /// refitted on the started sizes.
-    pub(super) fn warm_from(&mut self, init: &Model) -> WarmMatch {
+    pub(super) fn warm_from(&mut self, init: &Fitted) -> WarmMatch {
         let mut got = WarmMatch::default();
         let model = &mut self.model;
         model.globals = init.globals.clone();
@@ -132,12 +132,25 @@ impl State<'_> {
     }
 
     /// Customers at `init`'s stored posterior, matched by id; the number matched.
-    fn warm_customers(&mut self, init: &Model) -> usize {
+    fn warm_customers(&mut self, init: &Fitted) -> usize {
         let table = &init.customers;
         if table.is_empty() {
             return 0;
         }
-        let ix = init.customer_indices(&self.meta.customers);
+        let ids = &table.ids;
+        let index = crate::data::dict::DictIndex::build(ids);
+        let keys = &self.meta.customers;
+        let ix: Vec<u32> = (0..keys.len())
+            .into_par_iter()
+            .with_min_len(4096)
+            .map(|c| {
+                let found = match keys.as_ints() {
+                    Some(k) => k.get(c).and_then(|&k| index.find_int(ids, k)),
+                    None => keys.text_at(c).and_then(|k| index.find(ids, k)),
+                };
+                found.unwrap_or(NONE)
+            })
+            .collect();
         let mut matched = 0;
         for (c, &i) in ix.iter().enumerate().take(self.s.len()) {
             let i = i as usize;
@@ -165,7 +178,7 @@ impl State<'_> {
 
 /// True when `init` shares at least one size label, brand, category or product with
 /// `meta`'s dictionaries (a warm start from it describes this catalogue).
-pub(super) fn shares_keys(init: &Model, meta: &Events) -> bool {
+pub(super) fn shares_keys(init: &Fitted, meta: &Events) -> bool {
     let labels: std::collections::HashSet<&str> =
         init.labels.iter().map(|l| l.canonical.as_str()).collect();
     if meta
