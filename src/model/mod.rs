@@ -1,7 +1,7 @@
 //! The model: parameters ([`FitParams`]), the fit ([`fit`]), the fitted [`Model`],
 //! prediction maths ([`predict`]), batch scoring and evaluation ([`eval`]), brand
-//! reports ([`report`]), the second stage ([`stack`]) and the versioned artifact
-//! ([`artifact`]).
+//! reports ([`report`]), size charts, conversion, flags and offline worth ([`insight`]),
+//! the second stage ([`stack`]) and the versioned artifact ([`artifact`]).
 
 pub mod artifact;
 pub mod eval;
@@ -9,6 +9,7 @@ pub mod features;
 pub mod fit;
 pub mod fitdata;
 pub mod fitted;
+pub mod insight;
 pub mod levels;
 pub mod math;
 pub mod params;
@@ -46,6 +47,9 @@ pub enum ModelError {
         /// What went wrong, and what was expected.
         message: String,
     },
+    /// A size chart, conversion or flag query that cannot be answered.
+    #[error(transparent)]
+    Insight(#[from] insight::InsightError),
     /// Evaluation needs outcomes.
     #[error("evaluation needs an outcome column with small / fit / large values")]
     NoOutcomes,

@@ -941,13 +941,7 @@ impl Model {
         let sd = belief.var.sqrt();
         let p_fit = chosen.probs[1];
         let score = p_fit / (1.0 + sd);
-        let level = if sd < 0.6 && p_fit >= 0.6 {
-            "high"
-        } else if sd < 1.2 && p_fit >= 0.4 {
-            "medium"
-        } else {
-            "low"
-        };
+        let level = super::insight::worth::confidence_level(sd, p_fit);
         let brand_fit = look.brand_profile(b);
         let explanation = explain(&ExplainInput {
             brand: brand_fit.as_deref(),

@@ -7,7 +7,8 @@
 //! [`error`] ([`ServeError`], [`ApiError`] — the one place status codes are chosen),
 //! [`fastjson`] (the fast parser of common recommend bodies), [`answer`] (the recommend
 //! answer's JSON writer),
-//! [`metrics`] (Prometheus text), [`openapi`].
+//! [`metrics`] (Prometheus text), [`openapi`], [`web`] (the merchant web page at `/` and
+//! the size chart, conversion and flag routes).
 
 pub mod answer;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod types;
+pub mod web;
 
 pub use error::{ApiError, ErrorBody, ServeError};
 pub use metrics::Metrics;

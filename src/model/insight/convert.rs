@@ -1,0 +1,252 @@
+//! Brand-to-brand size conversion at the population level: "I wear M at Acme: what at
+//! Zeta?". For each source size, a shopper from the population who says the source size
+//! fits them (the evidence a reference size gives `POST /v1/recommend`: chosen, and it
+//! fits) gets a size posterior; each of the target brand's sizes then gets its small /
+//! fit / large probabilities from the outcome model, integrating the shopper's and the
+//! article's uncertainty (a random product of the target brand: the product-level prior
+//! variance is included). The best size is the most likely to fit.
+//!
+//! Structural model only: the second stage calibrates individual shoppers' offers and is
+//! not applied to this population-level table.
+
+use super::{brand_index, brand_labels, category_index, find_label, InsightError};
+use crate::data::schema::NONE;
+use crate::model::fitted::Model;
+use crate::model::predict::ArticleRef;
+use serde::{Deserialize, Serialize};
+
+/// A conversion request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConvertQuery {
+    /// Brand the shopper knows their size in.
+    pub from_brand: String,
+    /// Their size there; `None`: every size the source brand sells (the full table).
+    pub size: Option<String>,
+    /// Brand to convert to.
+    pub to_brand: String,
+    /// Category of both (optional; default: each brand's whole range).
+    pub category: Option<String>,
+}
+
+/// One target size's probabilities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TargetOdds {
+    /// Target label.
+    pub size: String,
+    /// Probability it is too small.
+    pub p_small: f64,
+    /// Probability it fits.
+    pub p_fit: f64,
+    /// Probability it is too large.
+    pub p_large: f64,
+}
+
+/// The conversion of one source size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConversionRow {
+    /// Source label.
+    pub from_size: String,
+    /// The target size most likely to fit.
+    pub best: String,
+    /// Its fit probability.
+    pub best_p_fit: f64,
+    /// Every target size, smallest first.
+    pub sizes: Vec<TargetOdds>,
+    /// In words, e.g. `Acme M -> Zeta L (fits 72%)`.
+    pub words: String,
+}
+
+/// A conversion table between two brands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Conversion {
+    /// Source brand.
+    pub from_brand: String,
+    /// Target brand.
+    pub to_brand: String,
+    /// Category, when restricted to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// One row per source size asked for, smallest first.
+    pub rows: Vec<ConversionRow>,
+}
+
+fn article(model: &Model, brand: u32, category: u32, label: u32) -> Option<ArticleRef> {
+    let l = model.labels.get(label as usize)?;
+    Some(ArticleRef {
+        product: NONE,
+        brand,
+        category,
+        label,
+        system: l.system,
+        pos: l.pos,
+    })
+}
+
+/// Convert `q` on `model`.
+pub fn convert(model: &Model, q: &ConvertQuery) -> Result<Conversion, InsightError> {
+    let from = brand_index(model, "from_brand", &q.from_brand)?;
+    let to = brand_index(model, "to_brand", &q.to_brand)?;
+    let c = category_index(model, q.category.as_deref())?;
+    let source_labels = brand_labels(model, from, c);
+    let target_labels = brand_labels(model, to, c);
+    if target_labels.is_empty() {
+        return Err(InsightError::Invalid {
+            field: "to_brand".into(),
+            message: format!(
+                "brand '{}' sells no sized products{}",
+                q.to_brand,
+                q.category
+                    .as_deref()
+                    .map(|c| format!(" in category '{c}'"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    let sources = match q.size.as_deref() {
+        Some(s) => vec![find_label(model, &source_labels, s, "size")?],
+        None => source_labels,
+    };
+    let targets: Vec<(String, ArticleRef)> = target_labels
+        .iter()
+        .filter_map(|&l| {
+            let name = model.labels.get(l as usize)?.canonical.clone();
+            Some((name, article(model, to, c, l)?))
+        })
+        .collect();
+    let rows = sources
+        .iter()
+        .filter_map(|&l| {
+            let src = article(model, from, c, l)?;
+            let from_size = model.labels.get(l as usize)?.canonical.clone();
+            Some(convert_one(model, (&src, from_size), q, &targets))
+        })
+        .collect();
+    Ok(Conversion {
+        from_brand: q.from_brand.clone(),
+        to_brand: q.to_brand.clone(),
+        category: (c != NONE)
+            .then(|| model.categories.get(c as usize).map(|g| g.name.clone()))
+            .flatten(),
+        rows,
+    })
+}
+
+fn convert_one(
+    model: &Model,
+    (src, from_size): (&ArticleRef, String),
+    q: &ConvertQuery,
+    targets: &[(String, ArticleRef)],
+) -> ConversionRow {
+    let prior = model.customer_prior(None);
+    // "I wear this size here": chosen, and it fits
+    let term = model.evidence(src, Some(1), true);
+    let state = model.posterior(prior, &[term]);
+    let belief = model.at_purchase(&state, None);
+    let sizes: Vec<TargetOdds> = targets
+        .iter()
+        .map(|(name, a)| {
+            let p = model.probs_article(belief, a);
+            TargetOdds {
+                size: name.clone(),
+                p_small: p[0],
+                p_fit: p[1],
+                p_large: p[2],
+            }
+        })
+        .collect();
+    let best = sizes
+        .iter()
+        .fold(None::<&TargetOdds>, |b, s| match b {
+            Some(b) if b.p_fit >= s.p_fit => Some(b),
+            _ => Some(s),
+        })
+        .cloned();
+    let (best, best_p_fit) = best.map_or((String::new(), f64::NAN), |b| (b.size, b.p_fit));
+    ConversionRow {
+        words: format!(
+            "{} {from_size} -> {} {best} (fits {:.0}%)",
+            q.from_brand,
+            q.to_brand,
+            100.0 * best_p_fit
+        ),
+        from_size,
+        best,
+        best_p_fit,
+        sizes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::insight::testmodel;
+    use crate::model::recommend::{ProductQuery, ReferenceSize, Shopper};
+
+    fn q(from: &str, size: Option<&str>, to: &str) -> ConvertQuery {
+        ConvertQuery {
+            from_brand: from.into(),
+            size: size.map(Into::into),
+            to_brand: to.into(),
+            category: None,
+        }
+    }
+
+    #[test]
+    fn one_size_apart_converts_one_size_up() {
+        let m = testmodel::model();
+        // Acme runs half a size large, Zeta half a size small: Acme M is Zeta L
+        let c = convert(&m, &q("Acme", Some("M"), "Zeta")).unwrap();
+        assert_eq!(c.rows.len(), 1);
+        assert_eq!(c.rows[0].best, "L");
+        // and back: Zeta L is Acme M, Zeta M is Acme S
+        let back = convert(&m, &q("Zeta", None, "Acme")).unwrap();
+        let best: Vec<&str> = back.rows.iter().map(|r| r.best.as_str()).collect();
+        assert_eq!(best, vec!["S", "S", "M"]);
+        // same brand: same size
+        let same = convert(&m, &q("Mid", None, "Mid")).unwrap();
+        assert!(same.rows.iter().all(|r| r.best == r.from_size));
+        for r in same.rows.iter().chain(&c.rows) {
+            for s in &r.sizes {
+                assert!((s.p_small + s.p_fit + s.p_large - 1.0).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_a_recommendation_with_that_reference_size() {
+        let m = testmodel::model();
+        let c = convert(&m, &q("Acme", Some("S"), "Zeta")).unwrap();
+        let rec = m
+            .recommend(
+                &ProductQuery {
+                    brand: Some("Zeta".into()),
+                    sizes: Some(vec!["S".into(), "M".into(), "L".into()]),
+                    ..ProductQuery::default()
+                },
+                &Shopper {
+                    reference: vec![ReferenceSize {
+                        brand: Some("Acme".into()),
+                        size: "S".into(),
+                        ..ReferenceSize::default()
+                    }],
+                    ..Shopper::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(rec.recommended_size, c.rows[0].best);
+        for (a, b) in rec.sizes.iter().zip(&c.rows[0].sizes) {
+            assert_eq!(a.size, b.size);
+            assert!((a.p_fit - b.p_fit).abs() < 1e-9, "{a:?} {b:?}");
+            assert!((a.p_small - b.p_small).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_input() {
+        let m = testmodel::model();
+        let e = convert(&m, &q("Acme", Some("XXL"), "Zeta")).unwrap_err();
+        assert!(matches!(e, InsightError::Invalid { ref field, .. } if field == "size"));
+        let e = convert(&m, &q("Acme", Some("M"), "Nope")).unwrap_err();
+        assert!(matches!(e, InsightError::NotFound { ref field, .. } if field == "to_brand"));
+    }
+}
