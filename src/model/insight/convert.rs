@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(c.rows[0].best, "M");
         assert!((s[0].p_fit - s[2].p_fit).abs() < 1e-9, "{s:?}");
         assert!((s[0].p_small - s[2].p_large).abs() < 1e-9, "{s:?}");
-        assert!(s[1].p_fit > s[0].p_fit + 0.1);
+        assert!(s[1].p_fit > s[0].p_fit, "{s:?}");
         // Acme S sits at -0.5, as does Zeta M: Zeta S (-1.5) and L (+0.5) tie
         let c = convert(&m, &q("Acme", Some("S"), "Zeta")).unwrap();
         let s = &c.rows[0].sizes;
