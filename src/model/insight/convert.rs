@@ -235,11 +235,13 @@ mod tests {
         assert!((s[0].p_fit - s[2].p_fit).abs() < 1e-9, "{s:?}");
         assert!((s[0].p_small - s[2].p_large).abs() < 1e-9, "{s:?}");
         assert!(s[1].p_fit > s[0].p_fit, "{s:?}");
-        // Acme S sits at -0.5, as does Zeta M: Zeta S (-1.5) and L (+0.5) tie
+        // Acme S sits at -0.5, as does Zeta M: Zeta S (-1.5) and L (+0.5) nearly tie (the
+        // diffuse prior, centred at 0, tips it slightly towards L)
         let c = convert(&m, &q("Acme", Some("S"), "Zeta")).unwrap();
         let s = &c.rows[0].sizes;
         assert_eq!(c.rows[0].best, "M");
-        assert!((s[0].p_fit - s[2].p_fit).abs() < 1e-9, "{s:?}");
+        assert!((s[0].p_fit - s[2].p_fit).abs() < 0.01, "{s:?}");
+        assert!(s[2].p_fit > s[0].p_fit, "{s:?}");
         assert!(
             c.rows[0].words.starts_with("Acme S -> Zeta M (fits "),
             "{}",
