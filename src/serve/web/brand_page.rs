@@ -288,7 +288,7 @@ pub fn conversion_table(s: &mut String, t: &Conversion) {
     };
     let _ = write!(
         s,
-        "<table class=\"data convert\"><caption>Probability that a {} size fits a shopper who wears the {} size (best marked ★)</caption><thead><tr><th scope=\"col\">{} size</th><th scope=\"col\">Best {} size</th>",
+        "<div class=\"scroll\"><table class=\"data convert\"><caption>Probability that a {} size fits a shopper who wears the {} size (best marked ★)</caption><thead><tr><th scope=\"col\">{} size</th><th scope=\"col\">Best {} size</th>",
         esc(&t.to_brand),
         esc(&t.from_brand),
         esc(&t.from_brand),
@@ -318,5 +318,5 @@ pub fn conversion_table(s: &mut String, t: &Conversion) {
         }
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
 }

@@ -43,7 +43,7 @@ pub struct DotChart {
 const LEFT: f64 = 190.0;
 const PLOT: f64 = 560.0;
 const ROW: f64 = 22.0;
-const TOP: f64 = 34.0;
+const TOP: f64 = 46.0;
 
 fn fmt_num(x: f64) -> String {
     format!("{x:.1}")
@@ -119,7 +119,7 @@ pub fn dot_interval(c: &DotChart, id: &str) -> String {
     }
     let _ = write!(
         s,
-        "<text class=\"axis\" x=\"{}\" y=\"12\" text-anchor=\"middle\">{}</text>",
+        "<text class=\"axis\" x=\"{}\" y=\"14\" text-anchor=\"middle\">{}</text>",
         LEFT + PLOT / 2.0,
         esc(&c.axis)
     );
