@@ -198,12 +198,8 @@ fn conversions_recommend_the_shifted_size() {
                     .find(|l| l.canonical == label)
                     .map(|l| l.pos)
             };
-            let target: Vec<f64> = table.rows[0]
-                .sizes
-                .iter()
-                .filter_map(|s| pos(&s.size))
-                .collect();
             for r in &table.rows {
+                let target: Vec<f64> = r.sizes.iter().filter_map(|s| pos(&s.size)).collect();
                 let Some(p) = pos(&r.from_size) else { continue };
                 let want = p + k;
                 // the target brand must sell the shifted size and a size either side of it

@@ -2,7 +2,7 @@
 //! counts and the catalogue's typical label each one fits like.
 
 use crate::model::artifact;
-use crate::model::insight::chart::{size_chart, ChartQuery};
+use crate::model::insight::chart::{fits_phrase, size_chart, ChartQuery};
 use crate::model::ModelError;
 use std::path::PathBuf;
 
@@ -69,8 +69,15 @@ pub fn run(args: &ChartArgs) -> Result<(), crate::Error> {
     );
     for r in &chart.rows {
         println!(
-            "{:<10} {:<7} {:>8.2} [{:>6.2}, {:>6.2}] {:>+7.2} {:>8}  a typical {}",
-            r.label, r.system, r.position, r.interval[0], r.interval[1], r.runs, r.n, r.fits_like
+            "{:<10} {:<7} {:>8.2} [{:>6.2}, {:>6.2}] {:>+7.2} {:>8}  {}",
+            r.label,
+            r.system,
+            r.position,
+            r.interval[0],
+            r.interval[1],
+            r.runs,
+            r.n,
+            fits_phrase(&r.fits_like)
         );
     }
     if chart.rows.is_empty() {

@@ -44,7 +44,8 @@ pub struct ChartRow {
     pub runs: f64,
     /// Fit events behind it (the brand's / product's purchases in this label).
     pub n: u64,
-    /// The typical label(s) it fits like, e.g. `M/L` (between M and L).
+    /// The typical label(s) it fits like: `M`, `M/L` (between M and L), `>3XL` (larger
+    /// than the largest typical label by more than a quarter size), `<XXS`.
     pub fits_like: String,
     /// The sentence, e.g. `Acme M fits like a typical M/L`.
     pub words: String,
@@ -216,7 +217,14 @@ fn row(model: &Model, (brand, l): (&str, u32), terms: &Terms, counts: &[u64]) ->
         typical,
         runs: position - typical,
         n: counts.get(l as usize).copied().unwrap_or(0),
-        words: format!("{brand} {} fits like a typical {fits_like}", lp.canonical),
+        words: match fits_like.chars().next() {
+            Some('<' | '>') => format!("{brand} {} is {}", lp.canonical, fits_phrase(&fits_like)),
+            _ => format!(
+                "{brand} {} fits like {}",
+                lp.canonical,
+                fits_phrase(&fits_like)
+            ),
+        },
         fits_like,
     })
 }
@@ -241,18 +249,18 @@ pub fn typical_labels(model: &Model, system: crate::data::schema::SizeSystem) ->
 }
 
 /// Which typical label of `system` a position fits like: the nearest one when within a
-/// quarter of the gap to its neighbour, `A/B` between two, `smaller than a typical A` /
-/// `larger than a typical Z` beyond the ends (by more than a quarter size).
+/// quarter of the gap to its neighbour, `A/B` between two, `<A` / `>Z` beyond the ends
+/// (by more than a quarter size).
 pub fn fits_like(model: &Model, system: crate::data::schema::SizeSystem, x: f64) -> String {
     let refs = typical_labels(model, system);
     let (Some(first), Some(last)) = (refs.first(), refs.last()) else {
         return "(no reference)".into();
     };
     if x < first.0 - 0.25 {
-        return format!("smaller than a typical {}", first.1);
+        return format!("<{}", first.1);
     }
     if x > last.0 + 0.25 {
-        return format!("larger than a typical {}", last.1);
+        return format!(">{}", last.1);
     }
     if x <= first.0 {
         return first.1.to_string();
@@ -271,6 +279,17 @@ pub fn fits_like(model: &Model, system: crate::data::schema::SizeSystem, x: f64)
         }
     }
     last.1.to_string()
+}
+
+/// [`ChartRow::fits_like`] in words: `a typical M/L`, `larger than a typical 3XL`.
+pub fn fits_phrase(fits_like: &str) -> String {
+    if let Some(x) = fits_like.strip_prefix('>') {
+        format!("larger than a typical {x}")
+    } else if let Some(x) = fits_like.strip_prefix('<') {
+        format!("smaller than a typical {x}")
+    } else {
+        format!("a typical {fits_like}")
+    }
 }
 
 /// Every brand's chart (all its products), in the model's brand order.
@@ -324,7 +343,9 @@ mod tests {
         // events: a1 and a2 in M, 11 each
         assert_eq!(m.n, 22);
         assert_eq!(c.rows[0].fits_like, "S/M");
-        assert_eq!(c.rows[2].fits_like, "larger than a typical L");
+        assert_eq!(c.rows[2].fits_like, ">L");
+        assert_eq!(c.rows[2].words, "Acme L is larger than a typical L");
+        assert_eq!(fits_phrase("<S"), "smaller than a typical S");
         assert_eq!(c.verdict, "runs large by about half a size");
         assert_eq!(chart("Zeta", None, None).rows[1].fits_like, "S/M");
         assert_eq!(chart("Mid", Some("dresses"), None).rows[1].fits_like, "M");

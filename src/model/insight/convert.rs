@@ -60,7 +60,8 @@ pub struct ConversionRow {
     pub best: String,
     /// Its fit probability.
     pub best_p_fit: f64,
-    /// Every target size, smallest first.
+    /// Every target size, smallest first: those of the source size's system when the
+    /// target brand sells it, else all of them.
     pub sizes: Vec<TargetOdds>,
     /// In words, e.g. `Acme M -> Zeta L (fits 72%)`.
     pub words: String,
@@ -128,7 +129,14 @@ pub fn convert(model: &Model, q: &ConvertQuery) -> Result<Conversion, InsightErr
         .filter_map(|&l| {
             let src = article(model, from, c, l)?;
             let from_size = model.labels.get(l as usize)?.canonical.clone();
-            Some(convert_one(model, (&src, from_size), q, &targets))
+            // within the source size's system when the target brand sells it
+            let same: Vec<(String, ArticleRef)> = targets
+                .iter()
+                .filter(|(_, a)| a.system == src.system)
+                .cloned()
+                .collect();
+            let offer = if same.is_empty() { &targets } else { &same };
+            Some(convert_one(model, (&src, from_size), q, offer))
         })
         .collect();
     Ok(Conversion {

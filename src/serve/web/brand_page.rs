@@ -6,7 +6,9 @@ use super::html::{esc, pct, signed, url};
 use super::pages::flag_cell;
 use super::svg::{dot_interval, DotChart, DotRow};
 use crate::model::fitted::Model;
-use crate::model::insight::chart::{size_chart, typical_labels, ChartQuery, SizeChart};
+use crate::model::insight::chart::{
+    fits_phrase, size_chart, typical_labels, ChartQuery, SizeChart,
+};
 use crate::model::insight::convert::{convert, Conversion, ConvertQuery};
 use crate::model::insight::flags::{product_flag, product_offset, FlagOptions};
 use crate::model::insight::InsightError;
@@ -155,7 +157,7 @@ fn chart_section(s: &mut String, model: &Model, chart: &SizeChart) {
     for r in &chart.rows {
         let _ = write!(
             s,
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.2} to {:.2}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>a typical {}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.2} to {:.2}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&r.label),
             esc(&r.system),
             r.position,
@@ -163,7 +165,7 @@ fn chart_section(s: &mut String, model: &Model, chart: &SizeChart) {
             r.interval[1],
             signed(r.runs),
             r.n,
-            esc(&r.fits_like)
+            esc(&fits_phrase(&r.fits_like))
         );
     }
     s.push_str("</tbody></table></section>");
@@ -282,8 +284,33 @@ fn conversion_section(
 /// A conversion table as HTML: one row per source size, one column per target size
 /// (fit probability), the best cell marked.
 pub fn conversion_table(s: &mut String, t: &Conversion) {
-    let Some(first) = t.rows.first() else {
+    if t.rows.is_empty() {
         s.push_str("<p class=\"note\">No sizes to convert.</p>");
+        return;
+    }
+    // one table per set of target sizes (a source size converts within its size system)
+    let mut start = 0;
+    while let Some(first) = t.rows.get(start) {
+        let same = |r: &&crate::model::insight::convert::ConversionRow| {
+            r.sizes.len() == first.sizes.len()
+                && r.sizes
+                    .iter()
+                    .zip(&first.sizes)
+                    .all(|(a, b)| a.size == b.size)
+        };
+        let n = t.rows.iter().skip(start).take_while(same).count().max(1);
+        let rows = t.rows.get(start..start + n).unwrap_or_default();
+        one_table(s, t, rows);
+        start += n;
+    }
+}
+
+fn one_table(
+    s: &mut String,
+    t: &Conversion,
+    rows: &[crate::model::insight::convert::ConversionRow],
+) {
+    let Some(first) = rows.first() else {
         return;
     };
     let _ = write!(
@@ -298,7 +325,7 @@ pub fn conversion_table(s: &mut String, t: &Conversion) {
         let _ = write!(s, "<th scope=\"col\">{}</th>", esc(&o.size));
     }
     s.push_str("</tr></thead><tbody>");
-    for r in &t.rows {
+    for r in rows {
         let _ = write!(
             s,
             "<tr><th scope=\"row\">{}</th><td><strong>{}</strong> ({})</td>",
