@@ -4,8 +4,7 @@
 //! and headless Chromium renders every page against a running server (skipped with a
 //! reason when Chromium is absent, failed when `CI=true`).
 
-mod common;
-
+use crate::common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
@@ -17,7 +16,7 @@ use runsize::model::insight::chart::{all_charts, size_chart, ChartQuery};
 use runsize::model::insight::convert::{convert, ConvertQuery};
 use runsize::model::insight::flags::{flags, FlagOptions};
 use runsize::model::insight::worth::held_out;
-use runsize::model::{FitParams, Model};
+use runsize::model::{FitParams, Predictor};
 use runsize::serve::{router, AppState, ServeOptions};
 use runsize::synth::Truth;
 use serde_json::Value;
@@ -31,7 +30,7 @@ use tower::ServiceExt;
 struct Fixture {
     _dir: tempfile::TempDir,
     path: PathBuf,
-    model: Model,
+    model: Predictor,
     header: ArtifactHeader,
     truth: Truth,
 }
@@ -44,12 +43,13 @@ fn fixture() -> &'static Fixture {
 
 fn build_fixture() -> Fixture {
     let s = common::synth_split(120_000, 13, 12, Some(12));
-    let model = FitParams::default().max_iter(20).fit(&s.train).unwrap();
+    let fitted = FitParams::default().max_iter(20).fit(&s.train).unwrap();
+    let model = Predictor::new(fitted).unwrap();
     let held = held_out(&model, &s.test, "part 1 of split 80,20 (seed 1)").unwrap();
     let dir = common::tempdir();
     let path = dir.path().join("web.runsize");
-    artifact::save_with(&model, &path, Some(&held)).unwrap();
-    let (model, header) = artifact::load(&path).unwrap();
+    artifact::save_with(model.fitted(), &path, Some(&held)).unwrap();
+    let (model, header) = artifact::load_predictor(&path).unwrap();
     Fixture {
         _dir: dir,
         path,
@@ -279,7 +279,7 @@ fn flags_are_precise() {
 fn app() -> Router {
     let f = fixture();
     router(AppState::new(
-        f.model.clone(),
+        Predictor::new(f.model.fitted().clone()).unwrap(),
         f.header.clone(),
         ServeOptions {
             model_path: Some(f.path.clone()),
@@ -645,7 +645,11 @@ fn browser_renders_every_page() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState::new(f.model.clone(), f.header.clone(), ServeOptions::default());
+    let state = AppState::new(
+        Predictor::new(f.model.fitted().clone()).unwrap(),
+        f.header.clone(),
+        ServeOptions::default(),
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = rt.spawn(runsize::serve::serve_on(listener, state, async {
         let _ = stopped.await;

@@ -28,7 +28,7 @@ pub struct ChartArgs {
 
 /// `runsize chart`.
 pub fn run(args: &ChartArgs) -> Result<(), crate::Error> {
-    let (model, _) = artifact::load(&args.model)?;
+    let (model, _) = artifact::load_predictor(&args.model)?;
     let chart = size_chart(
         &model,
         &ChartQuery {

@@ -38,7 +38,7 @@ pub fn split_from(text: &str) -> (String, Option<String>) {
 
 /// `runsize convert`.
 pub fn run(args: &ConvertArgs) -> Result<(), crate::Error> {
-    let (model, _) = artifact::load(&args.model)?;
+    let (model, _) = artifact::load_predictor(&args.model)?;
     let (from_brand, size) = split_from(&args.from);
     let table = convert(
         &model,

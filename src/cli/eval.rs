@@ -30,7 +30,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalReport, crate::Error> {
 pub fn evaluate_all(
     args: &EvalArgs,
 ) -> Result<(EvalReport, Vec<WorthRow>, Vec<Reliability>), crate::Error> {
-    let (model, _) = artifact::load(&args.model)?;
+    let (model, _) = artifact::load_predictor(&args.model)?;
     let cfg = args.ingest.to_config(true)?;
     let ingested = ingest(&cfg)?;
     let report = model.evaluate(&ingested.events)?;

@@ -19,7 +19,7 @@ pub struct ReportArgs {
 
 /// `runsize report`.
 pub fn run(args: &ReportArgs) -> Result<(), crate::Error> {
-    let (model, header) = artifact::load(&args.model)?;
+    let (model, header) = artifact::load_predictor(&args.model)?;
     let html = report_html(&model, &header);
     let fail = |m: String| ModelError::Artifact {
         path: args.out.clone(),

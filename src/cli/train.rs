@@ -7,7 +7,7 @@ use crate::model::fitted::IterationStats;
 use crate::model::insight::worth::HeldOut;
 use crate::model::report::ProfileBy;
 use crate::model::stack::StackParams;
-use crate::model::{artifact, FitParams, Model};
+use crate::model::{artifact, FitParams, Fitted, Predictor};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -102,7 +102,7 @@ impl TrainArgs {
 }
 
 /// Train and write the model; returns it.
-pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
+pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
     let mut cfg = args.ingest.to_config(true)?;
     // The fit never reads timestamps (time filters are applied while reading).
     cfg.keep_timestamps = false;
@@ -190,7 +190,10 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             max_rows: args.stack_max_rows,
             ..StackParams::default()
         };
-        model.stack = Some(stack.fit(&model, &ingested.events)?);
+        let predictor = Predictor::new(model)?;
+        let fitted_stack = stack.fit(&predictor, &ingested.events)?;
+        model = predictor.into_fitted();
+        model.stack = Some(fitted_stack);
         tracing::info!(target: "runsize::train", seconds = t0.elapsed().as_secs_f64(), "second stage fitted");
     }
     // Dictionaries and features are in the model now: free them before it is serialised.
@@ -205,7 +208,7 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let held_out = held_out(&model, args)?;
+    let (model, held_out) = held_out(model, args)?;
     let header = artifact::save_with(&model, &args.out, held_out.as_ref())?;
     log_memory("saved", 0);
     if args.json {
@@ -247,10 +250,11 @@ fn held_out_part(args: &TrainArgs) -> Option<String> {
     }
 }
 
-/// Evaluate the trained model on its held-out part, if it has one.
-fn held_out(model: &Model, args: &TrainArgs) -> Result<Option<HeldOut>, crate::Error> {
+/// Evaluate the trained model on its held-out part, if it has one (the model is handed
+/// back: a predictor is built around it for the evaluation).
+fn held_out(model: Fitted, args: &TrainArgs) -> Result<(Fitted, Option<HeldOut>), crate::Error> {
     let Some(part) = held_out_part(args) else {
-        return Ok(None);
+        return Ok((model, None));
     };
     let mut ingest_args = args.ingest.clone();
     ingest_args.part = Some(part.clone());
@@ -261,9 +265,10 @@ fn held_out(model: &Model, args: &TrainArgs) -> Result<Option<HeldOut>, crate::E
         args.ingest.split.as_deref().unwrap_or(""),
         args.ingest.split_seed
     );
-    let h = crate::model::insight::worth::held_out(model, &events, &source)?;
+    let predictor = Predictor::new(model)?;
+    let h = crate::model::insight::worth::held_out(&predictor, &events, &source)?;
     tracing::info!(target: "runsize::train", events = h.n, auc = h.auc_avg, "held-out evaluation stored in the artifact");
-    Ok(Some(h))
+    Ok((predictor.into_fitted(), Some(h)))
 }
 
 fn mib(bytes: usize) -> f64 {
@@ -318,7 +323,7 @@ pub fn run(args: &TrainArgs) -> Result<(), crate::Error> {
 }
 
 /// One screen: data, fit, how the model sees sizes, the brands that run most off.
-pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
+pub fn print_summary(model: &Fitted, out: &std::path::Path, model_id: &str) {
     let s = &model.summary;
     let g = &model.globals;
     println!("model       {} (id {model_id})", out.display());

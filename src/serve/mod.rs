@@ -2,28 +2,25 @@
 //! description over axum, with atomic model hot swap (`POST /admin/reload`, SIGHUP),
 //! JSON errors, body limits, timeouts, panic catching and graceful shutdown.
 //!
-//! Layout: [`routes`] (handlers, middleware, [`router`]), [`types`] (request and
-//! response bodies), [`state`] ([`AppState`], loading and validating artifacts),
-//! [`error`] ([`ServeError`], [`ApiError`] — the one place status codes are chosen),
-//! [`fastjson`] (the fast parser of common recommend bodies), [`answer`] (the recommend
-//! answer's JSON writer),
-//! [`metrics`] (Prometheus text), [`openapi`], [`web`] (the merchant web page at `/` and
-//! the size chart, conversion and flag routes).
+//! Layout: [`routes`] (handlers, middleware, [`router`]), [`api`] (the wire format:
+//! request and response bodies, the fast request parser, the answer writer, limits),
+//! [`state`] ([`AppState`] holding the served [`crate::model::Predictor`]), [`error`]
+//! ([`ServeError`], [`ApiError`] — the one place status codes are chosen), [`metrics`]
+//! (Prometheus text), [`openapi`], [`web`] (the merchant web page at `/` and the size
+//! chart, conversion and flag routes).
 
-pub mod answer;
+pub mod api;
 pub mod error;
-pub mod fastjson;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
-pub mod types;
 pub mod web;
 
 pub use error::{ApiError, ErrorBody, ServeError};
 pub use metrics::Metrics;
 pub use routes::{bare_router, layered, router};
-pub use state::{load_model, validate_model, AppState, Loaded, ReloadReport, ServeOptions};
+pub use state::{load_model, AppState, Loaded, ReloadReport, ServeOptions};
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -10,7 +10,8 @@
 
 use super::{brand_index, brand_labels, category_index, typical_position, InsightError};
 use crate::data::schema::NONE;
-use crate::model::fitted::{group_value, Model};
+use crate::model::fitted::group_value;
+use crate::model::predictor::Predictor;
 use crate::model::report::describe;
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +87,7 @@ fn sq(x: f64) -> f64 {
 }
 
 /// The size chart of `q` on `model`.
-pub fn size_chart(model: &Model, q: &ChartQuery) -> Result<SizeChart, InsightError> {
+pub fn size_chart(model: &Predictor, q: &ChartQuery) -> Result<SizeChart, InsightError> {
     let b = brand_index(model, "brand", &q.brand)?;
     let c = category_index(model, q.category.as_deref())?;
     let product = match q
@@ -98,10 +99,7 @@ pub fn size_chart(model: &Model, q: &ChartQuery) -> Result<SizeChart, InsightErr
         None => NONE,
         Some(id) => {
             let p = model
-                .index
-                .product
-                .get(id)
-                .copied()
+                .product_index(id)
                 .ok_or_else(|| InsightError::NotFound {
                     field: "product".into(),
                     message: format!("unknown product '{id}'"),
@@ -173,7 +171,7 @@ pub fn size_chart(model: &Model, q: &ChartQuery) -> Result<SizeChart, InsightErr
 }
 
 /// Fit events per label of the brand's (category's) products, or of one product.
-fn label_counts(model: &Model, brand: u32, category: u32, product: u32) -> Vec<u64> {
+fn label_counts(model: &Predictor, brand: u32, category: u32, product: u32) -> Vec<u64> {
     let mut counts = vec![0u64; model.labels.len()];
     for a in &model.article_sizes {
         let keep = if product != NONE {
@@ -193,13 +191,26 @@ fn label_counts(model: &Model, brand: u32, category: u32, product: u32) -> Vec<u
     counts
 }
 
-fn row(model: &Model, (brand, l): (&str, u32), terms: &Terms, counts: &[u64]) -> Option<ChartRow> {
+fn row(
+    model: &Predictor,
+    (brand, l): (&str, u32),
+    terms: &Terms,
+    counts: &[u64],
+) -> Option<ChartRow> {
     let lp = model.labels.get(l as usize)?;
     let typical = typical_position(model, lp);
     let mut position = typical + terms.value;
     let mut var = terms.var + sq(lp.offset.se);
     if terms.product != NONE {
-        if let Some(&i) = model.index.article_size.get(&(terms.product, l)) {
+        let at = crate::model::predict::ArticleRef {
+            product: terms.product,
+            brand: NONE,
+            category: NONE,
+            label: l,
+            system: lp.system,
+            pos: lp.pos,
+        };
+        if let Some(i) = model.article_size_index(&at) {
             if let Some(a) = model.article_sizes.get(i as usize) {
                 position += a.offset.value;
                 var += sq(a.offset.se);
@@ -231,7 +242,10 @@ fn row(model: &Model, (brand, l): (&str, u32), terms: &Terms, counts: &[u64]) ->
 
 /// The catalogue's typical labels of `system` by position: one label per distinct
 /// position (the one with most events), smallest first.
-pub fn typical_labels(model: &Model, system: crate::data::schema::SizeSystem) -> Vec<(f64, &str)> {
+pub fn typical_labels(
+    model: &Predictor,
+    system: crate::data::schema::SizeSystem,
+) -> Vec<(f64, &str)> {
     let mut v: Vec<(f64, &str, u64)> = model
         .labels
         .iter()
@@ -251,7 +265,7 @@ pub fn typical_labels(model: &Model, system: crate::data::schema::SizeSystem) ->
 /// Which typical label of `system` a position fits like: the nearest one when within a
 /// quarter of the gap to its neighbour, `A/B` between two, `<A` / `>Z` beyond the ends
 /// (by more than a quarter size).
-pub fn fits_like(model: &Model, system: crate::data::schema::SizeSystem, x: f64) -> String {
+pub fn fits_like(model: &Predictor, system: crate::data::schema::SizeSystem, x: f64) -> String {
     let refs = typical_labels(model, system);
     let (Some(first), Some(last)) = (refs.first(), refs.last()) else {
         return "(no reference)".into();
@@ -293,7 +307,7 @@ pub fn fits_phrase(fits_like: &str) -> String {
 }
 
 /// Every brand's chart (all its products), in the model's brand order.
-pub fn all_charts(model: &Model) -> Vec<SizeChart> {
+pub fn all_charts(model: &Predictor) -> Vec<SizeChart> {
     model
         .brands
         .iter()

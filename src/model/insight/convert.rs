@@ -18,8 +18,8 @@
 
 use super::{brand_index, brand_labels, category_index, find_label, InsightError};
 use crate::data::schema::NONE;
-use crate::model::fitted::Model;
 use crate::model::predict::ArticleRef;
+use crate::model::predictor::Predictor;
 use serde::{Deserialize, Serialize};
 
 /// Standard deviation (sizes) of the diffuse prior on the shopper's size.
@@ -81,7 +81,7 @@ pub struct Conversion {
     pub rows: Vec<ConversionRow>,
 }
 
-fn article(model: &Model, brand: u32, category: u32, label: u32) -> Option<ArticleRef> {
+fn article(model: &Predictor, brand: u32, category: u32, label: u32) -> Option<ArticleRef> {
     let l = model.labels.get(label as usize)?;
     Some(ArticleRef {
         product: NONE,
@@ -94,7 +94,7 @@ fn article(model: &Model, brand: u32, category: u32, label: u32) -> Option<Artic
 }
 
 /// Convert `q` on `model`.
-pub fn convert(model: &Model, q: &ConvertQuery) -> Result<Conversion, InsightError> {
+pub fn convert(model: &Predictor, q: &ConvertQuery) -> Result<Conversion, InsightError> {
     let from = brand_index(model, "from_brand", &q.from_brand)?;
     let to = brand_index(model, "to_brand", &q.to_brand)?;
     let c = category_index(model, q.category.as_deref())?;
@@ -150,7 +150,7 @@ pub fn convert(model: &Model, q: &ConvertQuery) -> Result<Conversion, InsightErr
 }
 
 fn convert_one(
-    model: &Model,
+    model: &Predictor,
     (src, from_size): (&ArticleRef, String),
     q: &ConvertQuery,
     targets: &[(String, ArticleRef)],

@@ -9,7 +9,8 @@
 
 use super::normal_cdf;
 use crate::data::schema::NONE;
-use crate::model::fitted::{group_value, Model};
+use crate::model::fitted::group_value;
+use crate::model::predictor::Predictor;
 use serde::{Deserialize, Serialize};
 
 /// When to flag.
@@ -86,7 +87,7 @@ pub fn advice(m: f64) -> String {
 }
 
 /// Offset of product `p` (brand + category + product) and its standard error.
-pub fn product_offset(model: &Model, p: usize) -> Option<(f64, f64, u64)> {
+pub fn product_offset(model: &Predictor, p: usize) -> Option<(f64, f64, u64)> {
     let g = model.products.get(p)?;
     let info = model.product_info.get(p)?;
     let se_of = |groups: &[crate::model::fitted::GroupParams], i: u32| {
@@ -106,7 +107,7 @@ pub fn product_offset(model: &Model, p: usize) -> Option<(f64, f64, u64)> {
 }
 
 /// The flag of product `p`, if it has one under `opts`.
-pub fn product_flag(model: &Model, p: usize, opts: &FlagOptions) -> Option<ProductFlag> {
+pub fn product_flag(model: &Predictor, p: usize, opts: &FlagOptions) -> Option<ProductFlag> {
     let (m, se, n) = product_offset(model, p)?;
     let (dir, prob) = flag_probability(m, se, opts.magnitude);
     if prob < opts.threshold {
@@ -147,7 +148,7 @@ fn half(x: f64) -> String {
 }
 
 /// Every flagged product (of `brand` only, unless [`NONE`]), most certain first.
-pub fn flags(model: &Model, brand: u32, opts: &FlagOptions) -> Vec<ProductFlag> {
+pub fn flags(model: &Predictor, brand: u32, opts: &FlagOptions) -> Vec<ProductFlag> {
     let mut out: Vec<ProductFlag> = (0..model.products.len())
         .filter(|&p| brand == NONE || model.product_info.get(p).is_some_and(|i| i.brand == brand))
         .filter_map(|p| product_flag(model, p, opts))

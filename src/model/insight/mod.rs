@@ -12,8 +12,9 @@ pub mod convert;
 pub mod flags;
 pub mod worth;
 
-use super::fitted::{LabelParams, Model};
 use crate::data::schema::{SizeSystem, NONE};
+use crate::model::fitted::LabelParams;
+use crate::model::predictor::Predictor;
 
 /// Errors of the insight queries; each names the offending input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -46,30 +47,25 @@ impl InsightError {
 }
 
 /// Index of brand `name`, or a not-found error naming `field`.
-pub fn brand_index(model: &Model, field: &str, name: &str) -> Result<u32, InsightError> {
+pub fn brand_index(model: &Predictor, field: &str, name: &str) -> Result<u32, InsightError> {
     model
-        .index
-        .brand
-        .get(name)
-        .copied()
+        .brand_index(name)
         .ok_or_else(|| InsightError::not_found(field, format!("unknown brand '{name}'")))
 }
 
 /// Index of category `name` (`None` when not given), or a not-found error.
-pub fn category_index(model: &Model, name: Option<&str>) -> Result<u32, InsightError> {
+pub fn category_index(model: &Predictor, name: Option<&str>) -> Result<u32, InsightError> {
     match name.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(NONE),
-        Some(c) => {
-            model.index.category.get(c).copied().ok_or_else(|| {
-                InsightError::not_found("category", format!("unknown category '{c}'"))
-            })
-        }
+        Some(c) => model
+            .category_index(c)
+            .ok_or_else(|| InsightError::not_found("category", format!("unknown category '{c}'"))),
     }
 }
 
 /// The size labels sold by `brand` (products of `category` only, unless it is [`NONE`]),
 /// in size order (system, then position).
-pub fn brand_labels(model: &Model, brand: u32, category: u32) -> Vec<u32> {
+pub fn brand_labels(model: &Predictor, brand: u32, category: u32) -> Vec<u32> {
     let mut seen = vec![false; model.labels.len()];
     for info in &model.product_info {
         if info.brand != brand || (category != NONE && info.category != category) {
@@ -89,7 +85,7 @@ pub fn brand_labels(model: &Model, brand: u32, category: u32) -> Vec<u32> {
 }
 
 /// Sort label indices by system, then position, then text.
-pub fn sort_labels(model: &Model, labels: &mut [u32]) {
+pub fn sort_labels(model: &Predictor, labels: &mut [u32]) {
     labels.sort_by(
         |&a, &b| match (model.labels.get(a as usize), model.labels.get(b as usize)) {
             (Some(x), Some(y)) => x
@@ -106,7 +102,7 @@ pub fn sort_labels(model: &Model, labels: &mut [u32]) {
 /// by the canonical text of `text` parsed as a size label. An error names `field` and
 /// lists the sizes on offer.
 pub fn find_label(
-    model: &Model,
+    model: &Predictor,
     labels: &[u32],
     text: &str,
     field: &str,
@@ -148,7 +144,7 @@ pub fn find_label(
 /// Where label `l` sits on the common scale for the catalogue's average article
 /// (position in its system, the system's alignment, the label's own offset): the
 /// reference every brand's label is compared with.
-pub fn typical_position(model: &Model, l: &LabelParams) -> f64 {
+pub fn typical_position(model: &Predictor, l: &LabelParams) -> f64 {
     l.pos / model.scale(l.system) + model.align(l.system) + l.offset.value
 }
 
@@ -176,6 +172,7 @@ pub(crate) mod testmodel {
     //! Mid (0), one product each plus a second Acme product running 0.8 sizes small.
     use crate::data::schema::{SizeSystem, NONE};
     use crate::model::fitted::*;
+    use crate::model::predictor::Predictor;
 
     fn group(name: &str, value: f64, se: f64, n: u64) -> GroupParams {
         GroupParams {
@@ -186,7 +183,7 @@ pub(crate) mod testmodel {
     }
 
     /// The test model.
-    pub fn model() -> Model {
+    pub fn model() -> Predictor {
         let label = |c: &str, pos: f64| LabelParams {
             canonical: c.into(),
             system: SizeSystem::Letter,
@@ -197,7 +194,7 @@ pub(crate) mod testmodel {
                 n: 100,
             },
         };
-        let mut m = Model {
+        let mut m = Fitted {
             systems: vec![SystemParams {
                 system: SizeSystem::Letter,
                 scale: 1.0,
@@ -225,7 +222,7 @@ pub(crate) mod testmodel {
                     sizes: vec![0, 1, 2],
                 })
                 .collect(),
-            ..Model::default()
+            ..Fitted::default()
         };
         m.article_sizes = (0..4u32)
             .flat_map(|p| {
@@ -241,8 +238,7 @@ pub(crate) mod testmodel {
             })
             .collect();
         let _ = NONE;
-        m.reindex();
-        m
+        Predictor::new(m).expect("a valid test model")
     }
 }
 

@@ -12,8 +12,8 @@
 
 use crate::data::schema::{Events, NONE};
 use crate::model::eval::metrics;
-use crate::model::fitted::Model;
 use crate::model::predict::ArticleRef;
+use crate::model::predictor::Predictor;
 use crate::model::score::ScoreOptions;
 use crate::model::ModelError;
 use rayon::prelude::*;
@@ -196,7 +196,7 @@ pub fn worth_table(cases: &[WorthCase]) -> Vec<WorthRow> {
 /// recommendation is the offered size with the highest fit probability for the
 /// shopper's belief before the purchase (training posterior, or body-feature /
 /// population prior), structural model.
-pub fn worth_cases(model: &Model, events: &Events) -> Vec<WorthCase> {
+pub fn worth_cases(model: &Predictor, events: &Events) -> Vec<WorthCase> {
     let r = model.resolve(events);
     let opts = ScoreOptions {
         choice_evidence: false,
@@ -251,7 +251,7 @@ pub fn worth_cases(model: &Model, events: &Events) -> Vec<WorthCase> {
 }
 
 /// Evaluate `model` on held-out `events` (with outcomes): metrics, reliability, worth.
-pub fn held_out(model: &Model, events: &Events, source: &str) -> Result<HeldOut, ModelError> {
+pub fn held_out(model: &Predictor, events: &Events, source: &str) -> Result<HeldOut, ModelError> {
     if !events.has_outcome {
         return Err(ModelError::NoOutcomes);
     }

@@ -109,7 +109,7 @@ pub async fn chart(
     let Query(q) = query?;
     let loaded = state.loaded()?;
     let chart = size_chart(
-        &loaded.model,
+        &loaded.predictor,
         &ChartQuery {
             brand,
             category: q.category,
@@ -137,7 +137,7 @@ pub async fn convert(
     let Query(q) = query?;
     let loaded = state.loaded()?;
     let conversion = convert_sizes(
-        &loaded.model,
+        &loaded.predictor,
         &ConvertQuery {
             from_brand: required(q.from_brand, "from_brand")?,
             size: q.size.filter(|s| !s.trim().is_empty()),
@@ -184,12 +184,12 @@ pub async fn flags(
     let loaded = state.loaded()?;
     let opts = parse_threshold(q.threshold.as_deref())?;
     let brand = match q.brand.as_deref().filter(|b| !b.trim().is_empty()) {
-        Some(b) => brand_index(&loaded.model, "brand", b)?,
+        Some(b) => brand_index(&loaded.predictor, "brand", b)?,
         None => crate::data::schema::NONE,
     };
     Ok(Json(FlagsResponse {
         model_id: loaded.header.model_id.clone(),
         threshold: opts.threshold,
-        items: product_flags(&loaded.model, brand, &opts),
+        items: product_flags(&loaded.predictor, brand, &opts),
     }))
 }

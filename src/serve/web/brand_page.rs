@@ -5,13 +5,13 @@
 use super::html::{esc, pct, signed, url};
 use super::pages::flag_cell;
 use super::svg::{dot_interval, DotChart, DotRow};
-use crate::model::fitted::Model;
 use crate::model::insight::chart::{
     fits_phrase, size_chart, typical_labels, ChartQuery, SizeChart,
 };
 use crate::model::insight::convert::{convert, Conversion, ConvertQuery};
 use crate::model::insight::flags::{product_flag, product_offset, FlagOptions};
 use crate::model::insight::InsightError;
+use crate::model::predictor::Predictor;
 use std::fmt::Write;
 
 /// Most products listed on a brand page.
@@ -28,7 +28,7 @@ pub struct BrandParams {
 
 /// The brand page body for brand `name`; `live` adds the forms (false in reports).
 pub fn brand_page(
-    model: &Model,
+    model: &Predictor,
     name: &str,
     p: &BrandParams,
     live: bool,
@@ -62,8 +62,8 @@ pub fn brand_page(
     Ok(s)
 }
 
-fn category_form(s: &mut String, model: &Model, name: &str, p: &BrandParams) {
-    let Some(&b) = model.index.brand.get(name) else {
+fn category_form(s: &mut String, model: &Predictor, name: &str, p: &BrandParams) {
+    let Some(b) = model.brand_index(name) else {
         return;
     };
     let mut cats: Vec<u32> = model
@@ -104,7 +104,7 @@ fn category_form(s: &mut String, model: &Model, name: &str, p: &BrandParams) {
     s.push_str("<button type=\"submit\">Show</button></form>");
 }
 
-fn chart_section(s: &mut String, model: &Model, chart: &SizeChart) {
+fn chart_section(s: &mut String, model: &Predictor, chart: &SizeChart) {
     s.push_str("<section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Size chart on the common scale</h2>");
     s.push_str("<p>Each filled dot is where this brand's label really sits on the catalogue's common size scale (with its 95% interval); the hollow circle is where the catalogue's typical article of that label sits. A dot right of its circle: the label runs large here.</p>");
     if chart.rows.is_empty() {
@@ -171,8 +171,8 @@ fn chart_section(s: &mut String, model: &Model, chart: &SizeChart) {
     s.push_str("</tbody></table></section>");
 }
 
-fn products_section(s: &mut String, model: &Model, name: &str) {
-    let Some(&b) = model.index.brand.get(name) else {
+fn products_section(s: &mut String, model: &Predictor, name: &str) {
+    let Some(b) = model.brand_index(name) else {
         return;
     };
     let opts = FlagOptions::default();
@@ -230,7 +230,7 @@ fn products_section(s: &mut String, model: &Model, name: &str) {
 
 fn conversion_section(
     s: &mut String,
-    model: &Model,
+    model: &Predictor,
     name: &str,
     p: &BrandParams,
     live: bool,

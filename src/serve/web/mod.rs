@@ -106,7 +106,7 @@ async fn index(State(state): State<AppState>, Query(q): Query<IndexQuery>) -> Re
         sort,
         desc,
     };
-    let body = pages::ranking(&loaded.model, loaded.profiles(by), &p, true);
+    let body = pages::ranking(&loaded.predictor, loaded.predictor.profiles(by), &p, true);
     html("How brands run", Nav::Brands, &body)
 }
 
@@ -123,7 +123,7 @@ async fn brand(
         category: q.category.filter(|c| !c.is_empty()),
         to: q.to.filter(|t| !t.is_empty()),
     };
-    match brand_page::brand_page(&loaded.model, &name, &p, true) {
+    match brand_page::brand_page(&loaded.predictor, &name, &p, true) {
         Ok(body) => html(&name, Nav::Brands, &body),
         Err(e) => error_page(e.into()),
     }
@@ -133,8 +133,8 @@ async fn model(State(state): State<AppState>) -> Response {
     match state.loaded() {
         Ok(l) => html(
             "The model",
-            Nav::Model,
-            &pages::model_page(&l.model, &l.header),
+            Nav::Predictor,
+            &pages::model_page(&l.predictor, &l.header),
         ),
         Err(e) => error_page(e),
     }
@@ -142,7 +142,7 @@ async fn model(State(state): State<AppState>) -> Response {
 
 async fn try_shopper(State(state): State<AppState>) -> Response {
     match state.loaded() {
-        Ok(l) => html("Try a shopper", Nav::Try, &try_page::try_page(&l.model)),
+        Ok(l) => html("Try a shopper", Nav::Try, &try_page::try_page(&l.predictor)),
         Err(e) => error_page(e),
     }
 }

@@ -6,9 +6,9 @@
 use super::html::{esc, pct, signed, url};
 use super::svg::{dot_interval, reliability, DotChart, DotRow};
 use crate::model::artifact::ArtifactHeader;
-use crate::model::fitted::Model;
 use crate::model::insight::flags::{product_flag, FlagOptions};
 use crate::model::insight::worth::HeldOut;
+use crate::model::predictor::Predictor;
 use crate::model::report::{FitProfile, ProfileBy};
 use std::fmt::Write;
 
@@ -94,7 +94,7 @@ fn option(value: &str, text: &str, selected: bool) -> String {
 
 /// The ranking page body. `links`: link brand names to their pages (false in reports,
 /// where brand sections are anchors `#brand-<name>`).
-pub fn ranking(model: &Model, profiles: &[FitProfile], p: &RankParams, live: bool) -> String {
+pub fn ranking(model: &Predictor, profiles: &[FitProfile], p: &RankParams, live: bool) -> String {
     let kind = match p.by {
         ProfileBy::Brand => "brands",
         ProfileBy::Category => "categories",
@@ -246,10 +246,8 @@ pub fn ranking(model: &Model, profiles: &[FitProfile], p: &RankParams, live: boo
         );
         if p.by == ProfileBy::Product {
             let flag = model
-                .index
-                .product
-                .get(&f.key)
-                .and_then(|&i| product_flag(model, i as usize, &opts));
+                .product_index(&f.key)
+                .and_then(|i| product_flag(model, i as usize, &opts));
             let _ = write!(s, "<td>{}</td>", flag_cell(flag.as_ref()));
         }
         s.push_str("</tr>");
@@ -273,13 +271,13 @@ pub fn flag_cell(flag: Option<&crate::model::insight::flags::ProductFlag>) -> St
 }
 
 /// The model page body: training summary, held-out reliability plot and worth table.
-pub fn model_page(model: &Model, header: &ArtifactHeader) -> String {
+pub fn model_page(model: &Predictor, header: &ArtifactHeader) -> String {
     let sm = &model.summary;
     let mut s = String::with_capacity(16 * 1024);
     s.push_str("<h1>The model</h1><section aria-labelledby=\"training\"><h2 id=\"training\">Training</h2><dl class=\"summary\">");
     let total = sm.outcome_counts.iter().sum::<u64>().max(1) as f64;
     let items = [
-        ("Model id", esc(&header.model_id)),
+        ("Predictor id", esc(&header.model_id)),
         ("runsize version", esc(&header.runsize_version)),
         ("Source", esc(&sm.source)),
         ("Events read", sm.events.to_string()),

@@ -6,14 +6,14 @@ use super::brand_page::{brand_page, BrandParams};
 use super::html::{page, Delivery, Nav};
 use super::pages::{model_page, ranking, RankParams};
 use crate::model::artifact::ArtifactHeader;
-use crate::model::fitted::Model;
+use crate::model::predictor::Predictor;
 use crate::model::report::ProfileBy;
 
 /// Most brand sections in one report (the most certain effects first).
 pub const MAX_BRANDS: usize = 100;
 
 /// The report's HTML.
-pub fn report_html(model: &Model, header: &ArtifactHeader) -> String {
+pub fn report_html(model: &Predictor, header: &ArtifactHeader) -> String {
     let mut body = String::with_capacity(256 * 1024);
     let brands = model.profiles(ProfileBy::Brand);
     let by = if brands.is_empty() {
@@ -24,7 +24,7 @@ pub fn report_html(model: &Model, header: &ArtifactHeader) -> String {
     let profiles = if brands.is_empty() {
         model.profiles(ProfileBy::Category)
     } else {
-        brands.clone()
+        brands
     };
     body.push_str(&ranking(
         model,

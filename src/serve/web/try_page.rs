@@ -4,13 +4,13 @@
 //! browser test uses that).
 
 use super::html::esc;
-use crate::model::fitted::Model;
+use crate::model::predictor::Predictor;
 use std::fmt::Write;
 
 /// Most product ids offered in the product field's suggestion list.
 const MAX_SUGGESTIONS: usize = 500;
 
-fn brand_select(s: &mut String, model: &Model, name: &str, label: &str) {
+fn brand_select(s: &mut String, model: &Predictor, name: &str, label: &str) {
     let _ = write!(
         s,
         "<label>{label} <select name=\"{name}\"><option value=\"\">(none)</option>"
@@ -22,7 +22,7 @@ fn brand_select(s: &mut String, model: &Model, name: &str, label: &str) {
 }
 
 /// The page body.
-pub fn try_page(model: &Model) -> String {
+pub fn try_page(model: &Predictor) -> String {
     let mut s = String::with_capacity(16 * 1024);
     s.push_str("<h1>Try a shopper</h1><p class=\"lede\">Describe a shopper and a product; the page asks <code>POST /v1/recommend</code> and shows the probability that each size is too small, fits or is too large, with the explanation a shop would show.</p>");
     s.push_str("<noscript><p class=\"note\">This form needs JavaScript. Without it, send the same request to <code>POST /v1/recommend</code> (see <a href=\"/openapi.json\">/openapi.json</a>).</p></noscript>");
