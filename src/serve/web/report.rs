@@ -28,7 +28,7 @@ pub fn report_html(model: &Predictor, header: &ArtifactHeader) -> String {
     };
     body.push_str(&ranking(
         model,
-        &profiles,
+        profiles,
         &RankParams {
             by,
             ..RankParams::default()
@@ -41,7 +41,7 @@ pub fn report_html(model: &Predictor, header: &ArtifactHeader) -> String {
         body.push_str("<hr>");
         body.push_str(&ranking(
             model,
-            &products,
+            products,
             &RankParams {
                 by: ProfileBy::Product,
                 ..RankParams::default()
