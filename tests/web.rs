@@ -536,6 +536,8 @@ async fn pages_render_server_side() {
     // model page: reliability plot and worth table from the artifact
     let (status, _, model) = get(&app, "/model").await;
     assert_eq!(status, StatusCode::OK);
+    assert!(model.contains("<a href=\"/model\" aria-current=\"page\">Model</a>"));
+    assert!(model.contains("<dt>Model id</dt>"));
     assert!(model.contains("class=\"chart reliability\""));
     assert!(model.contains("Bought recommended"));
     // try page and the embedded assets

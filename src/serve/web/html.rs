@@ -61,8 +61,8 @@ pub fn pct(x: f64) -> String {
 pub enum Nav {
     /// Brand ranking and brand pages.
     Brands,
-    /// Predictor page.
-    Predictor,
+    /// Model page.
+    Model,
     /// Try-a-shopper page.
     Try,
 }
@@ -96,7 +96,7 @@ pub fn page(title: &str, nav: Nav, body: &str, delivery: Delivery) -> String {
         out.push_str("<header><nav aria-label=\"Main\"><span class=\"brand\">runsize</span><ul>");
         for (entry, href, text) in [
             (Nav::Brands, "/", "Brands"),
-            (Nav::Predictor, "/model", "Predictor"),
+            (Nav::Model, "/model", "Model"),
             (Nav::Try, "/try", "Try a shopper"),
         ] {
             let current = if entry == nav {

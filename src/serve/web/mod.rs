@@ -133,7 +133,7 @@ async fn model(State(state): State<AppState>) -> Response {
     match state.loaded() {
         Ok(l) => html(
             "The model",
-            Nav::Predictor,
+            Nav::Model,
             &pages::model_page(&l.predictor, &l.header),
         ),
         Err(e) => error_page(e),

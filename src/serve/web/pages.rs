@@ -277,7 +277,7 @@ pub fn model_page(model: &Predictor, header: &ArtifactHeader) -> String {
     s.push_str("<h1>The model</h1><section aria-labelledby=\"training\"><h2 id=\"training\">Training</h2><dl class=\"summary\">");
     let total = sm.outcome_counts.iter().sum::<u64>().max(1) as f64;
     let items = [
-        ("Predictor id", esc(&header.model_id)),
+        ("Model id", esc(&header.model_id)),
         ("runsize version", esc(&header.runsize_version)),
         ("Source", esc(&sm.source)),
         ("Events read", sm.events.to_string()),
