@@ -13,3 +13,4 @@ mod real_data;
 mod serve;
 mod stack;
 mod synth;
+mod web;

@@ -6,7 +6,8 @@
 //! request and response bodies, the fast request parser, the answer writer, limits),
 //! [`state`] ([`AppState`] holding the served [`crate::model::Predictor`]), [`error`]
 //! ([`ServeError`], [`ApiError`] — the one place status codes are chosen), [`metrics`]
-//! (Prometheus text), [`openapi`].
+//! (Prometheus text), [`openapi`], [`web`] (the merchant web page at `/` and the size
+//! chart, conversion and flag routes).
 
 pub mod api;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 pub use error::{ApiError, ErrorBody, ServeError};
 pub use metrics::Metrics;
