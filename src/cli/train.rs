@@ -461,4 +461,28 @@ mod tests {
         assert!(model.summary.fit_events > 1000);
         assert!(out.exists());
     }
+
+    #[test]
+    fn init_from_a_file_that_is_not_a_model_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.runsize");
+        let bad = dir.path().join("yesterday.runsize");
+        std::fs::write(&bad, b"not a runsize model").unwrap();
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.parquet");
+        let args = Cli::parse_from([
+            "train",
+            "--events",
+            data,
+            "--out",
+            out.to_str().unwrap(),
+            "--init",
+            bad.to_str().unwrap(),
+            "--no-stack",
+            "--quiet",
+        ])
+        .train;
+        let err = train(&args).unwrap_err().to_string();
+        assert!(err.contains("yesterday.runsize"), "{err}");
+        assert!(!out.exists(), "no model written");
+    }
 }
