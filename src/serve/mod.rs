@@ -7,13 +7,16 @@
 //! [`error`] ([`ServeError`], [`ApiError`] — the one place status codes are chosen),
 //! [`fastjson`] (the fast parser of common recommend bodies), [`answer`] (the recommend
 //! answer's JSON writer),
-//! [`metrics`] (Prometheus text), [`openapi`].
+//! [`metrics`] (Prometheus text), [`openapi`], [`overload`] (the bound on requests in
+//! flight), [`request_id`] (`x-request-id`).
 
 pub mod answer;
 pub mod error;
 pub mod fastjson;
 pub mod metrics;
 pub mod openapi;
+pub mod overload;
+pub mod request_id;
 pub mod routes;
 pub mod state;
 pub mod types;
@@ -123,6 +126,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
     let mut options = config.options.clone();
     options.model_path = Some(path.clone());
+    options.max_in_flight = overload::resolve_max_in_flight(options.max_in_flight, config.workers);
     tracing::info!(
         path = %path.display(),
         model_id = %header.model_id,
@@ -133,7 +137,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let state = AppState::new(model, header, options);
     spawn_reload_on_hangup(state.clone());
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "serving");
+    tracing::info!(addr = %local, max_in_flight = state.in_flight().max(), "serving");
     serve_on(listener, state, shutdown_signal()).await
 }
 
