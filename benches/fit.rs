@@ -37,7 +37,8 @@ fn bench(c: &mut Criterion) {
                     .expect("fit")
             })
         });
-        let model = FitParams::default().max_iter(5).fit(&ev).expect("fit");
+        let fitted = FitParams::default().max_iter(5).fit(&ev).expect("fit");
+        let model = runsize::model::Predictor::new(fitted).expect("valid model");
         group.throughput(Throughput::Elements(ev.len() as u64));
         group.bench_with_input(BenchmarkId::new("score", n), &ev, |b, ev| {
             b.iter(|| model.score(ev))

@@ -1,6 +1,7 @@
-//! Recommendation compute latency in process: `Model::recommend` for a shopper with 20
-//! past purchases and a product with 8 sizes on offer, and the path the server takes
-//! (`recommend_ref` with the model's `RecommendIndex`), as criterion benches and printed
+//! Recommendation compute latency in process: `Predictor::recommend` of a ready query for
+//! a shopper with 20 past purchases and a product with 8 sizes on offer, and the path the
+//! server takes (wire types -> query -> answer, `serve::api::recommend`), as criterion
+//! benches and printed
 //! percentiles of single calls, for the structural model and the same model with the
 //! default second stage (`runsize train` fits one; recommendations then take the
 //! per-size stack path); and the same request through the full in-process router
@@ -20,20 +21,18 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http_body_util::BodyExt;
 use runsize::data::{ingest, IngestConfig, SizeSystem};
 use runsize::model::artifact;
-use runsize::model::recommend::{PastPurchase, ProductQuery, RecommendIndex, Shopper};
 use runsize::model::stack::StackParams;
-use runsize::model::{FitParams, Model};
+use runsize::model::{FitParams, Fitted, Predictor, Query};
+use runsize::serve::api::{PastPurchase, ProductQuery, Recommendation, Shopper};
 use runsize::serve::{router, AppState, ServeOptions};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tower::ServiceExt;
 
 struct Setup {
-    model: Model,
-    index: RecommendIndex,
+    model: Predictor,
     /// The same structural model with the default second stage.
-    stacked: Model,
-    stacked_index: RecommendIndex,
+    stacked: Predictor,
     product: ProductQuery,
     shopper: Shopper,
 }
@@ -41,7 +40,7 @@ struct Setup {
 /// The structural model and the same with the default second stage: fitted, or read
 /// from the directory `RECOMMEND_MODELS` names (written there on the first run), so that
 /// profiling runs under valgrind skip the fits.
-fn models() -> (Model, Model) {
+fn models() -> (Fitted, Fitted) {
     let Ok(dir) = std::env::var("RECOMMEND_MODELS") else {
         return fit_models();
     };
@@ -58,7 +57,7 @@ fn models() -> (Model, Model) {
     (model, stacked)
 }
 
-fn fit_models() -> (Model, Model) {
+fn fit_models() -> (Fitted, Fitted) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("events.parquet");
     let cfg = runsize::synth::SynthConfig {
@@ -80,7 +79,7 @@ fn fit_models() -> (Model, Model) {
         structural: fit,
         ..StackParams::default()
     }
-    .fit(&model, &events)
+    .fit(&Predictor::new(model.clone()).expect("valid"), &events)
     .expect("second stage");
     let mut stacked = model.clone();
     stacked.stack = Some(stack);
@@ -89,6 +88,8 @@ fn fit_models() -> (Model, Model) {
 
 fn setup() -> Setup {
     let (model, stacked) = models();
+    let model = Predictor::new(model).expect("valid model");
+    let stacked = Predictor::new(stacked).expect("valid model");
     // 8 sizes of the system with the most labels, around its middle
     let mut by_system: BTreeMap<SizeSystem, Vec<usize>> = BTreeMap::new();
     for (i, l) in model.labels.iter().enumerate() {
@@ -154,17 +155,15 @@ fn setup() -> Setup {
         history,
         ..Shopper::default()
     };
-    let rec = model.recommend(&product, &shopper).expect("recommend");
+    let rec = runsize::serve::api::recommend(&model, &product, &shopper).expect("recommend");
     assert_eq!(rec.sizes.len(), 8);
-    let rec = stacked.recommend(&product, &shopper).expect("recommend");
+    let rec = runsize::serve::api::recommend(&stacked, &product, &shopper).expect("recommend");
     assert_eq!(rec.sizes.len(), 8);
     assert!(
         stacked.stack.as_ref().is_some_and(|s| s.offer.is_some()),
         "the second stage has no sizes-on-offer calibration: the bench would time the structural path"
     );
     Setup {
-        index: RecommendIndex::new(&model),
-        stacked_index: RecommendIndex::new(&stacked),
         model,
         stacked,
         product,
@@ -193,26 +192,23 @@ fn percentiles(name: &str, mut f: impl FnMut()) {
     );
 }
 
-/// The server's path: borrowed request, the model's serving index.
-fn served(s: &Setup) -> Option<runsize::model::recommend::Recommendation> {
-    s.model
-        .recommend_ref(
-            &s.index,
-            &black_box(&s.product).view(),
-            &black_box(&s.shopper).view(),
-        )
-        .ok()
+/// The server's path without JSON: borrowed request, the model's query, the owned answer.
+fn served(s: &Setup) -> Option<Recommendation> {
+    runsize::serve::api::recommend(&s.model, black_box(&s.product), black_box(&s.shopper)).ok()
 }
 
 /// The server's path with the second stage.
-fn served_stacked(s: &Setup) -> Option<runsize::model::recommend::Recommendation> {
-    s.stacked
-        .recommend_ref(
-            &s.stacked_index,
-            &black_box(&s.product).view(),
-            &black_box(&s.shopper).view(),
-        )
-        .ok()
+fn served_stacked(s: &Setup) -> Option<Recommendation> {
+    runsize::serve::api::recommend(&s.stacked, black_box(&s.product), black_box(&s.shopper)).ok()
+}
+
+/// `f` with the setup's request as the model's query (built once).
+fn with_query<R>(s: &Setup, f: impl FnOnce(&Query<'_>) -> R) -> R {
+    let (product, shopper) = (s.product.view(), s.shopper.view());
+    f(&Query {
+        product: product.to_query(),
+        shopper: shopper.to_query(),
+    })
 }
 
 /// `n` calls of the server's path with the second stage (a separate symbol for callgrind).
@@ -223,16 +219,15 @@ fn profile_stacked(s: &Setup, n: usize) {
     }
 }
 
-/// `n` calls of `Model::recommend` (a separate symbol for `callgrind --toggle-collect`).
+/// `n` calls of `Predictor::recommend` on a ready query (a separate symbol for
+/// `callgrind --toggle-collect`).
 #[inline(never)]
 fn profile_recommend(s: &Setup, n: usize) {
-    for _ in 0..n {
-        black_box(
-            s.model
-                .recommend(black_box(&s.product), black_box(&s.shopper))
-                .ok(),
-        );
-    }
+    with_query(s, |q| {
+        for _ in 0..n {
+            black_box(s.model.recommend(black_box(q)).ok().map(|v| v.best));
+        }
+    });
 }
 
 /// `n` calls of the server's path (a separate symbol for callgrind).
@@ -303,13 +298,13 @@ fn benches(c: &mut Criterion) {
     let s = setup();
     let (_, header) = artifact::to_bytes(&s.model).expect("encode");
     let app = router(AppState::new(
-        s.model.clone(),
+        Predictor::new(s.model.fitted().clone()).expect("valid"),
         header,
         ServeOptions::default(),
     ));
     let (_, header) = artifact::to_bytes(&s.stacked).expect("encode");
     let app_stacked = router(AppState::new(
-        s.stacked.clone(),
+        Predictor::new(s.stacked.fitted().clone()).expect("valid"),
         header,
         ServeOptions::default(),
     ));
@@ -334,36 +329,30 @@ fn benches(c: &mut Criterion) {
         profile_healthz(&app, &rt, n);
         return;
     }
-    percentiles("Model::recommend", || {
-        black_box(
-            s.model
-                .recommend(black_box(&s.product), black_box(&s.shopper))
-                .ok(),
-        );
+    with_query(&s, |q| {
+        percentiles("Predictor::recommend of a ready query", || {
+            black_box(s.model.recommend(black_box(q)).ok().map(|v| v.best));
+        })
     });
-    percentiles("served recommend_ref", || {
+    percentiles("served (request -> query -> answer)", || {
         black_box(served(&s));
     });
-    percentiles("served recommend_ref, second stage", || {
+    percentiles("served, second stage", || {
         black_box(served_stacked(&s));
     });
-    c.bench_function("recommend_20_history_8_sizes", |b| {
-        b.iter(|| {
-            black_box(
-                s.model
-                    .recommend(black_box(&s.product), black_box(&s.shopper))
-                    .ok(),
-            )
-        })
+    with_query(&s, |q| {
+        c.bench_function("recommend_20_history_8_sizes", |b| {
+            b.iter(|| black_box(s.model.recommend(black_box(q)).ok().map(|v| v.best)))
+        });
+        c.bench_function("shopper_belief_20_history", |b| {
+            b.iter(|| black_box(s.model.shopper_belief(black_box(&q.shopper)).ok()))
+        });
     });
     c.bench_function("served_recommend_20_history_8_sizes", |b| {
         b.iter(|| black_box(served(&s)))
     });
     c.bench_function("served_stacked_recommend_20_history_8_sizes", |b| {
         b.iter(|| black_box(served_stacked(&s)))
-    });
-    c.bench_function("shopper_belief_20_history", |b| {
-        b.iter(|| black_box(s.model.shopper_belief(black_box(&s.shopper)).ok()))
     });
     c.bench_function("router_oneshot_recommend_json", |b| {
         b.iter(|| black_box(rt.block_on(router_call(&app, &body))))

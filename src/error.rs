@@ -8,7 +8,7 @@ pub enum Error {
     Data(#[from] crate::data::DataError),
     /// Fitting, predicting, or loading a model.
     #[error(transparent)]
-    Model(#[from] crate::model::ModelError),
+    Fitted(#[from] crate::model::ModelError),
     /// Serving.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),

@@ -6,19 +6,21 @@
 //! `cargo test` runs a bounded number of cases per property (about a minute in all in a
 //! debug build); `RUNSIZE_FUZZ_CASES=N` sets the cases of every property (benches/fuzz.sh
 //! runs them for hours). Crashes found are kept below as named regression tests.
-
-mod common;
+//!
+//! This module installs the binary's global allocator: the system allocator plus a
+//! per-thread byte count that is only kept while [`tracked`] runs (a thread-local flag
+//! check per allocation otherwise).
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use runsize::data::ingest::{ingest, IngestConfig};
 use runsize::data::{parse_size, OutcomeMap, SizeLabel};
 use runsize::model::artifact::{self, ArtifactHeader, MAGIC};
-use runsize::model::recommend::{PastPurchase, ProductQuery, Shopper};
-use runsize::model::{FitParams, Model};
-use runsize::serve::fastjson::parse_recommend;
-use runsize::serve::types::{RecommendRequest, RecommendRequestRef};
-use runsize::serve::{validate_model, Loaded};
+use runsize::model::{FitParams, Fitted, Predictor};
+use runsize::serve::api::fastjson::parse_recommend;
+use runsize::serve::api::{
+    PastPurchase, ProductQuery, RecommendRequest, RecommendRequestRef, Shopper,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
@@ -367,7 +369,7 @@ proptest! {
 fn real_artifact() -> &'static (Vec<u8>, ArtifactHeader) {
     static ART: OnceLock<(Vec<u8>, ArtifactHeader)> = OnceLock::new();
     ART.get_or_init(|| {
-        let dir = common::tempdir();
+        let dir = crate::common::tempdir();
         let path = dir.path().join("events.parquet");
         let cfg = runsize::synth::SynthConfig {
             events: 3000,
@@ -395,7 +397,7 @@ fn body_start(bytes: &[u8]) -> usize {
 
 /// Decode `bytes` with allocation tracking: never a panic; an error names the file; the
 /// peak memory is bounded by the file (a fixed allowance plus a multiple of its length).
-fn decode_bounded(bytes: &[u8]) -> Result<Option<(Model, ArtifactHeader)>, TestCaseError> {
+fn decode_bounded(bytes: &[u8]) -> Result<Option<(Fitted, ArtifactHeader)>, TestCaseError> {
     let path = Path::new("fuzzed.runsize");
     let (result, peak, largest) = tracked(|| artifact::from_bytes(bytes, path));
     let allowance = 4 * (1 << 20) + 64 * bytes.len() as i64;
@@ -416,15 +418,14 @@ fn decode_bounded(bytes: &[u8]) -> Result<Option<(Model, ArtifactHeader)>, TestC
     }
 }
 
-/// A decoded model that passes validation can be served: indexes built, one request
-/// answered (or refused with an error), never a panic.
-fn serve_one(model: Model, header: ArtifactHeader) {
-    if validate_model(&model).is_err() {
-        return;
-    }
+/// A decoded model (the decoder validated it) can be served: its predictor built (or
+/// refused with an error), one request answered or refused, never a panic.
+fn serve_one(model: Fitted) {
     let product_id = model.products.first().map(|g| g.name.clone());
     let size = model.labels.first().map(|l| l.canonical.clone());
-    let loaded = Loaded::new(model, header, None);
+    let Ok(predictor) = Predictor::new(model) else {
+        return;
+    };
     let req = RecommendRequest {
         product: ProductQuery {
             product_id,
@@ -443,9 +444,8 @@ fn serve_one(model: Model, header: ArtifactHeader) {
         },
     };
     let view = req.view();
-    let _ = loaded
-        .model
-        .recommend_view(&loaded.index, &view.product, &view.shopper);
+    let query = view.to_query();
+    let _ = predictor.recommend(&query);
 }
 
 proptest! {
@@ -509,8 +509,8 @@ proptest! {
         if let Some(t) = bytes.get_mut(end..) {
             t.copy_from_slice(&sum.to_le_bytes());
         }
-        if let Some((model, header)) = decode_bounded(&bytes)? {
-            serve_one(model, header);
+        if let Some((model, _)) = decode_bounded(&bytes)? {
+            serve_one(model);
         }
     }
 }
@@ -522,7 +522,7 @@ fn real_artifact_decodes_within_the_bound() {
         .0
         .expect("decode");
     assert_eq!(&h, header);
-    serve_one(model, h);
+    serve_one(model);
     let (_, peak, _) = tracked(|| artifact::from_bytes(real, Path::new("real.runsize")));
     assert!(
         peak < 64 * real.len() as i64,
@@ -668,7 +668,7 @@ fn ndjson_text() -> impl Strategy<Value = String> {
 
 /// Ingest `text` as a file `name`: rows or a clear error naming the file, never a panic.
 fn ingest_text(name: &str, text: &str, lenient: bool) -> Result<(), TestCaseError> {
-    let dir = common::tempdir();
+    let dir = crate::common::tempdir();
     let path = dir.path().join(name);
     std::fs::write(&path, text).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
@@ -732,7 +732,7 @@ fn generators_reach_the_interesting_paths() {
                 .unwrap_or_default()
         });
         for (name, text, ok) in [("a.csv", csv, &mut csv_ok), ("a.ndjson", nd, &mut nd_ok)] {
-            let dir = common::tempdir();
+            let dir = crate::common::tempdir();
             let path = dir.path().join(name);
             std::fs::write(&path, text).expect("write");
             let mut cfg = IngestConfig::new(vec![path.display().to_string()]);
@@ -758,9 +758,9 @@ fn generators_reach_the_interesting_paths() {
         bytes[at] = bytes[at].wrapping_add(1 + (k % 3) as u8);
         let sum = artifact::fnv1a(&bytes[start..end]);
         bytes[end..].copy_from_slice(&sum.to_le_bytes());
-        if let Ok((model, header)) = artifact::from_bytes(&bytes, Path::new("x.runsize")) {
+        if let Ok((model, _)) = artifact::from_bytes(&bytes, Path::new("x.runsize")) {
             decoded += 1;
-            serve_one(model, header);
+            serve_one(model);
         }
     }
     eprintln!("valid-checksum corruptions decoded: {decoded} of 200");

@@ -1,7 +1,7 @@
 //! Ingest end to end: formats, column mapping, ids, bad input, directories and globs, row
 //! filters, customer features, batch-prediction frames, and the real RentTheRunway file.
 
-mod common;
+use crate::common;
 
 use polars::prelude::*;
 use runsize::data::ingest::{

@@ -2,9 +2,9 @@
 //! calibrated, results reproducible and independent of the thread count, artifacts
 //! round-trip to identical predictions.
 
-mod common;
+use crate::common;
 
-use runsize::model::{artifact, FitParams};
+use runsize::model::{artifact, FitParams, Predictor};
 use std::collections::HashMap;
 
 #[test]
@@ -32,8 +32,8 @@ fn warm_start_on_a_customer_sample_recovers_the_same_truth() {
     );
 }
 
-fn check_recovery(fx: &common::SynthSplit, params: FitParams) -> runsize::model::Model {
-    let model = params.fit(&fx.train).unwrap();
+fn check_recovery(fx: &common::SynthSplit, params: FitParams) -> Predictor {
+    let model = Predictor::new(params.fit(&fx.train).unwrap()).unwrap();
     let truth = &fx.truth;
 
     // brands: estimated offset vs truth
@@ -63,7 +63,7 @@ fn check_recovery(fx: &common::SynthSplit, params: FitParams) -> runsize::model:
         .collect();
     let (mut tt, mut te, mut rt, mut re) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pt in &truth.products {
-        let Some(&i) = model.index.product.get(&pt.product_id) else {
+        let Some(i) = model.product_index(&pt.product_id) else {
             continue;
         };
         let p = &model.products[i as usize];
@@ -123,8 +123,9 @@ fn same_result_with_one_and_two_threads_and_round_trip_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.runsize");
     artifact::save(&m1, &path).unwrap();
-    let (back, header) = artifact::load(&path).unwrap();
+    let (back, header) = artifact::load_predictor(&path).unwrap();
     assert_eq!(header.summary.fit_events, m1.summary.fit_events);
+    let m1 = Predictor::new(m1).unwrap();
     let p1 = m1.score(&fx.test);
     let p2 = back.score(&fx.test);
     assert_eq!(p1.len(), fx.test.len());
@@ -171,7 +172,7 @@ fn fitting_twice_is_deterministic() {
     );
 }
 
-fn postcard_bytes(m: &runsize::model::Model) -> Vec<u8> {
+fn postcard_bytes(m: &runsize::model::Fitted) -> Vec<u8> {
     let mut m = m.clone();
     m.summary.fit_seconds = 0.0;
     for h in &mut m.summary.history {
@@ -200,7 +201,7 @@ fn customer_table_round_trips_with_integer_and_text_ids() {
         assert_eq!(model.customers.ids.as_ints().is_some(), name == "ints");
         let path = dir.path().join(format!("{name}.runsize"));
         artifact::save(&model, &path).unwrap();
-        let (back, _) = artifact::load(&path).unwrap();
+        let (back, _) = artifact::load_predictor(&path).unwrap();
         assert_eq!(back.customers, model.customers, "{name}");
         for (i, id) in events.customers.iter().enumerate() {
             assert_eq!(back.customer_index(&id), Some(i as u32), "{name} {id}");

@@ -3,16 +3,16 @@
 //! `event_view` + `probs_article`, independent of the thread count; the serving solve
 //! (`posterior`) against the fit's full 12-step Newton solve for real shoppers.
 
-mod common;
+use crate::common;
 
 use runsize::data::NONE;
-use runsize::model::recommend::{PastPurchase, Shopper};
+use runsize::model::query::{Purchase, Shopper};
 use runsize::model::score::ScoreOptions;
-use runsize::model::{FitParams, Model};
+use runsize::model::{FitParams, Predictor};
 
-fn fitted() -> (Model, common::SynthSplit) {
+fn fitted() -> (Predictor, common::SynthSplit) {
     let fx = common::synth_split(30_000, 21, 6, Some(10));
-    let model = FitParams::default().max_iter(6).fit(&fx.train).unwrap();
+    let model = Predictor::new(FitParams::default().max_iter(6).fit(&fx.train).unwrap()).unwrap();
     (model, fx)
 }
 
@@ -48,12 +48,7 @@ fn batch_scoring_matches_the_per_row_reference_for_any_thread_count() {
             assert_eq!(r.customer[i], want, "customer {name}");
         }
         for (i, name) in events.products.iter().enumerate() {
-            let want = model
-                .index
-                .product
-                .get(name.as_ref())
-                .copied()
-                .unwrap_or(NONE);
+            let want = model.product_index(name.as_ref()).unwrap_or(NONE);
             assert_eq!(r.product[i], want, "product {name}");
         }
     }
@@ -93,16 +88,16 @@ fn serving_posterior_matches_the_full_solve_for_real_shoppers() {
     let mut compared = 0;
     for start in 0..model.products.len().saturating_sub(30) {
         let n = 1 + start % 30;
-        let history: Vec<PastPurchase> = (start..start + n)
+        let history: Vec<Purchase> = (start..start + n)
             .filter_map(|p| {
                 let info = &model.product_info[p];
                 let l = &model.labels[*info.sizes.get((p * 7) % info.sizes.len().max(1))? as usize];
-                Some(PastPurchase {
-                    product_id: Some(model.products[p].name.clone()),
-                    size: l.canonical.clone(),
-                    size_system: Some(l.system.as_str().into()),
-                    outcome: outcomes[p % outcomes.len()].into(),
-                    ..PastPurchase::default()
+                Some(Purchase {
+                    product_id: Some(model.products[p].name.as_str()),
+                    size: l.canonical.as_str(),
+                    size_system: Some(l.system.as_str()),
+                    outcome: outcomes[p % outcomes.len()],
+                    ..Purchase::default()
                 })
             })
             .collect();

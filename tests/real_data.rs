@@ -2,9 +2,9 @@
 //! protocol (random 80/10/10 split of rows, seed 0, test on the last 10%) must beat the
 //! best published average AUC, 0.719.
 
-mod common;
+use crate::common;
 
-use runsize::model::FitParams;
+use runsize::model::{FitParams, Predictor};
 
 #[test]
 fn rtr_random_split_beats_published_auc() {
@@ -15,7 +15,7 @@ fn rtr_random_split_beats_published_auc() {
     let train = common::rtr_events(&path, Some(0));
     let test = common::rtr_events(&path, Some(2));
     assert!(train.len() > 100_000 && test.len() > 10_000);
-    let model = FitParams::default().fit(&train).unwrap();
+    let model = Predictor::new(FitParams::default().fit(&train).unwrap()).unwrap();
     let r = model.evaluate(&test).unwrap();
     let m = &r.overall;
     println!(

@@ -10,8 +10,8 @@ use http_body_util::BodyExt;
 use runsize::data::{ingest, IngestConfig};
 use runsize::model::artifact::{self, ArtifactHeader};
 use runsize::model::predict::ArticleRef;
-use runsize::model::recommend::{PastPurchase, Shopper};
-use runsize::model::{FitParams, Model};
+use runsize::model::{FitParams, Fitted, Predictor};
+use runsize::serve::api::{PastPurchase, Shopper};
 use runsize::serve::{layered, router, AppState, ServeOptions};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ struct Fixture {
     path2: PathBuf,
     corrupt: PathBuf,
     empty: PathBuf,
-    model: Model,
+    model: Predictor,
     header: ArtifactHeader,
     id2: String,
 }
@@ -59,8 +59,8 @@ fn build_fixture() -> Fixture {
         let model = FitParams::default().max_iter(10).fit(&events).unwrap();
         let path = dir.path().join("a.runsize");
         artifact::save(&model, &path).unwrap();
-        let (model, header) = artifact::load(&path).unwrap();
-        let mut second = model.clone();
+        let (model, header) = artifact::load_predictor(&path).unwrap();
+        let mut second = model.fitted().clone();
         second.summary.source = "second copy".into();
         let path2 = dir.path().join("b.runsize");
         let id2 = artifact::save(&second, &path2).unwrap().model_id;
@@ -68,7 +68,7 @@ fn build_fixture() -> Fixture {
         let corrupt = dir.path().join("corrupt.runsize");
         std::fs::write(&corrupt, b"RUNSIZE\nthis is not a model at all").unwrap();
         let empty = dir.path().join("empty.runsize");
-        artifact::save(&Model::default(), &empty).unwrap();
+        artifact::save(&Fitted::default(), &empty).unwrap();
         Fixture {
             _dir: dir,
             path,
@@ -92,7 +92,8 @@ fn options() -> ServeOptions {
 
 fn state_with(options: ServeOptions) -> AppState {
     let f = fixture();
-    AppState::new(f.model.clone(), f.header.clone(), options)
+    let predictor = Predictor::new(f.model.fitted().clone()).unwrap();
+    AppState::new(predictor, f.header.clone(), options)
 }
 
 fn app() -> Router {
@@ -135,7 +136,7 @@ async fn reload(app: &Router, token: Option<&str>, body: Option<Value>) -> (Stat
 }
 
 /// The product seen in training with the most sizes: (index, id, brand name).
-fn big_product(m: &Model) -> (usize, String, String) {
+fn big_product(m: &Fitted) -> (usize, String, String) {
     let (i, info) = m
         .product_info
         .iter()
@@ -147,7 +148,7 @@ fn big_product(m: &Model) -> (usize, String, String) {
 }
 
 /// `n` past purchases of other products, in their middle sizes, with mixed outcomes.
-fn history(m: &Model, skip: usize, n: usize) -> Vec<PastPurchase> {
+fn history(m: &Fitted, skip: usize, n: usize) -> Vec<PastPurchase> {
     let outcomes = [
         "kept",
         "returned_too_small",
@@ -226,16 +227,16 @@ async fn recommend_history_only_matches_the_model() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["model_id"], f.header.model_id.as_str());
 
-    let (state, basis) = m.shopper_belief(&shopper).unwrap();
+    let (state, basis) = m.shopper_belief(&shopper.view().to_query()).unwrap();
     let belief = m.at_purchase(&state, None);
-    assert_eq!(basis, vec!["history".to_string()]);
+    assert_eq!(basis.as_slice(), ["history"]);
     let info = &m.product_info[p];
     let sizes = b["sizes"].as_array().unwrap();
     assert_eq!(sizes.len(), info.sizes.len());
     let mut best = (String::new(), -1.0);
     for s in sizes {
         let label = s["size"].as_str().unwrap();
-        let l = m.index.label[label];
+        let l = m.label_index(label).unwrap();
         let lp = &m.labels[l as usize];
         let a = ArticleRef {
             product: p as u32,
@@ -860,7 +861,7 @@ async fn real_socket_with_reqwest() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let b: Value = resp.json().await.unwrap();
-    let (state, _) = f.model.shopper_belief(&shopper).unwrap();
+    let (state, _) = f.model.shopper_belief(&shopper.view().to_query()).unwrap();
     let belief = f.model.at_purchase(&state, None);
     assert!(close(
         b["confidence"]["shopper_size_sd"].as_f64().unwrap(),
@@ -884,7 +885,7 @@ async fn real_socket_with_reqwest() {
 }
 
 /// The server's path (body strings borrowed, the model's lookup index, spliced response
-/// JSON) gives exactly what `Model::recommend` (owned request, no index) gives, for
+/// JSON) gives exactly what `Fitted::recommend` (owned request, no index) gives, for
 /// requests that hit the index and requests that fall back on the model: escaped
 /// strings, label spellings and outcome words the index does not hold, unknown brands,
 /// reference sizes, body features, explicit sizes.
@@ -920,8 +921,8 @@ async fn served_answers_equal_the_model_without_the_index() {
         for text in [body.to_string(), escaped] {
             let (s, got) = post_raw(&app, "/v1/recommend", text.clone()).await;
             assert_eq!(s, StatusCode::OK, "{got}");
-            let req: runsize::serve::types::RecommendRequest = serde_json::from_str(&text).unwrap();
-            let want = m.recommend(&req.product, &req.shopper).unwrap();
+            let req: runsize::serve::api::RecommendRequest = serde_json::from_str(&text).unwrap();
+            let want = runsize::serve::api::recommend(m, &req.product, &req.shopper).unwrap();
             let mut want = serde_json::to_value(&want).unwrap();
             want["model_id"] = json!(f.header.model_id);
             // through text as the server's answer went (serde_json's float parsing is
@@ -933,28 +934,22 @@ async fn served_answers_equal_the_model_without_the_index() {
 }
 
 /// A product known from training but without a size label (e.g. only returns for other
-/// reasons) and no sizes in the request: a 422 naming `product.sizes`, with and without
-/// the serving index, not a panic.
+/// reasons) and no sizes in the request: a 422 naming `product.sizes`, not a panic.
 #[test]
 fn product_without_known_sizes_is_invalid_not_a_panic() {
-    use runsize::model::recommend::{ProductQuery, RecommendError, RecommendIndex};
+    use runsize::model::RecommendError;
+    use runsize::serve::api::ProductQuery;
     let f = fixture();
     let (p, pid, _) = big_product(&f.model);
-    let mut m = f.model.clone();
+    let mut m = f.model.fitted().clone();
     m.product_info[p].sizes.clear();
+    let m = Predictor::new(m).unwrap();
     let q = ProductQuery {
         product_id: Some(pid),
         ..Default::default()
     };
-    let index = RecommendIndex::new(&m);
-    let answers = [
-        m.recommend(&q, &Shopper::default()),
-        m.recommend_ref(&index, &q.view(), &Shopper::default().view()),
-    ];
-    for a in answers {
-        match a {
-            Err(RecommendError::Invalid { field, .. }) => assert_eq!(field, "product.sizes"),
-            other => panic!("expected an invalid product.sizes, got {other:?}"),
-        }
+    match runsize::serve::api::recommend(&m, &q, &Shopper::default()) {
+        Err(RecommendError::Invalid { field, .. }) => assert_eq!(field, "product.sizes"),
+        other => panic!("expected an invalid product.sizes, got {other:?}"),
     }
 }

@@ -4,13 +4,15 @@
 //! train -> save -> load -> predict / recommend gives identical numbers; artifacts of the
 //! previous format are refused with a clear message.
 
-mod common;
+use crate::common;
 
-use runsize::model::recommend::{PastPurchase, RecommendIndex};
-use runsize::model::recommend::{ProductQuery, Shopper};
 use runsize::model::stack::{hash_in_sample, training_inputs, CustomerSample, Stack, StackParams};
-use runsize::model::{artifact, FitParams, Model};
-use runsize::serve::validate_model;
+use runsize::model::{artifact, FitParams, Fitted, Predictor};
+use runsize::serve::api::{recommend, FeatureValue, PastPurchase, ProductQuery, Shopper};
+
+fn predictor(m: &Fitted) -> Predictor {
+    Predictor::new(m.clone()).unwrap()
+}
 
 /// A way to break a second stage and a word the refusal must name.
 type Breakage = (&'static str, fn(&mut Stack));
@@ -55,7 +57,7 @@ fn broken_stages() -> Vec<Breakage> {
 }
 
 /// A model whose second stage was broken by `f`.
-fn broken(model: &Model, f: fn(&mut Stack)) -> Model {
+fn broken(model: &Fitted, f: fn(&mut Stack)) -> Fitted {
     let mut m = model.clone();
     if let Some(s) = m.stack.as_mut() {
         f(s);
@@ -68,6 +70,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     let fx = common::synth_split(40_000, 7, 12, Some(20));
     let fit = FitParams::default().max_iter(12);
     let structural = fit.fit(&fx.train).unwrap();
+    let sp = predictor(&structural);
     let params = StackParams {
         folds: 3,
         lambdas: vec![10.0, 100.0],
@@ -75,7 +78,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
         structural: fit.clone(),
         ..StackParams::default()
     };
-    let stack = params.fit(&structural, &fx.train).unwrap();
+    let stack = params.fit(&sp, &fx.train).unwrap();
     let lg = &stack.purchase;
     assert_eq!(lg.coef.len(), 2 * lg.dim());
     assert!(lg.coef.iter().all(|c| c.is_finite()));
@@ -84,8 +87,8 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
 
     // leave-one-out inputs: deterministic, bit for bit
     let loo = params.clone().leave_one_out();
-    let a = loo.fit(&structural, &fx.train).unwrap();
-    let b = loo.fit(&structural, &fx.train).unwrap();
+    let a = loo.fit(&sp, &fx.train).unwrap();
+    let b = loo.fit(&sp, &fx.train).unwrap();
     assert_eq!(a.purchase.coef, b.purchase.coef);
     assert_eq!(a.offer, b.offer);
     assert_eq!(a.cross_fit, 0);
@@ -98,9 +101,10 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     model.stack = Some(stack);
     let mut loo_model = structural.clone();
     loo_model.stack = Some(a);
-    let before = structural.evaluate(&fx.test).unwrap().overall;
-    let after = model.evaluate(&fx.test).unwrap().overall;
-    let after_loo = loo_model.evaluate(&fx.test).unwrap().overall;
+    let pm = predictor(&model);
+    let before = sp.evaluate(&fx.test).unwrap().overall;
+    let after = pm.evaluate(&fx.test).unwrap().overall;
+    let after_loo = predictor(&loo_model).evaluate(&fx.test).unwrap().overall;
     for (name, m) in [
         ("structural", &before),
         ("cross-fitted", &after),
@@ -143,10 +147,8 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
                 system: l.system,
                 pos: l.pos,
             };
-            let cached = st.levels(&model, &a);
-            let mut fresh = st.clone();
-            fresh.cache = Default::default();
-            assert_eq!(cached, fresh.levels(&model, &a));
+            // the stage's predictor reads its cache; the structural one computes them
+            assert_eq!(pm.levels(&st, &a), sp.levels(&st, &a));
             checked += 1;
         }
     }
@@ -156,12 +158,12 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     let dir = common::tempdir();
     let path = dir.path().join("stacked.runsize");
     artifact::save(&model, &path).unwrap();
-    let (back, _) = artifact::load(&path).unwrap();
+    let (back, _) = artifact::load_predictor(&path).unwrap();
     assert!(back.stack.is_some());
     // and the server takes it
     let (served, _) = runsize::serve::load_model(&path).unwrap();
     assert_eq!(served.stack, model.stack);
-    let p1 = model.score(&fx.test);
+    let p1 = pm.score(&fx.test);
     let p2 = back.score(&fx.test);
     assert_eq!(p1, p2);
     for p in &p1 {
@@ -173,6 +175,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
     assert!(st.offer.is_some(), "no offer calibration");
     let mut plain = model.clone();
     plain.stack = None;
+    let plain = predictor(&plain);
     let mut moved = 0;
     for (p, prod) in model.products.iter().enumerate().take(40) {
         if model.product_info[p].sizes.len() < 2 {
@@ -187,8 +190,8 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
             ..Default::default()
         };
         let (a, b) = (
-            model.recommend(&q, &sh).unwrap(),
-            plain.recommend(&q, &sh).unwrap(),
+            recommend(&pm, &q, &sh).unwrap(),
+            recommend(&plain, &q, &sh).unwrap(),
         );
         assert_eq!(a.recommended_size, b.recommended_size);
         moved += a
@@ -212,8 +215,8 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
         },
         Shopper::default(),
     ] {
-        let a = model.recommend(&product, &shopper).unwrap();
-        let b = back.recommend(&product, &shopper).unwrap();
+        let a = recommend(&pm, &product, &shopper).unwrap();
+        let b = recommend(&back, &product, &shopper).unwrap();
         assert_eq!(a, b);
         for s in &a.sizes {
             assert!((s.p_small + s.p_fit + s.p_large - 1.0).abs() < 1e-9);
@@ -222,10 +225,10 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
 
     // a second stage that does not fit its model is refused at load (and so on reload),
     // naming what is wrong
-    validate_model(&model).unwrap();
+    model.validate().unwrap();
     for (i, (word, f)) in broken_stages().into_iter().enumerate() {
         let bad = broken(&model, f);
-        let e = validate_model(&bad).unwrap_err();
+        let e = bad.validate().unwrap_err().to_string();
         assert!(
             e.contains("second stage") && e.contains(word),
             "{word}: {e}"
@@ -238,12 +241,10 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
         }
     }
 
-    // the served path (requests parsed through the serving index, the history's stack
-    // counts from that parse, product-in-size lookups shared) gives exactly the second
-    // stage's probabilities as computed piece by piece through the public reference
-    // path: the shopper's belief, Model::shopper_stack (which parses the history
-    // itself), Model::probs_final
-    let index = RecommendIndex::new(&model);
+    // the served path (the history parsed through the catalogue, its stack counts from
+    // that parse, product-in-size lookups shared) gives exactly the second stage's
+    // probabilities as computed piece by piece: the shopper's belief,
+    // Predictor::shopper_stack (which parses the history itself), Predictor::probs_final
     let info = &model.product_info[0];
     let history: Vec<PastPurchase> = (1..13)
         .map(|p| {
@@ -261,10 +262,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
         })
         .collect();
     let mut features = std::collections::BTreeMap::new();
-    features.insert(
-        "height_cm".to_string(),
-        runsize::model::recommend::FeatureValue::Number(168.0),
-    );
+    features.insert("height_cm".to_string(), FeatureValue::Number(168.0));
     for shopper in [
         Shopper {
             history: history.clone(),
@@ -277,16 +275,15 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
             ..Default::default()
         },
     ] {
-        let served = model
-            .recommend_ref(&index, &product.view(), &shopper.view())
-            .unwrap();
-        assert_eq!(served, model.recommend(&product, &shopper).unwrap());
-        let (state, _) = model.shopper_belief(&shopper).unwrap();
-        let belief = model.at_purchase(&state, None);
-        let sc = model.shopper_stack(&shopper.view());
+        let served = recommend(&pm, &product, &shopper).unwrap();
+        let view = shopper.view();
+        let query = view.to_query();
+        let (state, _) = pm.shopper_belief(&query).unwrap();
+        let belief = pm.at_purchase(&state, None);
+        let sc = pm.shopper_stack(&query);
         assert_eq!(served.sizes.len(), info.sizes.len());
         for odds in &served.sizes {
-            let label = model.index.label[&odds.size];
+            let label = pm.label_index(&odds.size).unwrap();
             let l = &model.labels[label as usize];
             let a = runsize::model::predict::ArticleRef {
                 product: 0,
@@ -296,7 +293,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
                 system: l.system,
                 pos: l.pos,
             };
-            let want = model.probs_final(belief, &a, &sc);
+            let want = pm.probs_final(belief, &a, &sc);
             assert_eq!([odds.p_small, odds.p_fit, odds.p_large], want);
         }
     }
@@ -320,6 +317,7 @@ fn learners_fit_on_a_customer_sample() {
     let fx = common::synth_split(40_000, 11, 12, Some(20));
     let fit = FitParams::default().max_iter(12);
     let structural = fit.fit(&fx.train).unwrap();
+    let sp = predictor(&structural);
     let max_rows = 8_000;
     let sample = CustomerSample::new(&fx.train, max_rows);
     assert!(
@@ -337,10 +335,10 @@ fn learners_fit_on_a_customer_sample() {
             max_rows: 0,
             ..StackParams::default()
         };
-        let all = training_inputs(&structural, &fx.train, &params).unwrap();
+        let all = training_inputs(&sp, &fx.train, &params).unwrap();
         tables.push(all.tables.clone());
         let sampled = training_inputs(
-            &structural,
+            &sp,
             &fx.train,
             &StackParams {
                 max_rows,
@@ -402,14 +400,14 @@ fn learners_fit_on_a_customer_sample() {
         cv_rows: max_rows / 4,
         ..StackParams::default()
     };
-    let stack = params.fit(&structural, &fx.train).unwrap();
+    let stack = params.fit(&sp, &fx.train).unwrap();
     assert_eq!(stack.purchase.cv.len(), 2);
     assert!(stack.purchase.cv.iter().all(|p| p.log_loss.is_finite()));
     assert!(stack.purchase.coef.iter().all(|c| c.is_finite()));
     let mut model = structural.clone();
     model.stack = Some(stack);
-    let before = structural.evaluate(&fx.test).unwrap().overall;
-    let after = model.evaluate(&fx.test).unwrap().overall;
+    let before = sp.evaluate(&fx.test).unwrap().overall;
+    let after = predictor(&model).evaluate(&fx.test).unwrap().overall;
     println!(
         "held-out: structural log loss {:.4} ece {:.4}; stage on a {:.0}% sample {:.4} / {:.4}",
         before.log_loss,

@@ -34,14 +34,14 @@ pub struct BrandsArgs {
 
 /// `runsize brands`.
 pub fn run(args: &BrandsArgs) -> Result<(), crate::Error> {
-    let (model, _) = artifact::load(&args.model)?;
+    let (model, _) = artifact::load_predictor(&args.model)?;
     let by = match args.by {
         By::Brand => ProfileBy::Brand,
         By::Product => ProfileBy::Product,
         By::Category => ProfileBy::Category,
     };
-    let mut profiles = model.profiles(by);
-    profiles.truncate(args.top);
+    let all = model.profiles(by);
+    let profiles = all.get(..args.top.min(all.len())).unwrap_or(all);
     if args.json {
         println!(
             "{}",
@@ -53,7 +53,7 @@ pub fn run(args: &BrandsArgs) -> Result<(), crate::Error> {
         "{:<26} {:>7} {:>17} {:>9}  verdict",
         "key", "offset", "95% interval", "events"
     );
-    for p in &profiles {
+    for p in profiles {
         println!(
             "{:<26} {:>+7.2} [{:>+6.2}, {:>+6.2}] {:>9}  {}: {}",
             p.key, p.offset, p.interval[0], p.interval[1], p.n, p.verdict, p.advice

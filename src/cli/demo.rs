@@ -52,7 +52,7 @@ pub fn ensure_model(args: &DemoArgs) -> Result<PathBuf, crate::Error> {
 }
 
 /// An example request for the demo model: the first brand's first product.
-pub fn example_request(model: &crate::model::Model) -> String {
+pub fn example_request(model: &crate::model::Fitted) -> String {
     let product = model
         .products
         .first()

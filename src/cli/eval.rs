@@ -22,7 +22,7 @@ pub struct EvalArgs {
 
 /// Evaluate; returns the report.
 pub fn evaluate(args: &EvalArgs) -> Result<EvalReport, crate::Error> {
-    let (model, _) = artifact::load(&args.model)?;
+    let (model, _) = artifact::load_predictor(&args.model)?;
     let cfg = args.ingest.to_config(true)?;
     let ingested = ingest(&cfg)?;
     Ok(model.evaluate(&ingested.events)?)

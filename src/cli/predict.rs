@@ -80,7 +80,7 @@ fn cpu_seconds() -> Option<f64> {
 
 /// `runsize predict`.
 pub fn run(args: &PredictArgs) -> Result<(), crate::Error> {
-    let (model, _) = artifact::load(&args.model)?;
+    let (model, _) = artifact::load_predictor(&args.model)?;
     let cfg = args.ingest.to_config(false)?;
     let (mut df, ingested) = ingest_with_frame(&cfg)?;
     let t0 = std::time::Instant::now();

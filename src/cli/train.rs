@@ -6,7 +6,7 @@ use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
 use crate::model::report::ProfileBy;
 use crate::model::stack::StackParams;
-use crate::model::{artifact, FitParams, Model};
+use crate::model::{artifact, FitParams, Fitted, Predictor};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -96,7 +96,7 @@ impl TrainArgs {
 }
 
 /// Train and write the model; returns it.
-pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
+pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
     let mut cfg = args.ingest.to_config(true)?;
     // The fit never reads timestamps (time filters are applied while reading).
     cfg.keep_timestamps = false;
@@ -184,7 +184,10 @@ pub fn train(args: &TrainArgs) -> Result<Model, crate::Error> {
             max_rows: args.stack_max_rows,
             ..StackParams::default()
         };
-        model.stack = Some(stack.fit(&model, &ingested.events)?);
+        let predictor = Predictor::new(model)?;
+        let fitted_stack = stack.fit(&predictor, &ingested.events)?;
+        model = predictor.into_fitted();
+        model.stack = Some(fitted_stack);
         tracing::info!(target: "runsize::train", seconds = t0.elapsed().as_secs_f64(), "second stage fitted");
     }
     // Dictionaries and features are in the model now: free them before it is serialised.
@@ -268,7 +271,7 @@ pub fn run(args: &TrainArgs) -> Result<(), crate::Error> {
 }
 
 /// One screen: data, fit, how the model sees sizes, the brands that run most off.
-pub fn print_summary(model: &Model, out: &std::path::Path, model_id: &str) {
+pub fn print_summary(model: &Fitted, out: &std::path::Path, model_id: &str) {
     let s = &model.summary;
     let g = &model.globals;
     println!("model       {} (id {model_id})", out.display());

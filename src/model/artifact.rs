@@ -2,7 +2,7 @@
 //!
 //! Layout: magic `RUNSIZE\n`, format version (u32 LE), header length (u32 LE), a JSON
 //! header (format version, crate version, creation time, model id, training summary),
-//! the postcard-encoded [`Model`], and an FNV-1a 64 checksum (u64 LE) of the body.
+//! the postcard-encoded [`Fitted`], and an FNV-1a 64 checksum (u64 LE) of the body.
 //! `head -c 4096 model.runsize` shows the header; corrupt or incompatible files are
 //! refused with a message saying why.
 //!
@@ -12,7 +12,8 @@
 //! reader that hashes what it consumes. Neither holds the encoded body in memory (at 50M
 //! customers it is gigabytes).
 
-use super::fitted::{Model, TrainingSummary};
+use super::fitted::{Fitted, TrainingSummary};
+use super::predictor::Predictor;
 use super::ModelError;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -236,7 +237,7 @@ impl<'de, R: Read + 'de> postcard::de_flavors::Flavor<'de> for HashingSource<R> 
 }
 
 /// The header of a model about to be written, with `model_id` from `sum`.
-fn header_for(model: &Model, sum: u64, created_unix: u64) -> ArtifactHeader {
+fn header_for(model: &Fitted, sum: u64, created_unix: u64) -> ArtifactHeader {
     ArtifactHeader {
         format_version: FORMAT_VERSION,
         runsize_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -250,7 +251,7 @@ fn header_for(model: &Model, sum: u64, created_unix: u64) -> ArtifactHeader {
 /// placeholder id, the streamed body, the checksum, then the header again in place with
 /// the real id (same length: the id is fixed-width hex). Leaves `out` after the
 /// checksum.
-fn write_to<W: Write + Seek>(model: &Model, mut out: W) -> Result<(W, ArtifactHeader), String> {
+fn write_to<W: Write + Seek>(model: &Fitted, mut out: W) -> Result<(W, ArtifactHeader), String> {
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -270,7 +271,7 @@ fn write_to<W: Write + Seek>(model: &Model, mut out: W) -> Result<(W, ArtifactHe
         buf: Vec::with_capacity(IO_BUFFER),
         hash: FNV_START,
     };
-    let sum = match postcard::serialize_with_flavor::<Model, _, _>(model, sink) {
+    let sum = match postcard::serialize_with_flavor::<Fitted, _, _>(model, sink) {
         Ok(sum) => sum,
         Err(e) => {
             return Err(match error {
@@ -294,7 +295,7 @@ fn write_to<W: Write + Seek>(model: &Model, mut out: W) -> Result<(W, ArtifactHe
 }
 
 /// Serialise a model to bytes (header + body + checksum); returns the bytes and the header.
-pub fn to_bytes(model: &Model) -> Result<(Vec<u8>, ArtifactHeader), ModelError> {
+pub fn to_bytes(model: &Fitted) -> Result<(Vec<u8>, ArtifactHeader), ModelError> {
     let (cursor, header) = write_to(model, std::io::Cursor::new(Vec::new()))
         .map_err(|m| err(Path::new("<memory>"), m))?;
     Ok((cursor.into_inner(), header))
@@ -302,7 +303,7 @@ pub fn to_bytes(model: &Model) -> Result<(Vec<u8>, ArtifactHeader), ModelError> 
 
 /// Write a model atomically: the body streamed into a temp file in the target directory,
 /// fsync, rename.
-pub fn save(model: &Model, path: &Path) -> Result<ArtifactHeader, ModelError> {
+pub fn save(model: &Fitted, path: &Path) -> Result<ArtifactHeader, ModelError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -330,7 +331,7 @@ fn read_from<R: Read>(
     mut input: R,
     len: u64,
     path: &Path,
-) -> Result<(Model, ArtifactHeader), ModelError> {
+) -> Result<(Fitted, ArtifactHeader), ModelError> {
     let mut prefix = [0u8; 16];
     let mut got = 0;
     while got < prefix.len() {
@@ -377,7 +378,7 @@ fn read_from<R: Read>(
         input,
         len.saturating_sub(16 + hlen),
     ));
-    let decoded = Model::deserialize(&mut de);
+    let decoded = Fitted::deserialize(&mut de);
     let mut source = de
         .finalize()
         .map_err(|e| err(path, format!("corrupt body: {e}")))?;
@@ -390,7 +391,7 @@ fn read_from<R: Read>(
     if let Some(e) = source.error.take() {
         return Err(err(path, format!("cannot read: {e}")));
     }
-    let mut model = match decoded {
+    let model = match decoded {
         Ok(m) => m,
         Err(postcard::Error::DeserializeUnexpectedEnd) => return Err(truncated()),
         Err(e) => {
@@ -421,25 +422,36 @@ fn read_from<R: Read>(
             "checksum mismatch: the file is corrupt or truncated",
         ));
     }
-    model.reindex();
-    // loaded models serve lookups: build the customer index now, not on a first request
-    model.customer_lookup();
+    model.validate().map_err(|e| {
+        err(
+            path,
+            format!("{e} (the artifact was written by a broken or different runsize)"),
+        )
+    })?;
     Ok((model, header))
 }
 
 /// Parse an artifact from bytes (`path` is only used in messages).
-pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Model, ArtifactHeader), ModelError> {
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Fitted, ArtifactHeader), ModelError> {
     read_from(bytes, bytes.len() as u64, path)
 }
 
-/// Load and validate a model artifact (streamed: the encoded body is never held whole).
-pub fn load(path: &Path) -> Result<(Model, ArtifactHeader), ModelError> {
+/// Load a model artifact: decode, check the checksum, then [`Fitted::validate`]
+/// (streamed: the encoded body is never held whole).
+pub fn load(path: &Path) -> Result<(Fitted, ArtifactHeader), ModelError> {
     let file = std::fs::File::open(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
     let len = file
         .metadata()
         .map_err(|e| err(path, format!("cannot read: {e}")))?
         .len();
     read_from(file, len, path)
+}
+
+/// [`load`] and build the model's [`Predictor`]: what every command that predicts
+/// (`predict`, `eval`, `brands`, the server) starts from.
+pub fn load_predictor(path: &Path) -> Result<(Predictor, ArtifactHeader), ModelError> {
+    let (fitted, header) = load(path)?;
+    Ok((Predictor::new(fitted)?, header))
 }
 
 #[cfg(test)]
@@ -457,13 +469,19 @@ mod tests {
 
     #[test]
     fn round_trip_and_corruption() {
-        let model = Model::default();
+        let model = Fitted::minimal();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.runsize");
         let header = save(&model, &path).unwrap();
         let (back, h2) = load(&path).unwrap();
         assert_eq!(header.model_id, h2.model_id);
-        assert_eq!(back.labels.len(), 0);
+        assert_eq!(back.labels, model.labels);
+        // written whole but not a usable model: refused at load, naming the invariant
+        let other = tempfile::tempdir().unwrap();
+        let empty = other.path().join("empty.runsize");
+        save(&Fitted::default(), &empty).unwrap();
+        let e = load(&empty).unwrap_err().to_string();
+        assert!(e.contains("not a usable model: no size labels"), "{e}");
         let mut bytes = std::fs::read(&path).unwrap();
         let n = bytes.len();
         bytes[n - 9] ^= 0xff;
@@ -486,9 +504,9 @@ mod tests {
     }
 
     /// A model whose only content is a customer table with these ids.
-    fn with_customers(ids: &[String]) -> Model {
+    fn with_customers(ids: &[String]) -> Fitted {
         let n = ids.len();
-        let mut m = Model {
+        Fitted {
             customers: CustomerTable {
                 ids: ids.iter().collect(),
                 mean: (0..n).map(|i| i as f32 * 0.5).collect(),
@@ -498,10 +516,8 @@ mod tests {
                 cov: vec![0.0; n],
                 n: (0..n as u32).collect(),
             },
-            ..Model::default()
-        };
-        m.reindex();
-        m
+            ..Fitted::minimal()
+        }
     }
 
     #[test]
@@ -522,6 +538,7 @@ mod tests {
                 name == "ints",
                 "storage kept"
             );
+            let back = crate::model::Predictor::new(back).unwrap();
             for (i, id) in ids.iter().enumerate() {
                 assert_eq!(back.customer_index(id), Some(i as u32), "{name} {id}");
             }
@@ -577,7 +594,7 @@ mod tests {
 
     #[test]
     fn previous_format_is_refused() {
-        let (mut bytes, _) = to_bytes(&Model::default()).unwrap();
+        let (mut bytes, _) = to_bytes(&Fitted::default()).unwrap();
         bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
         let e = from_bytes(&bytes, Path::new("old.runsize"))
             .unwrap_err()

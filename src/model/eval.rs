@@ -2,7 +2,7 @@
 //! metric), log loss, accuracy, expected calibration error, overall and by cold-start
 //! segment (training events of the customer / product).
 
-use super::fitted::Model;
+use super::predictor::Predictor;
 use super::ModelError;
 use crate::data::schema::{Events, NONE};
 use serde::Serialize;
@@ -150,7 +150,7 @@ fn bucket(n: u64) -> usize {
 
 const BUCKETS: [&str; 4] = ["0", "1-2", "3-9", "10+"];
 
-impl Model {
+impl Predictor {
     /// Evaluate the model on events with outcomes.
     pub fn evaluate(&self, events: &Events) -> Result<EvalReport, ModelError> {
         if !events.has_outcome {

@@ -1,10 +1,9 @@
 //! Customer feature model: encodes body data (numeric and categorical) into a design
 //! row and predicts a customer's prior size from it with ridge regression.
 
-use super::recommend::FeatureValue;
+use super::query::{Feature, Shopper};
 use crate::data::schema::{CustomerFeatures, NONE};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Encoding of one numeric feature: standardised value, its square and a missing flag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,28 +35,25 @@ pub struct FeatureValues<'a> {
 }
 
 impl<'a> FeatureValues<'a> {
-    /// The values of a request's body features (`shopper.features`) in `model`'s
-    /// feature order: a numeric feature given as a number, a categorical one given as
-    /// text; anything missing or of the other type is unknown (NaN / `None`). Names the
-    /// model does not know are ignored (the recommend path reports type errors itself).
-    pub fn from_request(
-        model: &FeatureModel,
-        features: &'a BTreeMap<String, FeatureValue>,
-    ) -> Self {
+    /// The values of a query's body features (`shopper.features`) in `model`'s feature
+    /// order: a numeric feature given as a number, a categorical one given as text;
+    /// anything missing or of the other type is unknown (NaN / `None`). Names the model
+    /// does not know are ignored (the recommend path reports type errors itself).
+    pub fn from_query(model: &FeatureModel, shopper: &Shopper<'a>) -> Self {
         FeatureValues {
             numeric: model
                 .numeric
                 .iter()
-                .map(|f| match features.get(&f.name) {
-                    Some(FeatureValue::Number(x)) => *x,
+                .map(|f| match shopper.feature(&f.name) {
+                    Some(Feature::Number(x)) => x,
                     _ => f64::NAN,
                 })
                 .collect(),
             categorical: model
                 .categorical
                 .iter()
-                .map(|f| match features.get(&f.name) {
-                    Some(FeatureValue::Text(s)) => Some(s.as_str()),
+                .map(|f| match shopper.feature(&f.name) {
+                    Some(Feature::Text(s)) => Some(s),
                     _ => None,
                 })
                 .collect(),

@@ -20,7 +20,7 @@
 use super::features::{FeatureModel, RidgeStats};
 use super::fitdata::FitData;
 use super::fitted::{
-    ArticleSizeParams, CustomerTable, GroupParams, IterationStats, LabelParams, Model, Offset,
+    ArticleSizeParams, CustomerTable, Fitted, GroupParams, IterationStats, LabelParams, Offset,
     ProductInfo, SystemParams, TrainingSummary,
 };
 use super::levels::{solve_levels, Level, EB_A0};
@@ -117,7 +117,7 @@ fn drift_share(g: &super::fitted::Globals, step: f64) -> f64 {
 
 impl FitParams {
     /// Fit a model to `events` (the linfa-style entry point).
-    pub fn fit(&self, events: &Events) -> Result<Model, ModelError> {
+    pub fn fit(&self, events: &Events) -> Result<Fitted, ModelError> {
         self.fit_with(events, &mut |_| {})
     }
 
@@ -126,7 +126,7 @@ impl FitParams {
         &self,
         events: &Events,
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
-    ) -> Result<Model, ModelError> {
+    ) -> Result<Fitted, ModelError> {
         self.validate()?;
         let data = FitData::from_events(events);
         self.fit_prepared(events, &data, on_iter)
@@ -139,7 +139,7 @@ impl FitParams {
         meta: &Events,
         data: &FitData,
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
-    ) -> Result<Model, ModelError> {
+    ) -> Result<Fitted, ModelError> {
         self.validate()?;
         if data.is_empty() {
             return Err(ModelError::NoFitEvents);
@@ -160,7 +160,7 @@ impl FitParams {
 struct State<'a> {
     meta: &'a Events,
     data: &'a FitData,
-    model: Model,
+    model: Fitted,
     /// Per article-size: its reference into the model.
     as_ref: Vec<ArticleRef>,
     /// Per article-size: true size, half fit-band width `h·e^η`, choice centre, and the
@@ -423,7 +423,7 @@ fn run(
     meta: &Events,
     data: &FitData,
     on_iter: &mut (dyn FnMut(&IterationStats) + Send),
-) -> Result<Model, ModelError> {
+) -> Result<Fitted, ModelError> {
     let started = Instant::now();
     let mut st = State::init(meta, data)?;
     st.steps = p.customer_newton_steps;
@@ -540,7 +540,6 @@ fn run(
         fit_seconds: started.elapsed().as_secs_f64(),
         source: String::new(),
     };
-    model.reindex();
     Ok(model)
 }
 
@@ -600,7 +599,7 @@ fn checked(i: u32, n: usize) -> u32 {
 impl<'a> State<'a> {
     fn init(meta: &'a Events, data: &'a FitData) -> Result<State<'a>, ModelError> {
         let n_as = data.article_sizes.len();
-        let mut model = Model {
+        let mut model = Fitted {
             labels: meta
                 .sizes
                 .iter()
@@ -709,14 +708,17 @@ impl<'a> State<'a> {
                 n: sys_n[s.index()],
             })
             .collect();
-        model.reindex();
+        let article_size: std::collections::HashMap<(u32, u32), u32> = model
+            .article_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.product, a.label), i as u32))
+            .collect();
         let art_of = |a: &ArticleRef| {
             if a.product == NONE {
                 NONE
             } else {
-                model
-                    .index
-                    .article_size
+                article_size
                     .get(&(a.product, a.label))
                     .copied()
                     .unwrap_or(NONE)
@@ -866,11 +868,12 @@ impl<'a> State<'a> {
         let h = model.globals.h;
         self.as_ref
             .par_iter()
+            .zip(self.as_group[4].par_iter())
             .zip(self.arts.par_iter_mut())
-            .for_each(|(a, row)| {
+            .for_each(|((a, &art), row)| {
                 let half = h * model.band(a).exp();
                 *row = ArtRow {
-                    t: model.true_size(a),
+                    t: model.true_size_with(a, (art != NONE).then_some(art)),
                     half,
                     exp_half: half.exp(),
                     exp_neg_half: (-half).exp(),
@@ -1451,7 +1454,8 @@ impl<'a> State<'a> {
         for (j, a) in self.as_ref.iter().enumerate() {
             let h = acc.art[j].ht;
             let n = self.data.as_count[j];
-            if let Some(&i) = self.model.index.article_size.get(&(a.product, a.label)) {
+            // the model's product-in-size of fit article-size j (as the plan mapped it)
+            if let Some(&i) = self.as_group[4].get(j).filter(|&&i| i != NONE) {
                 if let Some(x) = self.model.article_sizes.get_mut(i as usize) {
                     x.offset.se = 1.0 / (h + 1.0 / v_as).sqrt();
                     x.offset.n = n;

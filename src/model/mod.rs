@@ -1,7 +1,9 @@
-//! The model: parameters ([`FitParams`]), the fit ([`fit`]), the fitted [`Model`],
-//! prediction maths ([`predict`]), batch scoring and evaluation ([`eval`]), brand
-//! reports ([`report`]), the second stage ([`stack`]) and the versioned artifact
-//! ([`artifact`]).
+//! The model: parameters ([`FitParams`]), the fit ([`fit`]) producing [`Fitted`] (plain
+//! serde data, validated), the versioned artifact ([`artifact`]: load = decode +
+//! checksum + validate), and the [`Predictor`] built once from a `Fitted` that answers
+//! every question: recommendations for a [`Query`], scoring and evaluation ([`score`],
+//! [`eval`]), fit profiles ([`report`]). The second stage lives in [`stack`], prediction
+//! maths in [`predict`].
 
 pub mod artifact;
 pub mod eval;
@@ -13,13 +15,16 @@ pub mod levels;
 pub mod math;
 pub mod params;
 pub mod predict;
-pub mod recommend;
+pub mod predictor;
+pub mod query;
 pub mod report;
 pub mod score;
 pub mod stack;
 
-pub use fitted::Model;
+pub use fitted::Fitted;
 pub use params::FitParams;
+pub use predictor::{Basis, Predictor, RecommendError, RecommendationView, SizeOddsView};
+pub use query::Query;
 
 use std::path::PathBuf;
 
@@ -46,6 +51,9 @@ pub enum ModelError {
         /// What went wrong, and what was expected.
         message: String,
     },
+    /// The model breaks an invariant (non-finite numbers, tables of inconsistent lengths).
+    #[error("not a usable model: {0}")]
+    Invalid(String),
     /// Evaluation needs outcomes.
     #[error("evaluation needs an outcome column with small / fit / large values")]
     NoOutcomes,

@@ -1,9 +1,9 @@
-//! Prediction maths on a fitted [`Model`]: an article's true size and fit band, a
+//! Prediction maths on the [`Fitted`] data: an article's true size and fit band, a
 //! customer's size posterior from prior + evidence (one Newton solve shared with the
 //! fit), and calibrated small / fit / large probabilities.
 
 use super::features::FeatureValues;
-use super::fitted::{group_eta, group_value, Globals, Model};
+use super::fitted::{group_eta, group_value, Fitted, Globals};
 use super::math::{event_deriv, probs, uncertainty_scale};
 use crate::data::schema::{SizeSystem, NONE};
 
@@ -168,7 +168,7 @@ pub const SERVE_TOL: f64 = 1e-7;
 /// to Newton steps on the observed information.
 const NEWTON_FROM: f64 = 0.05;
 
-/// Most Newton steps of the serving solve (as many as [`Model::posterior`] always took).
+/// Most Newton steps of the serving solve (as many as [`Fitted::posterior`] always took).
 pub const SERVE_STEPS: usize = 12;
 
 /// One outcome term of the serving solve, precomputed once per solve: with `f = s + u`
@@ -235,7 +235,7 @@ fn outcome_derivs(o: &OutcomeTerm, w: f64, f: f64) -> (f64, f64, f64) {
 /// [`SERVE_STEPS`] steps), warm-started at the Gaussian-only optimum (prior + past
 /// choices, closed form), with each term's cut-point constants computed once instead of
 /// every step. Agrees with [`solve_customer`] run to convergence to 1e-7 (see the
-/// tests); the 12 Fisher-scoring steps [`Model::posterior`] used to take stop short of
+/// tests); the 12 Fisher-scoring steps [`Fitted::posterior`] used to take stop short of
 /// that in a few percent of hard random cases (far from the prior, many terms).
 pub fn solve_converged(
     g: &Globals,
@@ -374,22 +374,9 @@ pub fn cut_points_exp(g: &Globals, d: f64, exp_eta: f64, kappa: f64) -> (f64, f6
     )
 }
 
-impl Model {
-    /// Index of the article's product-in-size offset (`article_sizes`), if the model has one.
-    pub fn article_size_index(&self, a: &ArticleRef) -> Option<u32> {
-        if a.product == NONE || a.label == NONE {
-            return None;
-        }
-        self.index.article_size.get(&(a.product, a.label)).copied()
-    }
-
-    /// The article's true size on the common scale (size steps).
-    pub fn true_size(&self, a: &ArticleRef) -> f64 {
-        self.true_size_with(a, self.article_size_index(a))
-    }
-
-    /// [`Model::true_size`] with the product-in-size index already looked up
-    /// ([`Model::article_size_index`]).
+impl Fitted {
+    /// The article's true size on the common scale (size steps), given its product-in-size
+    /// index (`article_sizes`; see `Predictor::article_size_index`).
     pub fn true_size_with(&self, a: &ArticleRef, article_size: Option<u32>) -> f64 {
         let mut t = a.pos / self.scale(a.system) + self.align(a.system);
         if a.label != NONE {
@@ -410,20 +397,10 @@ impl Model {
         t
     }
 
-    /// How the article runs in size steps, relative to its label (> 0 large, < 0 small):
-    /// everything in [`Model::true_size`] except the label's own position and system alignment.
-    pub fn runs(&self, a: &ArticleRef) -> f64 {
-        self.true_size(a) - a.pos / self.scale(a.system) - self.align(a.system)
-    }
-
     /// Variance of the article's true size: each level's standard error where the model
     /// knows the key, its prior variance where it does not (a new product of a known
-    /// brand is as uncertain as products of that brand vary).
-    pub fn article_var(&self, a: &ArticleRef) -> f64 {
-        self.article_var_with(a, self.article_size_index(a))
-    }
-
-    /// [`Model::article_var`] with the product-in-size index already looked up.
+    /// brand is as uncertain as products of that brand vary), given its product-in-size
+    /// index.
     pub fn article_var_with(&self, a: &ArticleRef, article_size: Option<u32>) -> f64 {
         let g = &self.globals;
         let level = super::fitted::group_var;
@@ -449,13 +426,9 @@ impl Model {
             + article_size
     }
 
-    /// Probabilities `[small, fit, large]` of a purchase-time size belief in an article,
-    /// integrating both the shopper's and the article's uncertainty.
-    pub fn probs_article(&self, belief: SizeBelief, a: &ArticleRef) -> [f64; 3] {
-        self.probs_article_with(belief, a, self.article_size_index(a))
-    }
-
-    /// [`Model::probs_article`] with the product-in-size index already looked up.
+    /// Probabilities `[small, fit, large]` of a purchase-time size belief in an article
+    /// (given its product-in-size index), integrating both the shopper's and the
+    /// article's uncertainty.
     pub fn probs_article_with(
         &self,
         belief: SizeBelief,
@@ -488,12 +461,7 @@ impl Model {
             + self.globals.k_product * own
     }
 
-    /// Evidence term of one past purchase.
-    pub fn evidence(&self, a: &ArticleRef, class: Option<usize>, chosen: bool) -> EvidenceTerm {
-        self.evidence_with(a, self.article_size_index(a), class, chosen)
-    }
-
-    /// [`Model::evidence`] with the product-in-size index already looked up.
+    /// Evidence term of one past purchase, given its product-in-size index.
     pub fn evidence_with(
         &self,
         a: &ArticleRef,
@@ -541,7 +509,7 @@ impl Model {
     }
 
     /// Posterior by the solve the fit uses ([`solve_customer`] from the prior, `steps`
-    /// Fisher-scoring steps; [`Model::posterior`] took 12): the reference the serving
+    /// Fisher-scoring steps; [`Fitted::posterior`] took 12): the reference the serving
     /// solve is tested against.
     pub fn posterior_reference(
         &self,
@@ -586,7 +554,7 @@ impl Model {
         self.probs_for_exp(belief, t, eta.exp())
     }
 
-    /// [`Model::probs_for`] given `e^eta` (batch scoring multiplies per-level factors).
+    /// [`Fitted::probs_for`] given `e^eta` (batch scoring multiplies per-level factors).
     pub fn probs_for_exp(&self, belief: SizeBelief, t: f64, exp_eta: f64) -> [f64; 3] {
         let g = &self.globals;
         let kappa = uncertainty_scale(g.w, belief.var);
@@ -662,7 +630,7 @@ mod tests {
                 max_diff(&fast, &converged) < 1e-7,
                 "case {case}: converged {converged:?} fast {fast:?}"
             );
-            // what Model::posterior computed before: 12 Fisher-scoring steps, which
+            // what Fitted::posterior computed before: 12 Fisher-scoring steps, which
             // converge linearly and are not always within 1e-6 of the optimum yet;
             // where they are, the serving solve agrees with them
             let twelve = solve(12);

@@ -1,7 +1,7 @@
 //! Fit profiles for merchandisers: how each brand, product or category runs, in size
 //! steps with an interval and a count, in words, ranked by the effect we are sure of.
 
-use super::fitted::{group_value, GroupParams, Model};
+use super::fitted::{group_value, Fitted, GroupParams};
 use crate::data::schema::NONE;
 use serde::Serialize;
 
@@ -94,7 +94,7 @@ fn profile(g: &GroupParams, offset: f64, se: f64, brand: Option<String>) -> FitP
     }
 }
 
-impl Model {
+impl Fitted {
     /// Profile of brand `i`.
     pub fn brand_profile(&self, i: usize) -> Option<FitProfile> {
         let b = self.brands.get(i)?;

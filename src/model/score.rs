@@ -3,8 +3,8 @@
 //! Unseen customers, products, brands and sizes fall back on priors; nothing is dropped.
 
 use super::features::{FeatureModel, FeatureValues};
-use super::fitted::Model;
 use super::predict::{ArticleRef, CustomerState, SizeBelief};
+use super::predictor::{Catalog, Predictor};
 use crate::data::schema::{canonical_int, Dict, Events, NONE};
 use rayon::prelude::*;
 
@@ -50,7 +50,7 @@ pub struct Resolved {
 /// map of millions of strings at random.
 fn map_dict<'m>(
     dict: &Dict,
-    index: &std::collections::HashMap<String, u32>,
+    index: &crate::model::predictor::FastMap<Box<str>, u32>,
     (len, name_at): (usize, impl Fn(usize) -> Option<&'m str> + Sync),
 ) -> Vec<u32> {
     let distinct = index.len() == len;
@@ -169,7 +169,7 @@ fn pick(map: &[u32], i: u32) -> u32 {
     }
 }
 
-/// Rows per parallel work item of [`Model::score_with`]: fixed, so the split (and with
+/// Rows per parallel work item of [`Fitted::score_with`]: fixed, so the split (and with
 /// it every result) does not depend on the number of threads.
 pub const SCORE_CHUNK: usize = 8192;
 
@@ -229,9 +229,9 @@ fn slot(i: u32, len: usize) -> usize {
 }
 
 impl ScoreTables {
-    fn new(m: &Model, events: &Events, r: &Resolved, opts: &ScoreOptions) -> Self {
+    fn new(m: &Predictor, events: &Events, r: &Resolved, opts: &ScoreOptions) -> Self {
         let g = &m.globals;
-        // each term as Model::true_size / band / article_var compute it for one key
+        // each term as Fitted::true_size / band / article_var compute it for one key
         let group = |ids: &[u32], groups: &[super::fitted::GroupParams], sd: f64| {
             let mut v: Vec<GroupTerm> = ids
                 .iter()
@@ -267,7 +267,7 @@ impl ScoreTables {
             .collect();
         // model product -> [(model label, article-size index)], as the index map has them
         let mut by_product: Vec<Vec<(u32, u32)>> = vec![Vec::new(); m.products.len()];
-        for (&(p, l), &i) in &m.index.article_size {
+        for (&(p, l), &i) in &m.catalog().article_size {
             if let Some(v) = by_product.get_mut(p as usize) {
                 v.push((l, i));
             }
@@ -303,7 +303,7 @@ impl ScoreTables {
             .par_iter()
             .with_min_len(4096)
             .map(|st| {
-                // Model::at_purchase / purchase_belief, split into the per-customer part
+                // Fitted::at_purchase / purchase_belief, split into the per-customer part
                 let ss = st.ss + drift_var;
                 let fs = st.ss + st.su + drift_var;
                 let ff = st.ss + 2.0 * st.su + st.uu + drift_var;
@@ -343,10 +343,10 @@ impl ScoreTables {
     }
 
     /// Probabilities of event `i` (NaN when its size or customer is missing); the same
-    /// numbers as [`Model::event_view`] + [`Model::probs_article`], term by term (up to
+    /// numbers as [`Fitted::event_view`] + [`Fitted::probs_article`], term by term (up to
     /// rounding in the band factor).
     #[inline]
-    fn row(&self, m: &Model, events: &Events, i: usize, choice: bool) -> [f64; 3] {
+    fn row(&self, m: &Predictor, events: &Events, i: usize, choice: bool) -> [f64; 3] {
         const MISSING: [f64; 3] = [f64::NAN; 3];
         let g = &m.globals;
         let (Some(&size), Some(&cust)) = (events.size.get(i), events.customer.get(i)) else {
@@ -403,7 +403,7 @@ impl ScoreTables {
     }
 }
 
-impl Model {
+impl Predictor {
     /// Resolve an event table's dictionaries against this model.
     pub fn resolve(&self, events: &Events) -> Resolved {
         let customer = self.customer_indices(&events.customers);
@@ -484,19 +484,23 @@ impl Model {
             customer,
             product: map_dict(
                 &events.products,
-                &self.index.product,
+                &self.catalog().product,
                 group_names(&self.products),
             ),
-            brand: map_dict(&events.brands, &self.index.brand, group_names(&self.brands)),
+            brand: map_dict(
+                &events.brands,
+                &self.catalog().brand,
+                group_names(&self.brands),
+            ),
             category: map_dict(
                 &events.categories,
-                &self.index.category,
+                &self.catalog().category,
                 group_names(&self.categories),
             ),
             label: events
                 .sizes
                 .iter()
-                .map(|l| self.index.label.get(&l.canonical).copied().unwrap_or(NONE))
+                .map(|l| Catalog::find(&self.catalog().label, Some(&l.canonical)))
                 .collect(),
             belief,
         }
@@ -534,7 +538,7 @@ impl Model {
     /// Probabilities for every event with explicit options: per-key terms (true size,
     /// band, variance, customer belief) are computed once per table, then rows are
     /// scored in parallel in fixed chunks of [`SCORE_CHUNK`] without allocating. The
-    /// numbers are those of [`Model::event_view`] + [`Model::probs_article`] per row up
+    /// numbers are those of [`Fitted::event_view`] + [`Fitted::probs_article`] per row up
     /// to rounding (the band factor is a product of per-level `e^eta`).
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
@@ -563,8 +567,8 @@ impl Model {
         out
     }
 
-    /// Probabilities for every event the slow way, one [`Model::event_view`] +
-    /// [`Model::probs_final`] per row: the reference [`Model::score_with`] is tested against.
+    /// Probabilities for every event the slow way, one [`Fitted::event_view`] +
+    /// [`Fitted::probs_final`] per row: the reference [`Fitted::score_with`] is tested against.
     pub fn score_reference(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
         let sc = self.stack_customers(events, &r, opts);

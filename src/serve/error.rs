@@ -2,13 +2,12 @@
 //! [`ApiError`] (one failed HTTP request), whose `IntoResponse` impl is the one place
 //! where HTTP status codes are chosen.
 
-use crate::model::recommend::RecommendError;
 use crate::model::ModelError;
+use crate::model::RecommendError;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -26,15 +25,7 @@ pub enum ServeError {
     },
     /// The model artifact could not be read.
     #[error(transparent)]
-    Model(#[from] ModelError),
-    /// The artifact was read but is not a usable model.
-    #[error("{path}: not a usable model: {message}")]
-    InvalidModel {
-        /// The artifact.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
+    Fitted(#[from] ModelError),
     /// An invalid server option.
     #[error("{option}: {message}")]
     Config {

@@ -2,29 +2,26 @@
 //! description over axum, with atomic model hot swap (`POST /admin/reload`, SIGHUP),
 //! JSON errors, body limits, timeouts, panic catching and graceful shutdown.
 //!
-//! Layout: [`routes`] (handlers, middleware, [`router`]), [`types`] (request and
-//! response bodies), [`state`] ([`AppState`], loading and validating artifacts),
-//! [`error`] ([`ServeError`], [`ApiError`] — the one place status codes are chosen),
-//! [`fastjson`] (the fast parser of common recommend bodies), [`answer`] (the recommend
-//! answer's JSON writer),
-//! [`metrics`] (Prometheus text), [`openapi`], [`overload`] (the bound on requests in
-//! flight), [`request_id`] (`x-request-id`).
+//! Layout: [`routes`] (handlers, middleware, [`router`]), [`api`] (the wire format:
+//! request and response bodies, the fast request parser, the answer writer, limits),
+//! [`state`] ([`AppState`] holding the served [`crate::model::Predictor`]), [`error`]
+//! ([`ServeError`], [`ApiError`] — the one place status codes are chosen), [`metrics`]
+//! (Prometheus text), [`openapi`], [`overload`] (the bound on requests in flight),
+//! [`request_id`] (`x-request-id`).
 
-pub mod answer;
+pub mod api;
 pub mod error;
-pub mod fastjson;
 pub mod metrics;
 pub mod openapi;
 pub mod overload;
 pub mod request_id;
 pub mod routes;
 pub mod state;
-pub mod types;
 
 pub use error::{ApiError, ErrorBody, ServeError};
 pub use metrics::Metrics;
 pub use routes::{bare_router, layered, router};
-pub use state::{load_model, validate_model, AppState, Loaded, ReloadReport, ServeOptions};
+pub use state::{load_model, AppState, Loaded, ReloadReport, ServeOptions};
 
 use std::future::Future;
 use std::path::PathBuf;

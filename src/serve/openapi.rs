@@ -1,11 +1,11 @@
 //! The OpenAPI 3 description of every route (utoipa), served at `GET /openapi.json`.
 
-use super::error::ErrorBody;
-use super::routes;
-use super::types::{
+use super::api::{
     BatchRequest, BatchResponse, BatchResult, ModelInfo, ProfileResponse, ProfilesPage,
     RecommendRequest, RecommendResponse, ReloadRequest, ReloadResponse, Status,
 };
+use super::error::ErrorBody;
+use super::routes;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -4,19 +4,20 @@
 //! ([`TrackLayer`]) so that a request pays for one layer of axum's per-route boxing, not
 //! six.
 
-use super::answer::recommend_json;
+use super::api::answer::recommend_json;
+use super::api::limits::{DEFAULT_PAGE, MAX_PAGE};
+use super::api::{
+    check_limits_ref, ApiBody, ApiJson, BatchRequest, BatchResponse, BatchResult, ModelInfo,
+    ProfileResponse, ProfilesPage, ProfilesQuery, RecommendRequest, RecommendRequestRef,
+    RecommendResponse, Recommendation, ReloadRequest, ReloadResponse, Status,
+};
 use super::error::{ApiError, ErrorBody};
 use super::openapi;
 use super::state::{AppState, Loaded};
-use super::types::{
-    check_limits_ref, ApiBody, ApiJson, BatchRequest, BatchResponse, BatchResult, ModelInfo,
-    ProfileResponse, ProfilesPage, ProfilesQuery, RecommendRequest, RecommendRequestRef,
-    RecommendResponse, ReloadRequest, ReloadResponse, Status, DEFAULT_PAGE, MAX_PAGE,
-};
 use super::Metrics;
 use super::{overload, request_id};
-use crate::model::recommend::{Recommendation, RecommendationView};
 use crate::model::report::{FitProfile, ProfileBy};
+use crate::model::RecommendationView;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
@@ -380,27 +381,28 @@ pub async fn openapi_json() -> Response {
         .into_response()
 }
 
+/// One recommendation for a parsed request (limits checked, counted in the metrics by
+/// confidence level), handed to `write` while its texts are borrowed from the request
+/// and the model.
+fn recommend_with<R>(
+    loaded: &Loaded,
+    state: &AppState,
+    req: &RecommendRequestRef<'_>,
+    write: impl FnOnce(RecommendationView<'_>) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
+    check_limits_ref(req)?;
+    let query = req.to_query();
+    let view = loaded.predictor.recommend(&query)?;
+    state.metrics().recommendation(view.level);
+    write(view)
+}
+
 fn recommend_one(
     loaded: &Loaded,
     state: &AppState,
     req: &RecommendRequestRef<'_>,
 ) -> Result<Recommendation, ApiError> {
-    Ok(recommend_view(loaded, state, req)?.into_owned())
-}
-
-/// One recommendation, its texts borrowed from the request and the model (counted in
-/// the metrics by confidence level).
-fn recommend_view<'a>(
-    loaded: &'a Loaded,
-    state: &AppState,
-    req: &'a RecommendRequestRef<'_>,
-) -> Result<RecommendationView<'a>, ApiError> {
-    check_limits_ref(req)?;
-    let view = loaded
-        .model
-        .recommend_view(&loaded.index, &req.product, &req.shopper)?;
-    state.metrics().recommendation(view.level);
-    Ok(view)
+    recommend_with(loaded, state, req, |v| Ok(v.into()))
 }
 
 /// Recommend a size of one product for one shopper.
@@ -425,7 +427,7 @@ pub async fn recommend(
     // parsed again as the owned type with axum's path-tracking deserializer, whose error
     // names the offending field
     let fast = std::str::from_utf8(&body).ok().and_then(|t| {
-        super::fastjson::parse_recommend(t)
+        super::api::fastjson::parse_recommend(t)
             .or_else(|| serde_json::from_str::<RecommendRequestRef<'_>>(t).ok())
     });
     match fast {
@@ -440,8 +442,9 @@ pub async fn recommend(
 /// The `POST /v1/recommend` response to a parsed request.
 fn answer(state: &AppState, req: &RecommendRequestRef<'_>) -> Result<Response, ApiError> {
     let json = state.with_loaded(|loaded| {
-        let view = recommend_view(loaded, state, req)?;
-        recommend_json(&loaded.header.model_id, &view)
+        recommend_with(loaded, state, req, |view| {
+            recommend_json(&loaded.header.model_id, &view)
+        })
     })?;
     Ok((
         [(
@@ -620,7 +623,7 @@ pub async fn brands(
         ));
     }
     let offset = parse_count("offset", q.offset.as_deref(), 0, usize::MAX)?;
-    let all = loaded.profiles(by);
+    let all = loaded.predictor.profiles(by);
     let items = sorted(all, &sort, desc)
         .into_iter()
         .skip(offset)
@@ -651,12 +654,11 @@ pub async fn brand(
     Path(name): Path<String>,
 ) -> Result<Json<ProfileResponse>, ApiError> {
     let loaded = state.loaded()?;
-    let profile = loaded
-        .model
-        .index
-        .brand
-        .get(&name)
-        .and_then(|&i| loaded.model.brand_profile(i as usize))
+    let p = &loaded.predictor;
+    let profile = p
+        .brand_index(&name)
+        .and_then(|i| p.brand_profile(i))
+        .cloned()
         .ok_or_else(|| ApiError::not_found("brand", format!("unknown brand '{name}'")))?;
     Ok(Json(ProfileResponse {
         model_id: loaded.header.model_id.clone(),
@@ -678,8 +680,8 @@ pub async fn product(
     Path(id): Path<String>,
 ) -> Result<Json<ProfileResponse>, ApiError> {
     let loaded = state.loaded()?;
-    let m = &loaded.model;
-    let found = m.index.product.get(&id).and_then(|&i| {
+    let m = &loaded.predictor;
+    let found = m.product_index(&id).and_then(|i| {
         Some((
             m.product_profile(i as usize)?,
             m.product_info.get(i as usize)?,
@@ -708,7 +710,7 @@ pub async fn product(
 ))]
 pub async fn model_info(State(state): State<AppState>) -> Result<Json<ModelInfo>, ApiError> {
     let l = state.loaded()?;
-    let m = &l.model;
+    let m = &l.predictor;
     Ok(Json(ModelInfo {
         model_id: l.header.model_id.clone(),
         path: l.path.as_ref().map(|p| p.display().to_string()),

@@ -5,10 +5,7 @@ use super::error::{ApiError, ServeError};
 use super::metrics::Metrics;
 use super::overload::{resolve_max_in_flight, InFlight};
 use crate::model::artifact::{self, ArtifactHeader};
-use crate::model::recommend::RecommendIndex;
-use crate::model::report::{FitProfile, ProfileBy};
-use crate::model::stack::{n_features, FeatureSpec, Stack};
-use crate::model::Model;
+use crate::model::Predictor;
 use arc_swap::ArcSwapOption;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,50 +44,29 @@ impl Default for ServeOptions {
     }
 }
 
-/// A loaded model with everything precomputed that requests read.
+/// A model being served: its [`Predictor`] (every index and cache requests read) and
+/// where it came from. Swapped whole on reload.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The model.
-    pub model: Model,
+    /// The model, ready to predict.
+    pub predictor: Predictor,
     /// Its artifact header (model id, training summary).
     pub header: ArtifactHeader,
     /// Where it was loaded from, if from a file.
     pub path: Option<PathBuf>,
     /// When it was installed (seconds since the Unix epoch).
     pub loaded_unix: u64,
-    /// Fit profiles by brand, category, product (ranked by score, most certain first).
-    pub profiles: [Vec<FitProfile>; 3],
-    /// Lookup tables of `POST /v1/recommend` for this model.
-    pub index: RecommendIndex,
 }
 
 impl Loaded {
-    /// Precompute what requests read.
-    pub fn new(model: Model, header: ArtifactHeader, path: Option<PathBuf>) -> Self {
-        let profiles = [
-            model.profiles(ProfileBy::Brand),
-            model.profiles(ProfileBy::Category),
-            model.profiles(ProfileBy::Product),
-        ];
-        let index = RecommendIndex::new(&model);
+    /// A predictor with its artifact header and origin.
+    pub fn new(predictor: Predictor, header: ArtifactHeader, path: Option<PathBuf>) -> Self {
         Loaded {
-            model,
+            predictor,
             header,
             path,
             loaded_unix: now_unix(),
-            profiles,
-            index,
         }
-    }
-
-    /// The profiles of a kind.
-    pub fn profiles(&self, by: ProfileBy) -> &[FitProfile] {
-        let i = match by {
-            ProfileBy::Brand => 0,
-            ProfileBy::Category => 1,
-            ProfileBy::Product => 2,
-        };
-        self.profiles.get(i).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -140,12 +116,12 @@ pub struct ReloadReport {
 }
 
 impl AppState {
-    /// State serving `model` (with its artifact `header`). `options.model_path` is where
+    /// State serving `predictor` (with its artifact `header`). `options.model_path` is where
     /// reloads read from by default.
-    pub fn new(model: Model, header: ArtifactHeader, options: ServeOptions) -> Self {
+    pub fn new(predictor: Predictor, header: ArtifactHeader, options: ServeOptions) -> Self {
         let state = Self::empty(options);
         let path = state.inner.options.model_path.clone();
-        state.install(Loaded::new(model, header, path));
+        state.install(Loaded::new(predictor, header, path));
         state
     }
 
@@ -254,193 +230,25 @@ impl AppState {
     }
 }
 
-/// Load an artifact and check it is a usable model (blocking file IO: call it from
-/// `spawn_blocking` inside the server).
-pub fn load_model(path: &Path) -> Result<(Model, ArtifactHeader), ServeError> {
-    let (model, header) = artifact::load(path)?;
-    validate_model(&model).map_err(|message| ServeError::InvalidModel {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    Ok((model, header))
-}
-
-/// Sanity checks beyond the artifact checksum: finite constants, positive slope and band,
-/// at least one size label, tables of consistent lengths, finite offsets, and a second
-/// stage (if any) whose count tables are aligned with the model's and whose learners'
-/// coefficients fit their feature maps.
-pub fn validate_model(m: &Model) -> Result<(), String> {
-    let g = &m.globals;
-    let constants = [
-        ("w", g.w),
-        ("c", g.c),
-        ("h", g.h),
-        ("k", g.k),
-        ("sd_choice", g.sd_choice),
-        ("sd_customer_features", g.sd_customer_features),
-        ("sd_customer_population", g.sd_customer_population),
-    ];
-    if let Some((name, v)) = constants.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(format!("global constant {name} is {v}"));
-    }
-    if g.w <= 0.0 || g.h <= 0.0 {
-        return Err(format!(
-            "slope w = {} and band h = {} must be positive",
-            g.w, g.h
-        ));
-    }
-    if m.labels.is_empty() {
-        return Err("no size labels: the model was trained on nothing".into());
-    }
-    if m.product_info.len() != m.products.len() {
-        return Err(format!(
-            "{} products but {} product records",
-            m.products.len(),
-            m.product_info.len()
-        ));
-    }
-    let c = &m.customers;
-    if c.mean.len() != c.ids.len() || c.var.len() != c.ids.len() {
-        return Err("customer table columns differ in length".into());
-    }
-    let groups = [
-        ("brand", &m.brands),
-        ("category", &m.categories),
-        ("product", &m.products),
-    ];
-    for (kind, list) in groups {
-        if let Some(g) = list
-            .iter()
-            .find(|g| !g.offset.value.is_finite() || !g.eta.is_finite())
-        {
-            return Err(format!("{kind} {} has a non-finite offset", g.name));
-        }
-    }
-    if let Some(l) = m
-        .labels
-        .iter()
-        .find(|l| !l.offset.value.is_finite() || !l.pos.is_finite())
-    {
-        return Err(format!(
-            "size label {} has a non-finite offset",
-            l.canonical
-        ));
-    }
-    if let Some(stack) = &m.stack {
-        validate_stack(m, stack)?;
-    }
-    Ok(())
-}
-
-/// The second stage's tables must be aligned with the model's (prediction would fall
-/// back on structural probabilities or zero counts for keys out of range, silently
-/// answering with another model's numbers), and its learners' coefficients must fit
-/// their feature maps.
-fn validate_stack(m: &Model, stack: &Stack) -> Result<(), String> {
-    let t = &stack.tables;
-    let tables = [
-        (
-            "category",
-            t.category.len(),
-            m.categories.len(),
-            "categories",
-        ),
-        ("brand", t.brand.len(), m.brands.len(), "brands"),
-        ("product", t.product.len(), m.products.len(), "products"),
-        (
-            "article_size",
-            t.article_size.len(),
-            m.article_sizes.len(),
-            "products in sizes",
-        ),
-        (
-            "customer",
-            t.customer.len(),
-            m.customers.ids.len(),
-            "customers",
-        ),
-        (
-            "customer_pos",
-            t.customer_pos.len(),
-            m.customers.ids.len(),
-            "customers",
-        ),
-    ];
-    for (name, got, want, what) in tables {
-        if got != want {
-            return Err(format!(
-                "second stage table {name} has {got} rows but the model has {want} {what}"
-            ));
-        }
-    }
-    if let Some(x) = t.customer_pos.iter().find(|x| !x.is_finite()) {
-        return Err(format!("second stage table customer_pos holds {x}"));
-    }
-    let body_dim = m.features.dim().saturating_sub(1);
-    let spec_ok = |s: &FeatureSpec| {
-        let p = s.mean.len();
-        p > 0
-            && s.body_dim == body_dim
-            && s.scale.len() == p
-            && s.lo.len() == p
-            && s.hi.len() == p
-            && n_features(s) == p
-            && s.scale.iter().all(|v| v.is_finite() && *v > 0.0)
-            && s.mean.iter().all(|v| v.is_finite())
-            // (clamping to [lo, hi] panics when lo > hi or either is NaN)
-            && s.lo.iter().zip(&s.hi).all(|(lo, hi)| lo <= hi)
-    };
-    let finite = |c: &[f64]| c.iter().all(|v| v.is_finite());
-    let purchase = &stack.purchase;
-    if !spec_ok(&purchase.spec)
-        || purchase.coef.len() != 2 * purchase.spec.mean.len()
-        || !finite(&purchase.coef)
-    {
-        return Err(format!(
-            "second stage purchase learner: {} coefficients for {} features (expected twice as many, finite, with a consistent standardisation)",
-            purchase.coef.len(),
-            purchase.spec.mean.len()
-        ));
-    }
-    if let Some(offer) = &stack.offer {
-        let p = offer.spec.mean.len();
-        if !spec_ok(&offer.spec)
-            || offer.fit.len() + 1 != p
-            || offer.split.len() != p
-            || !finite(&offer.fit)
-            || !finite(&offer.split)
-        {
-            return Err(format!(
-                "second stage offer calibration: {} fit and {} split coefficients for {p} features (expected {} and {p}, finite, with a consistent standardisation)",
-                offer.fit.len(),
-                offer.split.len(),
-                p.saturating_sub(1)
-            ));
-        }
-    }
-    Ok(())
+/// Load an artifact ([`artifact::load`]: decoded, checksummed, validated) and build its
+/// predictor (blocking file IO: call it from `spawn_blocking` inside the server).
+pub fn load_model(path: &Path) -> Result<(Predictor, ArtifactHeader), ServeError> {
+    Ok(artifact::load_predictor(path)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn empty_model_is_refused() {
-        let e = validate_model(&Model::default()).unwrap_err();
-        assert!(e.contains("no size labels"), "{e}");
-        let mut m = Model::default();
-        m.globals.w = f64::NAN;
-        assert!(validate_model(&m).unwrap_err().contains("w is NaN"));
-    }
+    use crate::model::Fitted;
 
     #[test]
     fn not_ready_until_installed() {
         let s = AppState::empty(ServeOptions::default());
         assert!(matches!(s.loaded(), Err(ApiError::NotReady)));
-        let (_, header) = artifact::to_bytes(&Model::default()).unwrap();
+        let (_, header) = artifact::to_bytes(&Fitted::minimal()).unwrap();
+        let predictor = Predictor::new(Fitted::minimal()).unwrap();
         assert!(s
-            .install(Loaded::new(Model::default(), header.clone(), None))
+            .install(Loaded::new(predictor, header.clone(), None))
             .is_none());
         assert_eq!(s.loaded().unwrap().header.model_id, header.model_id);
     }

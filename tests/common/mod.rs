@@ -1,7 +1,6 @@
 //! Shared helpers for the integration tests: temp dirs, writing frames as Parquet / CSV /
 //! NDJSON (optionally gzip), and the real RentTheRunway file. Helpers are additive: each
 //! test file uses only some of them.
-#![allow(dead_code)]
 
 use polars::prelude::{CsvWriter, DataFrame, JsonFormat, JsonWriter, ParquetWriter, SerWriter};
 use runsize::data::ingest::{ingest, IngestConfig, RowFilter, SplitFilter};
@@ -76,9 +75,16 @@ fn write_as_plain(df: &mut DataFrame, path: &Path, name: &str) {
 
 /// The real RentTheRunway file (`../shared/data/renttherunway.parquet` relative to the
 /// crate root), or `None` when absent (tests then print a skip message and return).
+/// Under CI (`CI` set to anything but `false`) the file must be there: CI has it, so its
+/// absence is a broken checkout, not a reason to pass silently.
 pub fn real_data_path() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/renttherunway.parquet");
-    p.is_file().then_some(p)
+    if p.is_file() {
+        return Some(p);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(!ci, "CI is set but {} is missing", p.display());
+    None
 }
 
 /// Ingest config for the RentTheRunway file with its column mapping and body features;

@@ -157,7 +157,7 @@ pub(super) fn count_at(table: &[Counts], i: u32) -> Option<[f64; 3]> {
 }
 
 /// The level counts of an article of `model` in `tables`.
-pub(super) fn level_counts(model: &Model, tables: &StackTables, a: &ArticleRef) -> LevelCounts {
+pub(super) fn level_counts(model: &Predictor, tables: &StackTables, a: &ArticleRef) -> LevelCounts {
     let (down, up) = model.neighbour_sizes(a);
     LevelCounts {
         category: count_at(&tables.category, a.category),
@@ -178,8 +178,9 @@ impl StackLogit {
         self.spec.mean.len()
     }
 
-    /// Fold the standardisation into the coefficients.
-    pub fn prepare(&mut self) {
+    /// The standardisation folded into the coefficients (what [`StackLogit::predict`]
+    /// reads; built once per predictor, see `PreparedStage`).
+    pub fn fold(&self) -> Folded {
         let p = self.dim();
         let sp = &self.spec;
         let mut f = Folded::default();
@@ -194,12 +195,13 @@ impl StackLogit {
                     .push([sp.mean[j] + s * sp.lo[j], sp.mean[j] + s * sp.hi[j]]);
             }
         }
-        self.folded = f;
+        f
     }
 
-    /// Probabilities for raw inputs (the structural ones if the learner is inconsistent).
-    pub fn predict(&self, x: &StackInput<'_>) -> [f64; 3] {
-        let c = &self.folded;
+    /// Probabilities for raw inputs given the folded coefficients ([`StackLogit::fold`];
+    /// the structural ones if the learner is inconsistent).
+    pub fn predict(&self, folded: &Folded, x: &StackInput<'_>) -> [f64; 3] {
+        let c = folded;
         let p = self.dim();
         if c.weight.len() != p {
             return self.predict_unprepared(x);
@@ -249,69 +251,6 @@ impl StackLogit {
 }
 
 impl Stack {
-    /// Fold the learners' standardisation into their coefficients and cache the level
-    /// features of every product and product-in-size (call after building or loading;
-    /// the model's `reindex` does).
-    pub fn prepare(&mut self, model: &Model) {
-        self.purchase.prepare();
-        let global = global_rates(self.tables.global);
-        let article = |prod: u32, label: u32| {
-            let info = model.product_info.get(prod as usize);
-            let a = ArticleRef {
-                product: prod,
-                brand: info.map_or(NONE, |i| i.brand),
-                category: info.map_or(NONE, |i| i.category),
-                label,
-                system: crate::data::schema::SizeSystem::Numeric,
-                pos: 0.0,
-            };
-            level_features(
-                &self.smoothing,
-                global,
-                &level_counts(model, &self.tables, &a),
-            )
-        };
-        self.cache = StackCache {
-            product: (0..model.products.len() as u32)
-                .map(|pi| article(pi, NONE))
-                .collect(),
-            article_size: model
-                .article_sizes
-                .iter()
-                .map(|x| article(x.product, x.label))
-                .collect(),
-        };
-    }
-
-    /// Level features of an article: cached for known products in their own brand and
-    /// category, computed from the counts otherwise.
-    pub fn levels(&self, model: &Model, a: &ArticleRef) -> LevelFeatures {
-        self.levels_at(model, a, model.article_size_index(a))
-    }
-
-    /// [`Stack::levels`] with the product-in-size index already looked up
-    /// ([`Model::article_size_index`]).
-    pub fn levels_at(&self, model: &Model, a: &ArticleRef, art: Option<u32>) -> LevelFeatures {
-        let art = art.unwrap_or(NONE);
-        if let Some(info) = model.product_info.get(a.product as usize) {
-            if info.brand == a.brand && info.category == a.category {
-                let hit = if art == NONE {
-                    self.cache.product.get(a.product as usize)
-                } else {
-                    self.cache.article_size.get(art as usize)
-                };
-                if let Some(l) = hit {
-                    return *l;
-                }
-            }
-        }
-        level_features(
-            &self.smoothing,
-            global_rates(self.tables.global),
-            &level_counts(model, &self.tables, a),
-        )
-    }
-
     /// Customer rate features from outcome counts and the sum of their label positions.
     pub fn customer_rates(&self, counts: [f64; 3], pos_sum: f64) -> CustomerRates {
         customer_rates(
@@ -320,22 +259,5 @@ impl Stack {
             counts,
             pos_sum,
         )
-    }
-
-    /// Second-stage probabilities for raw inputs of a regime.
-    pub fn predict(&self, x: &StackInput<'_>, regime: Regime) -> [f64; 3] {
-        match (regime, &self.offer) {
-            (Regime::Purchase, _) => self.purchase.predict(x),
-            (Regime::Offer, Some(c)) => c.predict(x),
-            (Regime::Offer, None) => x.probs,
-        }
-    }
-}
-
-/// Rebuild a model's second-stage cache (after deserialising; called by `reindex`).
-pub fn prepare_model(model: &mut Model) {
-    if let Some(mut s) = model.stack.take() {
-        s.prepare(model);
-        model.stack = Some(s);
     }
 }

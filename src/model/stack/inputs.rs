@@ -95,7 +95,7 @@ pub struct TrainingInputs {
 
 /// Body rows of every customer of `events` straight from the training columns (the
 /// encoder's own level codes), flat, and their length.
-pub(super) fn body_rows(model: &Model, events: &Events) -> (Vec<f64>, usize) {
+pub(super) fn body_rows(model: &Predictor, events: &Events) -> (Vec<f64>, usize) {
     let dim = model.features.dim();
     let body_dim = dim.saturating_sub(1);
     let mut bodies = vec![0.0; events.customers.len() * body_dim];
@@ -116,7 +116,7 @@ pub(super) fn body_rows(model: &Model, events: &Events) -> (Vec<f64>, usize) {
 
 /// Event `i` of `events` as a training event of `model` (resolved by `r`), if it has a
 /// small / fit / large outcome and the model can place it.
-fn train_event(model: &Model, events: &Events, r: &Resolved, i: usize) -> Option<TrainEvent> {
+fn train_event(model: &Predictor, events: &Events, r: &Resolved, i: usize) -> Option<TrainEvent> {
     let class = events.outcome.get(i)?.class()?;
     let (article, _) = model.event_view(events, r, i, &ScoreOptions::default())?;
     let ec = *events.customer.get(i)?;
@@ -132,7 +132,7 @@ fn train_event(model: &Model, events: &Events, r: &Resolved, i: usize) -> Option
 
 /// The small / fit / large events of `events` resolved against `model`, grouped by
 /// customer.
-pub(super) fn train_events(model: &Model, events: &Events) -> Vec<TrainEvent> {
+pub(super) fn train_events(model: &Predictor, events: &Events) -> Vec<TrainEvent> {
     let r: Resolved = model.resolve(events);
     let mut order: Vec<usize> = (0..events.len())
         .filter(|&i| events.outcome[i].class().is_some())
@@ -149,7 +149,7 @@ pub(super) fn train_events(model: &Model, events: &Events) -> Vec<TrainEvent> {
 /// events the list alone is ~9 GB). The same tables: counts are integers, and each
 /// customer's label positions are summed in row order either way.
 pub(super) fn count_tables_where(
-    model: &Model,
+    model: &Predictor,
     events: &Events,
     keep: Option<&[bool]>,
 ) -> StackTables {
@@ -167,7 +167,7 @@ pub(super) fn count_tables_where(
 }
 
 /// Count the training outcomes into tables aligned with the model.
-pub(super) fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
+pub(super) fn count_tables(model: &Predictor, evs: &[TrainEvent]) -> StackTables {
     let mut t = empty_tables(model);
     for e in evs {
         add_event(&mut t, model, e);
@@ -176,7 +176,7 @@ pub(super) fn count_tables(model: &Model, evs: &[TrainEvent]) -> StackTables {
 }
 
 /// Zero count tables aligned with `model`.
-fn empty_tables(model: &Model) -> StackTables {
+fn empty_tables(model: &Predictor) -> StackTables {
     StackTables {
         global: [0; 3],
         category: vec![[0; 3]; model.categories.len()],
@@ -189,7 +189,7 @@ fn empty_tables(model: &Model) -> StackTables {
 }
 
 /// Count one training event.
-fn add_event(t: &mut StackTables, model: &Model, e: &TrainEvent) {
+fn add_event(t: &mut StackTables, model: &Predictor, e: &TrainEvent) {
     let bump = |table: &mut Vec<Counts>, i: u32, y: usize| {
         if i != NONE {
             if let Some(c) = table.get_mut(i as usize) {
@@ -246,7 +246,7 @@ pub(super) fn detach(x: &StackInput<'_>) -> StackInput<'static> {
 /// `model` was fitted on): cross-fitted when `params.cross_fit > 1`, leave-one-out
 /// otherwise.
 pub fn training_inputs(
-    model: &Model,
+    model: &Predictor,
     events: &Events,
     params: &StackParams,
 ) -> Result<TrainingInputs, ModelError> {
@@ -261,7 +261,7 @@ pub fn training_inputs(
 /// each, the structural model and the counts are refitted on the other folds and the
 /// fold's events get exactly the inputs that model gives new events.
 pub(super) fn cross_fit_inputs(
-    model: &Model,
+    model: &Predictor,
     events: &Events,
     params: &StackParams,
 ) -> Result<TrainingInputs, ModelError> {
@@ -298,7 +298,7 @@ pub(super) fn cross_fit_inputs(
         let train_k: Vec<bool> = fold.iter().map(|&x| x != f).collect();
         let model_k = {
             let data = FitData::from_events_where(events, Some(&train_k));
-            params.structural.fit_prepared(events, &data, &mut |_| {})?
+            Predictor::new(params.structural.fit_prepared(events, &data, &mut |_| {})?)?
         };
         let tables_k = count_tables_where(&model_k, events, Some(&train_k));
         drop(train_k);
@@ -380,7 +380,7 @@ pub(super) struct Pre {
 
 /// The customer at each of their training events without it (in order): one Newton
 /// step back from the stored posterior, as the fit's leave-one-out pass takes it.
-pub(super) fn customer_pass(model: &Model, evs: &[TrainEvent]) -> Vec<Pre> {
+pub(super) fn customer_pass(model: &Predictor, evs: &[TrainEvent]) -> Vec<Pre> {
     let g = &model.globals;
     let Some(first) = evs.first() else {
         return Vec::new();
@@ -440,7 +440,7 @@ pub(super) fn customer_pass(model: &Model, evs: &[TrainEvent]) -> Vec<Pre> {
 /// product-in-size offset's, plus the product offset's shrunk by the share the
 /// product-in-size level passes on (`se_as² / sd_as²`). Falls back on the article's
 /// total variance when the product-in-size is unknown.
-pub(super) fn influence_var(model: &Model, a: &ArticleRef, art: u32) -> f64 {
+pub(super) fn influence_var(model: &Predictor, a: &ArticleRef, art: u32) -> f64 {
     let v_as = model.globals.sd_article_size.powi(2).max(1e-12);
     let (Some(x), Some(p)) = (
         model.article_sizes.get(art as usize),
@@ -455,7 +455,7 @@ pub(super) fn influence_var(model: &Model, a: &ArticleRef, art: u32) -> f64 {
 
 /// What the leave-one-out pass 2 reads.
 pub(super) struct LooContext<'a> {
-    model: &'a Model,
+    model: &'a Predictor,
     tables: &'a StackTables,
     smoothing: &'a Smoothing,
     global: [f64; 3],
@@ -543,7 +543,11 @@ pub(super) fn log_sample(sample: &CustomerSample) {
 }
 
 /// Leave-one-out inputs (see the module documentation).
-pub(super) fn loo_inputs(model: &Model, events: &Events, params: &StackParams) -> TrainingInputs {
+pub(super) fn loo_inputs(
+    model: &Predictor,
+    events: &Events,
+    params: &StackParams,
+) -> TrainingInputs {
     let (bodies, body_dim) = body_rows(model, events);
     let evs = train_events(model, events);
     let tables = count_tables(model, &evs);

@@ -2,7 +2,7 @@
 //! structural model's log-odds and size gaps plus smoothed outcome rates of the product,
 //! the product in that size and its neighbours, its category / brand and the customer,
 //! the customer's size history and body features. Stored in the model and applied
-//! wherever probabilities are produced ([`Model::probs_final`]: scoring, evaluation,
+//! wherever probabilities are produced (`Predictor::probs_final`: scoring, evaluation,
 //! `predict`, recommendations).
 //!
 //! Two questions, two learners ([`Regime`]):
@@ -31,14 +31,13 @@
 //! sample of customers ([`StackParams::max_rows`], 1M events) and the cross-validation a
 //! smaller one ([`StackParams::cv_rows`], 250k); count tables and refits see every event. At prediction time the standardisation is folded
 //! into the coefficients and the product / product-in-size rate features are cached per
-//! key ([`Stack::prepare`]), so one size costs a few logarithms and a dot product.
+//! key ([`PreparedStage`], built with the `Predictor`), so one size costs a few logarithms and a dot product.
 
 use super::eval::metrics;
 use super::features::FeatureValues;
-use super::fitted::Model;
 use super::math::{event_deriv, probs, uncertainty_scale};
 use super::predict::{cut_points, inv2, ArticleRef, CustomerState, SizeBelief};
-use super::recommend::ShopperRef;
+use super::predictor::Predictor;
 use super::score::{Resolved, ScoreOptions};
 use super::{FitParams, ModelError};
 use crate::data::schema::{Events, NONE};
@@ -46,12 +45,14 @@ use crate::data::OutcomeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+mod apply;
 mod features;
 mod inputs;
 mod logit;
 mod offer;
 mod train;
 
+pub use self::apply::PreparedStage;
 pub use self::features::*;
 pub use self::inputs::*;
 pub use self::logit::*;
@@ -79,15 +80,15 @@ const MAX_SHARE: f64 = 0.5;
 pub struct StackTables {
     /// All fit events.
     pub global: [u64; 3],
-    /// Per category (aligned with `Model::categories`).
+    /// Per category (aligned with `Fitted::categories`).
     pub category: Vec<Counts>,
-    /// Per brand (aligned with `Model::brands`).
+    /// Per brand (aligned with `Fitted::brands`).
     pub brand: Vec<Counts>,
-    /// Per product (aligned with `Model::products`).
+    /// Per product (aligned with `Fitted::products`).
     pub product: Vec<Counts>,
-    /// Per product in size (aligned with `Model::article_sizes`).
+    /// Per product in size (aligned with `Fitted::article_sizes`).
     pub article_size: Vec<Counts>,
-    /// Per training customer (aligned with `Model::customers`; empty without a customer
+    /// Per training customer (aligned with `Fitted::customers`; empty without a customer
     /// table).
     pub customer: Vec<Counts>,
     /// Per training customer: sum of the label positions (common scale) of their events.
@@ -253,9 +254,6 @@ pub struct StackLogit {
     pub lambda: f64,
     /// Cross-validation results that chose the penalty and feature set.
     pub cv: Vec<CvPoint>,
-    /// The standardisation folded into the coefficients ([`StackLogit::prepare`]).
-    #[serde(skip)]
-    pub folded: Folded,
 }
 
 /// A [`StackLogit`]'s coefficients on raw features.
@@ -281,7 +279,7 @@ pub enum Regime {
     Offer,
 }
 
-/// A fitted second stage: plain data plus a cache rebuilt by [`Stack::prepare`].
+/// A fitted second stage: plain data (its prediction caches live in [`PreparedStage`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stack {
     /// Training counts.
@@ -295,12 +293,9 @@ pub struct Stack {
     /// The calibration for [`Regime::Offer`] inputs (trained on the same events with the
     /// choice evidence left out); `None`: structural probabilities for sizes on offer.
     pub offer: Option<OfferCalibration>,
-    /// Prediction cache.
-    #[serde(skip)]
-    pub cache: StackCache,
 }
 
-/// What [`Stack::prepare`] caches for fast prediction.
+/// Level features cached for fast prediction (part of a [`PreparedStage`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StackCache {
     /// Level features per product (its own brand and category, no size).
@@ -480,7 +475,7 @@ pub struct StackCustomer {
     pub rates: CustomerRates,
     /// Body-feature design row without the intercept (empty without a second stage).
     pub body: Vec<f64>,
-    /// Prior size from the body row ([`Model::prior_mean`]).
+    /// Prior size from the body row ([`Predictor::prior_mean`]).
     pub prior: f64,
 }
 
@@ -495,312 +490,6 @@ impl StackCustomers {
     /// Customer `c` of the event table (an empty view when out of range).
     pub fn of(&self, c: u32) -> &StackCustomer {
         self.list.get(c as usize).unwrap_or(&self.unknown)
-    }
-}
-
-impl Model {
-    /// Training outcome counts of model customer `c` (zeros for [`NONE`], unknown
-    /// customers, or a model without a second stage).
-    pub fn customer_counts(&self, c: u32) -> [f64; 3] {
-        self.stack
-            .as_ref()
-            .and_then(|s| count_at(&s.tables.customer, c))
-            .unwrap_or([0.0; 3])
-    }
-
-    /// Body-feature row of feature values (the feature model's design row less its
-    /// intercept).
-    pub fn body_row(&self, values: &FeatureValues<'_>) -> Vec<f64> {
-        let mut row = vec![0.0; self.features.dim()];
-        self.features.encode_into(values, &mut row);
-        row.split_off(1.min(row.len()))
-    }
-
-    /// The customer's prior size from their body row (the feature model's prediction).
-    pub fn prior_mean(&self, body: &[f64]) -> f64 {
-        let c = &self.features.coef;
-        c.first().copied().unwrap_or(0.0)
-            + c.iter().skip(1).zip(body).map(|(a, b)| a * b).sum::<f64>()
-    }
-
-    /// The second stage's view of every customer of an event table (indexed like
-    /// `events.customers`): training counts of known customers and body rows, in the
-    /// regime `opts` scores in. Empty without a second stage.
-    pub fn stack_customers(
-        &self,
-        events: &Events,
-        r: &Resolved,
-        opts: &ScoreOptions,
-    ) -> StackCustomers {
-        let regime = if opts.choice_evidence {
-            Regime::Purchase
-        } else {
-            Regime::Offer
-        };
-        let Some(stack) = &self.stack else {
-            return StackCustomers::default();
-        };
-        let num: Vec<Option<&crate::data::schema::NumericFeature>> = self
-            .features
-            .numeric
-            .iter()
-            .map(|f| events.features.numeric.iter().find(|c| c.name == f.name))
-            .collect();
-        let cat: Vec<Option<&crate::data::schema::CategoricalFeature>> = self
-            .features
-            .categorical
-            .iter()
-            .map(|f| {
-                events
-                    .features
-                    .categorical
-                    .iter()
-                    .find(|c| c.name == f.name)
-            })
-            .collect();
-        let list = (0..events.customers.len())
-            .into_par_iter()
-            .map(|c| {
-                let values = FeatureValues {
-                    numeric: num
-                        .iter()
-                        .map(|f| {
-                            f.and_then(|f| f.values.get(c))
-                                .map_or(f64::NAN, |&v| f64::from(v))
-                        })
-                        .collect(),
-                    categorical: cat
-                        .iter()
-                        .map(|f| {
-                            let f = (*f)?;
-                            let code = *f.codes.get(c)?;
-                            f.levels.get(code as usize).map(String::as_str)
-                        })
-                        .collect(),
-                };
-                let mc = r.customer.get(c).copied().unwrap_or(NONE);
-                let pos = stack
-                    .tables
-                    .customer_pos
-                    .get(mc as usize)
-                    .copied()
-                    .unwrap_or(0.0);
-                let body = self.body_row(&values);
-                StackCustomer {
-                    regime,
-                    rates: stack.customer_rates(self.customer_counts(mc), pos),
-                    prior: self.prior_mean(&body),
-                    body,
-                }
-            })
-            .collect();
-        StackCustomers {
-            list,
-            unknown: StackCustomer::default(),
-        }
-    }
-
-    /// The second stage's view of a shopper: a known customer's training counts plus the
-    /// small / fit / large outcomes of the request's history, and their body row, for
-    /// sizes on offer.
-    pub fn shopper_stack(&self, shopper: &ShopperRef<'_>) -> StackCustomer {
-        let mut counts = [0.0; 3];
-        let mut pos = 0.0;
-        for h in &shopper.history {
-            let class = outcomes()
-                .classify(h.outcome.as_str())
-                .and_then(|o| o.class());
-            let label = crate::data::parse_size(
-                h.size.as_str(),
-                h.size_system.as_ref().map(|t| t.as_str()),
-            );
-            if let (Some(k), Ok(l)) = (class, label) {
-                counts[k] += 1.0;
-                pos += l.pos / self.scale(l.system) + self.align(l.system);
-            }
-        }
-        self.shopper_stack_with(shopper, counts, pos)
-    }
-
-    /// [`Model::shopper_stack`] with the request history's small / fit / large counts and
-    /// the sum of their label positions already computed (the recommend path has parsed
-    /// every past purchase through its serving index).
-    pub(crate) fn shopper_stack_with(
-        &self,
-        shopper: &ShopperRef<'_>,
-        history_counts: [f64; 3],
-        history_pos: f64,
-    ) -> StackCustomer {
-        let Some(stack) = &self.stack else {
-            return StackCustomer::default();
-        };
-        let mc = shopper
-            .customer_id
-            .as_ref()
-            .and_then(|id| self.customer_index(id.as_str()))
-            .unwrap_or(NONE);
-        let mut counts = self.customer_counts(mc);
-        let mut pos = stack
-            .tables
-            .customer_pos
-            .get(mc as usize)
-            .copied()
-            .unwrap_or(0.0);
-        for (c, h) in counts.iter_mut().zip(history_counts) {
-            *c += h;
-        }
-        pos += history_pos;
-        let values = FeatureValues::from_request(&self.features, &shopper.features);
-        let body = self.body_row(&values);
-        StackCustomer {
-            regime: Regime::Offer,
-            rates: stack.customer_rates(counts, pos),
-            prior: self.prior_mean(&body),
-            body,
-        }
-    }
-
-    /// The final probabilities `[small, fit, large]` of a purchase-time size belief in an
-    /// article for a customer: the structural probabilities ([`Model::probs_article`]),
-    /// refined by the second stage when the model has one.
-    pub fn probs_final(
-        &self,
-        belief: SizeBelief,
-        a: &ArticleRef,
-        customer: &StackCustomer,
-    ) -> [f64; 3] {
-        self.probs_final_at((belief, a, self.article_size_index(a)), customer)
-    }
-
-    /// [`Model::probs_final`] with the product-in-size index already looked up
-    /// ([`Model::article_size_index`]).
-    pub(crate) fn probs_final_at(
-        &self,
-        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
-        customer: &StackCustomer,
-    ) -> [f64; 3] {
-        let Some(stack) = &self.stack else {
-            return self.probs_article_with(belief, a, art);
-        };
-        let levels = stack.levels_at(self, a, art);
-        stack.predict(
-            &self.stack_input_at((belief, a, art), levels, customer),
-            customer.regime,
-        )
-    }
-
-    /// [`Model::probs_final_at`] for one of the sizes on offer of one product for one
-    /// shopper: the offer calibration's size-invariant part ([`OfferCalibration::tail`])
-    /// is computed for the first size and kept in `tail` for the others (same numbers as
-    /// computing it again: the features it sums do not depend on the size).
-    pub(crate) fn probs_offer_at(
-        &self,
-        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
-        customer: &StackCustomer,
-        tail: &mut Option<OfferTail>,
-    ) -> [f64; 3] {
-        let offer = self
-            .stack
-            .as_ref()
-            .and_then(|s| Some((s, s.offer.as_ref()?)));
-        let Some((stack, offer)) = offer else {
-            return self.probs_final_at((belief, a, art), customer);
-        };
-        if customer.regime != Regime::Offer || !offer.size_invariant_tail() {
-            return self.probs_final_at((belief, a, art), customer);
-        }
-        let levels = stack.levels_at(self, a, art);
-        let x = self.stack_input_at((belief, a, art), levels, customer);
-        if tail.is_none() {
-            *tail = offer.tail(&x);
-        }
-        match tail {
-            Some(t) => offer.predict_with(&x, *t),
-            None => x.probs,
-        }
-    }
-
-    /// The second stage's raw inputs for a purchase-time belief in an article.
-    pub fn stack_input<'a>(
-        &self,
-        (belief, a): (SizeBelief, &ArticleRef),
-        levels: LevelFeatures,
-        customer: &'a StackCustomer,
-    ) -> StackInput<'a> {
-        self.stack_input_at((belief, a, self.article_size_index(a)), levels, customer)
-    }
-
-    /// [`Model::stack_input`] with the product-in-size index already looked up.
-    fn stack_input_at<'a>(
-        &self,
-        (belief, a, art): (SizeBelief, &ArticleRef, Option<u32>),
-        levels: LevelFeatures,
-        customer: &'a StackCustomer,
-    ) -> StackInput<'a> {
-        let t = self.true_size_with(a, art);
-        let var = belief.var + self.article_var_with(a, art);
-        let structural = self.probs_for(
-            SizeBelief {
-                mean: belief.mean,
-                var,
-            },
-            t,
-            self.band(a),
-        );
-        let (smallest, largest) = self.size_extreme(a);
-        StackInput {
-            probs: structural,
-            gap: belief.mean - t,
-            gap_sd: var.sqrt(),
-            prior_gap: customer.prior - t,
-            choice_gap: self.choice_centre(a) - t,
-            label_pos: self.label_position(a),
-            smallest,
-            largest,
-            levels,
-            customer: customer.rates,
-            body: &customer.body,
-        }
-    }
-
-    /// The label's position on the common scale (size steps).
-    pub fn label_position(&self, a: &ArticleRef) -> f64 {
-        a.pos / self.scale(a.system) + self.align(a.system)
-    }
-
-    /// Product-in-size indices of the product's next smaller and next larger size seen in
-    /// training ([`NONE`] where there is none).
-    pub fn neighbour_sizes(&self, a: &ArticleRef) -> (u32, u32) {
-        if a.product == NONE || a.label == NONE {
-            return (NONE, NONE);
-        }
-        let Some(info) = self.product_info.get(a.product as usize) else {
-            return (NONE, NONE);
-        };
-        let Some(k) = info.sizes.iter().position(|&l| l == a.label) else {
-            return (NONE, NONE);
-        };
-        let at = |i: Option<usize>| {
-            i.and_then(|i| info.sizes.get(i))
-                .and_then(|&l| self.index.article_size.get(&(a.product, l)).copied())
-                .unwrap_or(NONE)
-        };
-        (at(k.checked_sub(1)), at(k.checked_add(1)))
-    }
-
-    /// Whether the label is the product's (smallest, largest) size seen in training
-    /// (both false for unknown products or labels, or a product seen in one size).
-    pub fn size_extreme(&self, a: &ArticleRef) -> (bool, bool) {
-        if a.product == NONE || a.label == NONE {
-            return (false, false);
-        }
-        match self.product_info.get(a.product as usize) {
-            Some(info) if info.sizes.len() > 1 => (
-                info.sizes.first() == Some(&a.label),
-                info.sizes.last() == Some(&a.label),
-            ),
-            _ => (false, false),
-        }
     }
 }
 
@@ -1071,14 +760,13 @@ mod tests {
             .collect();
         sp.lo = vec![-3.0; p];
         sp.hi = vec![3.0; p];
-        let mut lg = StackLogit {
+        let lg = StackLogit {
             spec: sp,
             coef: (0..2 * p)
                 .map(|j| ((j * 7) % 11) as f64 / 10.0 - 0.5)
                 .collect(),
             lambda: 1.0,
             cv: Vec::new(),
-            folded: Folded::default(),
         };
         let body = [0.3, -1.0];
         let x = StackInput {
@@ -1095,10 +783,12 @@ mod tests {
             body: &body,
             ..Default::default()
         };
-        let slow = lg.predict(&x);
-        lg.prepare();
-        assert_eq!(lg.folded.weight.len(), p);
-        let fast = lg.predict(&x);
+        // unfolded coefficients (an empty fold) fall back to the standardised path
+        let slow = lg.predict(&Folded::default(), &x);
+        assert_eq!(slow, lg.predict_unprepared(&x));
+        let folded = lg.fold();
+        assert_eq!(folded.weight.len(), p);
+        let fast = lg.predict(&folded, &x);
         for k in 0..3 {
             assert!((slow[k] - fast[k]).abs() < 1e-12, "{slow:?} {fast:?}");
         }

@@ -101,9 +101,9 @@ impl StackParams {
         Ok(())
     }
 
-    /// Fit the second stage for `model` on the events it was trained on; the result is
-    /// prepared for prediction.
-    pub fn fit(&self, model: &Model, events: &Events) -> Result<Stack, ModelError> {
+    /// Fit the second stage for the structural model behind `model` on the events it was
+    /// trained on.
+    pub fn fit(&self, model: &Predictor, events: &Events) -> Result<Stack, ModelError> {
         self.validate()?;
         let inputs = training_inputs(model, events, self)?;
         if inputs.inputs.is_empty() {
@@ -119,7 +119,7 @@ impl StackParams {
                 ..*s
             })
             .collect();
-        let mut stack = Stack {
+        let stack = Stack {
             smoothing: self.smoothing.clone(),
             cross_fit: if self.cross_fit > 1 {
                 self.cross_fit
@@ -129,9 +129,7 @@ impl StackParams {
             purchase: self.fit_learner(&inputs, &inputs.inputs, &sets)?,
             offer: self.fit_offer(&inputs, &inputs.offer, self.offer_set)?,
             tables: inputs.tables,
-            cache: StackCache::default(),
         };
-        stack.prepare(model);
         Ok(stack)
     }
 
@@ -225,7 +223,6 @@ impl StackParams {
             coef,
             lambda,
             cv,
-            folded: Folded::default(),
         })
     }
 }

@@ -1,11 +1,11 @@
 //! The `POST /v1/recommend` answer as JSON, written straight from a borrowed
 //! [`RecommendationView`]: byte for byte what serde writes for the owned
-//! [`RecommendResponse`](super::types::RecommendResponse), without building it.
+//! [`RecommendResponse`](super::RecommendResponse), without building it.
 
-use super::error::ApiError;
-use crate::model::recommend::RecommendationView;
+use crate::model::RecommendationView;
+use crate::serve::error::ApiError;
 
-/// The JSON of a [`RecommendResponse`](super::types::RecommendResponse) without building
+/// The JSON of a [`RecommendResponse`](super::RecommendResponse) without building
 /// one, byte for byte what serde writes for it (`model_id` first, then the
 /// recommendation's fields as `#[serde(flatten)]` puts them; tested), with the keys as
 /// constants.
@@ -92,12 +92,11 @@ fn write_recommendation(
 mod tests {
     use super::*;
     use crate::model::report::FitProfile;
-    use crate::serve::types::RecommendResponse;
+    use crate::serve::api::RecommendResponse;
 
     #[test]
     fn recommend_json_is_what_serde_writes() {
-        use crate::model::recommend::{Basis, SizeOddsView};
-        use std::borrow::Cow;
+        use crate::model::{Basis, SizeOddsView};
         let profile = FitProfile {
             key: "Acme \"Co\"".into(),
             brand: Some("Größe".into()),
@@ -131,7 +130,7 @@ mod tests {
             score: 0.5,
             shopper_size_sd: 0.25,
             basis: ["history", "features"].into_iter().collect(),
-            brand_fit: Some(Cow::Borrowed(&profile)),
+            brand_fit: Some(&profile),
             brand_json: Some(&ready),
             explanation: "Acme runs small; based on the \"M\" you kept we recommend M.".into(),
         };
@@ -154,7 +153,7 @@ mod tests {
             let got = recommend_json("00\tab", &v).unwrap();
             let want = serde_json::to_vec(&RecommendResponse {
                 model_id: "00\tab".into(),
-                recommendation: v.into_owned(),
+                recommendation: v.into(),
             })
             .unwrap();
             assert_eq!(

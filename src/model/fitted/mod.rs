@@ -2,13 +2,13 @@
 //! label, brand, category, product and product-in-size, the customer table) plus the
 //! lookup index rebuilt after loading.
 
-use super::features::FeatureModel;
+mod validate;
+
 use crate::data::schema::{canonical_int, write_int, Dict, SizeSystem, NONE};
+use crate::model::features::FeatureModel;
 use hashbrown::HashTable;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 /// Global constants of the outcome and choice models.
@@ -155,7 +155,7 @@ pub struct ArticleSizeParams {
 ///
 /// The ids are a compact [`Dict`] (integer ids as `i64`, other ids in one text arena),
 /// stored in the artifact in a compact form too (see [`compact_dict`]); look an id up
-/// with [`Model::customer_index`].
+/// with [`Fitted::customer_index`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerTable {
     /// Customer ids, by customer index.
@@ -191,7 +191,7 @@ impl CustomerTable {
     /// state (consumed: each input vector is freed as soon as its columns are built, so
     /// the end of a 50M-customer fit holds at most one extra state vector) and the
     /// customers' event ranges (`cust_start[c]..cust_start[c + 1]`, see
-    /// [`super::fitdata::FitData`]) for the event counts.
+    /// [`crate::model::fitdata::FitData`]) for the event counts.
     pub fn from_fit(ids: Dict, fit: CustomerFit, cust_start: &[u64]) -> CustomerTable {
         let CustomerFit { s, u, cov } = fit;
         let [mean] = columns_from_back(s, |&x| [x as f32]);
@@ -555,10 +555,11 @@ pub struct TrainingSummary {
     pub source: String,
 }
 
-/// The fitted model. Plain data: `Send + Sync`, serde; [`Model::reindex`] rebuilds the
-/// lookup maps after deserialising (the customer index on first use).
+/// The fitted model: the artifact's plain serde data, nothing derived (`Send + Sync`).
+/// [`Fitted::validate`] checks its invariants; [`crate::model::Predictor::new`] builds
+/// every index and cache prediction reads.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Model {
+pub struct Fitted {
     /// Global constants.
     pub globals: Globals,
     /// Feature model for customers' prior size.
@@ -582,114 +583,21 @@ pub struct Model {
     /// Training summary.
     pub summary: TrainingSummary,
     /// Second stage applied to every probability (None: structural probabilities only).
-    pub stack: Option<super::stack::Stack>,
-    /// Lookup maps, rebuilt by [`Model::reindex`].
-    #[serde(skip)]
-    pub index: ModelIndex,
+    pub stack: Option<crate::model::stack::Stack>,
 }
 
-/// Lookup maps from keys to indices.
-#[derive(Clone, Debug, Default)]
-pub struct ModelIndex {
-    /// Canonical label -> label index.
-    pub label: HashMap<String, u32>,
-    /// Brand name -> index.
-    pub brand: HashMap<String, u32>,
-    /// Category name -> index.
-    pub category: HashMap<String, u32>,
-    /// Product id -> index.
-    pub product: HashMap<String, u32>,
-    /// (product, label) -> article-size index.
-    pub article_size: HashMap<(u32, u32), u32>,
-    /// Customer id -> index over `Model::customers.ids`, built on first use (see
-    /// [`Model::customer_lookup`]): a fit that never looks a customer up (`train
-    /// --no-stack`) does not hold it at its memory peak; [`super::artifact::load`]
-    /// builds it eagerly, so a server's first request does not pay for it.
-    pub customer: std::sync::OnceLock<CustomerIndex>,
-}
-
-impl Model {
-    /// Rebuild the lookup maps and the second stage's cache (after deserialising or
-    /// building); the customer index is dropped and rebuilt on first use.
-    pub fn reindex(&mut self) {
-        fn map<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u32> {
-            names
-                .enumerate()
-                .map(|(i, n)| (n.to_string(), i as u32))
-                .collect()
-        }
-        self.index = ModelIndex {
-            label: map(self.labels.iter().map(|l| l.canonical.as_str())),
-            brand: map(self.brands.iter().map(|b| b.name.as_str())),
-            category: map(self.categories.iter().map(|b| b.name.as_str())),
-            product: map(self.products.iter().map(|b| b.name.as_str())),
-            article_size: self
-                .article_sizes
-                .iter()
-                .enumerate()
-                .map(|(i, a)| ((a.product, a.label), i as u32))
-                .collect(),
-            customer: std::sync::OnceLock::new(),
-        };
-        super::stack::prepare_model(self);
-    }
-
-    /// Index of a training customer by id (`None` for a customer the model has not
-    /// seen). The one lookup of customer ids: the server, scoring and the second stage
-    /// all go through it (or [`Model::customer_indices`] for a whole dictionary).
-    pub fn customer_index(&self, id: &str) -> Option<u32> {
-        self.customer_lookup().find(&self.customers.ids, id)
-    }
-
-    /// The customer index, built on first use (about 7 bytes per customer; a second or
-    /// so per 10M customers).
-    pub fn customer_lookup(&self) -> &CustomerIndex {
-        self.index
-            .customer
-            .get_or_init(|| CustomerIndex::build(&self.customers.ids))
-    }
-
-    /// [`Model::customer_index`] of every key of `keys` ([`NONE`] when unseen), in
-    /// parallel. When the model's ids are distinct, a key at the same position in both
-    /// dictionaries is that index without hashing: scoring the table a model was trained
-    /// on (same dictionary order) reads both in order instead of probing at random.
-    pub fn customer_indices(&self, keys: &Dict) -> Vec<u32> {
-        let ids = &self.customers.ids;
-        let ix = self.customer_lookup();
-        let distinct = ix.len() == ids.len();
-        let found = |o: Option<u32>| o.unwrap_or(NONE);
-        match (keys.as_ints(), ids.as_ints()) {
-            (Some(keys), Some(mine)) => keys
-                .par_iter()
-                .enumerate()
-                .with_min_len(4096)
-                .map(|(i, &k)| {
-                    if distinct && mine.get(i) == Some(&k) {
-                        i as u32
-                    } else {
-                        found(ix.find_int(ids, k))
-                    }
-                })
-                .collect(),
-            (Some(keys), None) => keys
-                .par_iter()
-                .with_min_len(4096)
-                .map(|&k| found(ix.find_int(ids, k)))
-                .collect(),
-            (None, _) => (0..keys.len())
-                .into_par_iter()
-                .with_min_len(4096)
-                .map(|i| {
-                    let Some(key) = keys.text_at(i) else {
-                        return NONE;
-                    };
-                    if distinct && ids.text_at(i) == Some(key) {
-                        i as u32
-                    } else {
-                        found(ix.find(ids, key))
-                    }
-                })
-                .collect(),
+impl Fitted {
+    /// The smallest model that passes [`Fitted::validate`]: one size label, default
+    /// constants, no keys (for tests and examples).
+    pub fn minimal() -> Fitted {
+        Fitted {
+            labels: vec![LabelParams {
+                canonical: "M".into(),
+                system: SizeSystem::Letter,
+                pos: 3.0,
+                offset: Offset::default(),
+            }],
+            ..Fitted::default()
         }
     }
 
@@ -786,22 +694,6 @@ mod tests {
     }
 
     #[test]
-    fn customer_index_is_built_on_first_lookup() {
-        let mut m = Model::default();
-        m.customers.ids = dict(&["a", "b"]);
-        m.reindex();
-        assert!(m.index.customer.get().is_none(), "not built by reindex");
-        assert_eq!(m.customer_index("b"), Some(1));
-        assert_eq!(m.index.customer.get().map(CustomerIndex::len), Some(2));
-        m.customers.ids = dict(&["c"]);
-        m.reindex();
-        assert_eq!(
-            (m.customer_index("c"), m.customer_index("a")),
-            (Some(0), None)
-        );
-    }
-
-    #[test]
     fn customer_index_finds_integer_and_text_ids() {
         let ints = dict(&["42", "-7", "1000000000000"]);
         assert!(ints.as_ints().is_some());
@@ -833,27 +725,6 @@ mod tests {
         let ix = CustomerIndex::build(&Dict::new());
         assert!(ix.is_empty());
         assert_eq!(ix.find(&Dict::new(), "1"), None);
-    }
-
-    #[test]
-    fn customer_indices_match_single_lookups_by_position_or_hash() {
-        let mut m = Model::default();
-        m.customers.ids = dict(&["5", "6", "7", "8"]);
-        m.reindex();
-        // same order, shifted, unseen, and the text forms of the same integers
-        let same = dict(&["5", "6", "7", "8"]);
-        let other = dict(&["8", "9", "5"]);
-        let mut as_text = dict(&["7", "x"]);
-        as_text.make_text();
-        assert_eq!(m.customer_indices(&same), vec![0, 1, 2, 3]);
-        assert_eq!(m.customer_indices(&other), vec![3, NONE, 0]);
-        assert_eq!(m.customer_indices(&as_text), vec![2, NONE]);
-        // a text model against integer keys
-        m.customers.ids = dict(&["x", "8", "5"]);
-        m.reindex();
-        assert_eq!(m.customer_indices(&other), vec![1, NONE, 2]);
-        assert_eq!(m.customer_index("x"), Some(0));
-        assert_eq!(m.customer_index("y"), None);
     }
 
     #[test]

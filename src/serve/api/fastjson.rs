@@ -6,9 +6,9 @@
 //! path never changes what a body means, it only skips serde's generic machinery for
 //! the bodies it fully understands (tested against serde on random bodies).
 
-use super::types::RecommendRequestRef;
-use crate::model::recommend::{
-    FeatureValue, PastPurchaseRef, ProductQueryRef, ReferenceSizeRef, ShopperRef, Text,
+use super::request::{
+    FeatureValue, PastPurchaseRef, ProductQueryRef, RecommendRequestRef, ReferenceSizeRef,
+    ShopperRef, Text,
 };
 use std::borrow::Cow;
 use std::collections::BTreeMap;
