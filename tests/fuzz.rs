@@ -785,7 +785,9 @@ fn a_categorical_feature_with_too_many_levels_is_refused() {
     cfg.customer_features = vec!["body".into()];
     let e = ingest(&cfg).map(|_| ()).expect_err("refused").to_string();
     assert!(
-        e.contains("levels.csv") && e.contains("more than 1000 distinct values") && e.contains("'body'"),
+        e.contains("levels.csv")
+            && e.contains("more than 1000 distinct values")
+            && e.contains("'body'"),
         "{e}"
     );
     // 1000 levels are fine

@@ -100,6 +100,15 @@ async fn in_flight_bound_sheds_503_while_health_answers() {
     );
     let id = header(&resp, "x-request-id").expect("request id");
     assert_eq!(body["request_id"], id);
+    assert_eq!(header(&resp, "connection"), None, "no body: keep-alive");
+    // a shed request with a body (never read) closes its connection
+    let post = Request::post("/hold")
+        .header("content-length", "5")
+        .body(Body::from("hello"))
+        .expect("request");
+    let (status, resp, _) = call(&app, post).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&resp, "connection"), Some("close"));
     // unknown routes are shed too (they would otherwise count nothing)
     let (status, _, body) = call(&app, get_req("/nowhere")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -113,11 +122,11 @@ async fn in_flight_bound_sheds_503_while_health_answers() {
     let (status, _, text) = call(&app, get_req("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap_or_default().to_string();
-    assert!(text.contains("runsize_http_shed_total 2\n"), "{text}");
+    assert!(text.contains("runsize_http_shed_total 3\n"), "{text}");
     assert!(text.contains("runsize_http_in_flight 2\n"), "{text}");
     assert!(text.contains("runsize_http_max_in_flight 2\n"), "{text}");
     assert!(
-        text.contains("runsize_http_requests_total{route=\"other\",status=\"503\"} 2\n"),
+        text.contains("runsize_http_requests_total{route=\"other\",status=\"503\"} 3\n"),
         "shed requests are counted by status too: {text}"
     );
     assert_eq!(state.in_flight().current(), 2, "ops routes are not counted");
@@ -132,7 +141,7 @@ async fn in_flight_bound_sheds_503_while_health_answers() {
     until_in_flight(&state, 0).await;
     let (status, _, _) = call(&app, get_req("/hold")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(state.in_flight().shed(), 2);
+    assert_eq!(state.in_flight().shed(), 3);
 }
 
 #[tokio::test]

@@ -38,6 +38,17 @@ pub fn sheddable(path: Option<&str>) -> bool {
     !path.is_some_and(|p| NEVER_SHED.contains(&p))
 }
 
+/// Whether a request announces a body (a non-zero `content-length`, or any
+/// `transfer-encoding`). A shed request's body is never read, so its answer closes the
+/// connection (`connection: close`): a client reusing it would see its next request fail.
+pub fn has_body(headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
 #[derive(Debug)]
 struct Counters {
     max: usize,

@@ -154,7 +154,14 @@ where
             match self.state.in_flight().try_enter() {
                 Some(g) => Some(g),
                 None => {
-                    let response = shed(&self.state, (route, started), &span, id);
+                    let mut response = shed(&self.state, (route, started), &span, id);
+                    if overload::has_body(req.headers()) {
+                        // the body is never read: the connection cannot carry another
+                        // request, and the client must not reuse it
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
                     return Box::pin(std::future::ready(Ok(response)));
                 }
             }
