@@ -1,6 +1,8 @@
 //! Everything before the model: the event schema, size labels, outcome vocabularies and
-//! readers that turn Parquet / CSV / NDJSON files into the compact [`Events`] table.
+//! readers that turn Parquet / CSV / NDJSON files into the compact [`Events`] table, and
+//! the compact key dictionary with its one index ([`dict`]).
 
+pub mod dict;
 pub mod error;
 pub mod ingest;
 pub mod labels;
@@ -8,6 +10,7 @@ pub mod outcome;
 pub mod output;
 pub mod schema;
 
+pub use dict::{Dict, DictIndex, IndexedDict};
 pub use error::DataError;
 pub use ingest::{
     ingest, ingest_with_frame, list_inputs, IngestConfig, IngestReport, Ingested, RowFilter,
@@ -16,4 +19,4 @@ pub use ingest::{
 pub use labels::{parse_size, parse_system, LabelError};
 pub use outcome::OutcomeMap;
 pub use output::write_frame;
-pub use schema::{Dict, Events, Outcome, RowIds, SizeLabel, SizeSystem, NONE};
+pub use schema::{Events, Outcome, RowIds, SizeLabel, SizeSystem, NONE};

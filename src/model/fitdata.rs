@@ -2,13 +2,13 @@
 //! article-size key and a 1-byte class, with small tables describing article-sizes.
 //! This is what every fitting pass streams over: 5 bytes per event.
 
-use crate::data::ingest::MixState;
 use crate::data::schema::{Events, NONE};
+use foldhash::fast::FixedState;
 use std::collections::HashMap;
 
 /// Article-size keys by their four indices packed into one `u128` (one cheap hash per
 /// fit event instead of four).
-type KeyIndex = HashMap<u128, u32, MixState>;
+type KeyIndex = HashMap<u128, u32, FixedState>;
 
 /// One article in one size: the unit outcomes are aggregated over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

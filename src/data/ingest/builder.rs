@@ -326,7 +326,7 @@ impl<'a> Builder<'a> {
         self.categories.check_capacity("categories")?;
 
         // 5. Customer features (one column per task).
-        let n_customers = self.customers.keys.dict.len();
+        let n_customers = self.customers.keys.dict().len();
         {
             use rayon::prelude::*;
             self.features
@@ -381,7 +381,7 @@ impl<'a> Builder<'a> {
                 ),
             });
         }
-        let n_customers = self.customers.keys.dict.len();
+        let n_customers = self.customers.keys.dict().len();
         let mut features = CustomerFeatures::default();
         for st in self.features {
             match st {

@@ -2,115 +2,18 @@
 
 use super::*;
 
-#[inline]
-pub(super) fn int_hash(v: i64) -> u64 {
-    mix64((v as u64) ^ 0x9E37_79B9_7F4A_7C15)
-}
-
-#[inline]
-pub(super) fn text_hash(s: &str) -> u64 {
-    hash_bytes(0, s.as_bytes())
-}
-
-/// Dictionary encoder for keys: the keys live once, in the compact [`Dict`]; the hash
-/// index holds only `u32` indices (5 bytes per slot with hashbrown's control byte) and
-/// compares candidates against the dictionary. Integer keys are hashed as integers while
-/// the dictionary stores integers; once a non-integer key arrives, the dictionary turns to
-/// text and the index is rebuilt over text hashes (integer keys then go through their
-/// canonical text, so `42` and `"42"` stay one key).
-#[derive(Default)]
-pub(super) struct KeyIndex {
-    pub(super) dict: Dict,
-    pub(super) index: HashTable<u32>,
-    /// Scratch text of an integer key (text storage only).
-    pub(super) buf: String,
-}
-
-/// A [`KeyIndex`] plus a cache of text keys by Arrow view.
+/// An [`IndexedDict`] plus a cache of text keys by Arrow view.
 pub(super) struct KeyEncoder {
-    pub(super) keys: KeyIndex,
+    pub(super) keys: IndexedDict,
     pub(super) cache: ViewCache<u32>,
 }
 
 impl Default for KeyEncoder {
     fn default() -> Self {
         KeyEncoder {
-            keys: KeyIndex::default(),
+            keys: IndexedDict::default(),
             // Products number in the tens of thousands: a bigger table than the default.
             cache: ViewCache::with_bits(16),
-        }
-    }
-}
-
-impl KeyIndex {
-    #[inline]
-    pub(super) fn int(&mut self, v: i64) -> u32 {
-        let Some(keys) = self.dict.as_ints() else {
-            let mut buf = std::mem::take(&mut self.buf);
-            buf.clear();
-            write_int(&mut buf, v);
-            let i = self.text_stored(&buf);
-            self.buf = buf;
-            return i;
-        };
-        let h = int_hash(v);
-        if let Some(&i) = self.index.find(h, |&i| keys.get(i as usize) == Some(&v)) {
-            return i;
-        }
-        let i = self.dict.push_int(v) as u32;
-        let keys = self.dict.as_ints().unwrap_or_default();
-        self.index.insert_unique(h, i, |&j| {
-            int_hash(keys.get(j as usize).copied().unwrap_or_default())
-        });
-        i
-    }
-
-    #[inline]
-    pub(super) fn text(&mut self, s: &str) -> u32 {
-        if self.dict.as_ints().is_some() {
-            if let Some(v) = canonical_int(s) {
-                return self.int(v);
-            }
-            self.switch_to_text();
-        }
-        self.text_stored(s)
-    }
-
-    /// Look up or add a text key; the dictionary is in text storage.
-    #[inline]
-    pub(super) fn text_stored(&mut self, s: &str) -> u32 {
-        let h = text_hash(s);
-        let dict = &self.dict;
-        if let Some(&i) = self.index.find(h, |&i| dict.text_at(i as usize) == Some(s)) {
-            return i;
-        }
-        let i = self.dict.push(s) as u32;
-        let dict = &self.dict;
-        self.index.insert_unique(h, i, |&j| {
-            text_hash(dict.text_at(j as usize).unwrap_or_default())
-        });
-        i
-    }
-
-    /// Switch the dictionary to text storage and rebuild the index over text hashes.
-    pub(super) fn switch_to_text(&mut self) {
-        self.dict.make_text();
-        let dict = &self.dict;
-        let hasher = |&j: &u32| text_hash(dict.text_at(j as usize).unwrap_or_default());
-        self.index.clear();
-        self.index.reserve(dict.len(), hasher);
-        for i in 0..dict.len() {
-            let h = text_hash(dict.text_at(i).unwrap_or_default());
-            self.index.insert_unique(h, i as u32, hasher);
-        }
-    }
-
-    #[inline]
-    pub(super) fn float(&mut self, f: f64) -> u32 {
-        if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 {
-            self.int(f as i64)
-        } else {
-            self.text(&float_text(f))
         }
     }
 }
@@ -149,7 +52,7 @@ impl KeyEncoder {
     }
 
     pub(super) fn check_capacity(&self, what: &'static str) -> Result<(), DataError> {
-        if self.keys.dict.len() >= NONE as usize {
+        if self.keys.dict().len() >= NONE as usize {
             return Err(DataError::Config {
                 what,
                 message: format!("more than {} distinct keys", NONE - 1),
@@ -159,13 +62,15 @@ impl KeyEncoder {
     }
 
     pub(super) fn into_dict(self) -> Dict {
-        let mut d = self.keys.dict;
+        let mut d = self.keys.into_dict();
         d.shrink_to_fit();
         d
     }
 }
 
 pub(super) const SIZE_NULL: u32 = u32::MAX;
+
+pub(super) type FastMap<K, V> = HashMap<K, V, FixedState>;
 
 /// Size labels: each distinct (raw label, system) pair is parsed once.
 #[derive(Default)]
@@ -179,7 +84,7 @@ pub(super) struct SizeEncoder {
     /// (float bits, system code) -> parsed id.
     pub(super) by_float: FastMap<(u64, u32), u32>,
     /// Per system code: label text -> parsed id.
-    pub(super) by_text: Vec<HashMap<String, u32, MixState>>,
+    pub(super) by_text: Vec<HashMap<String, u32, FixedState>>,
     /// Per system code: label cell -> parsed id.
     pub(super) by_view: Vec<ViewCache<u32>>,
     /// System text by Arrow view -> code.
@@ -372,7 +277,7 @@ pub(super) struct OutcomeEncoder {
     /// Codes of raw values by Arrow view.
     pub(super) by_view: ViewCache<u8>,
     pub(super) small: Vec<(String, u8)>,
-    pub(super) big: HashMap<String, u8, MixState>,
+    pub(super) big: HashMap<String, u8, FixedState>,
 }
 
 impl OutcomeEncoder {
@@ -427,14 +332,14 @@ mod tests {
 
     #[test]
     fn key_encoder_unifies_int_and_text_ids() {
-        let mut e = KeyIndex::default();
+        let mut e = IndexedDict::default();
         assert_eq!(e.int(42), 0);
         assert_eq!(e.text("42"), 0);
         assert_eq!(e.text("u1"), 1);
         assert_eq!(e.text("u1"), 1);
         assert_eq!(e.float(42.0), 0);
         assert_eq!(e.text("007"), 2);
-        assert_eq!(e.dict.names(), vec!["42", "u1", "007"]);
+        assert_eq!(e.dict().names(), vec!["42", "u1", "007"]);
         // After the switch to text storage, integer keys still find their entries.
         assert_eq!(e.int(42), 0);
         assert_eq!(e.text("42"), 0);

@@ -12,7 +12,7 @@ pub(super) enum FeatureState {
         name: String,
         codes: Vec<u32>,
         levels: Vec<String>,
-        index: HashMap<String, u32, MixState>,
+        index: HashMap<String, u32, FixedState>,
     },
 }
 

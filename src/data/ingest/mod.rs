@@ -29,17 +29,17 @@
 //! # Rooms
 //! [`config`](IngestConfig) and filters, the report, input discovery (`files`), column
 //! resolution (`columns`), readers (`read`), column views (`view`), encoders (`encode`),
-//! customer features (`features`), timestamps (`time`), key hashing (`hash`) and the
-//! builder that turns batches into events (`builder`); this file runs them in order.
+//! customer features (`features`), timestamps (`time`) and the builder that turns batches into events (`builder`); this file runs them in order.
 
 use super::labels::parse_size;
 use super::outcome::OutcomeMap;
 use super::schema::{
-    canonical_int, col as canon, write_int, CategoricalFeature, CustomerFeatures, Dict, Events,
-    NumericFeature, Outcome, SizeLabel, SizeSystem, NONE,
+    col as canon, CategoricalFeature, CustomerFeatures, Dict, Events, NumericFeature, Outcome,
+    SizeLabel, SizeSystem, NONE,
 };
 use super::DataError;
-use hashbrown::HashTable;
+use crate::data::dict::{float_text, IndexedDict};
+use foldhash::fast::FixedState;
 use polars::prelude::{
     ChunkedArray, Column, DataFrame, DataType, Engine, Float64Chunked, HiveOptions, Int64Chunked,
     LazyCsvReader, LazyFileListReader, LazyFrame, LazyJsonLineReader, ParquetReader, PlRefPath,
@@ -47,7 +47,6 @@ use polars::prelude::{
     SchemaRef, SerReader, StringChunked, StringType, TimeUnit,
 };
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,7 +58,6 @@ mod config;
 mod encode;
 mod features;
 mod files;
-mod hash;
 mod read;
 mod report;
 mod time;
@@ -71,8 +69,6 @@ pub use self::config::*;
 use self::encode::*;
 use self::features::*;
 pub use self::files::{detect_format, list_inputs, InputFormat};
-use self::hash::*;
-pub use self::hash::{MixHasher, MixState};
 use self::read::*;
 pub use self::report::*;
 pub use self::time::parse_timestamp_ms;

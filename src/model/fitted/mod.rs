@@ -4,12 +4,10 @@
 
 mod validate;
 
-use crate::data::schema::{canonical_int, write_int, Dict, SizeSystem, NONE};
+use crate::data::schema::{Dict, SizeSystem, NONE};
 use crate::model::features::FeatureModel;
-use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::hash::BuildHasher;
 
 /// Global constants of the outcome and choice models.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,12 +152,12 @@ pub struct ArticleSizeParams {
 /// Customers seen in training: posterior mean and variance of their size.
 ///
 /// The ids are a compact [`Dict`] (integer ids as `i64`, other ids in one text arena),
-/// stored in the artifact in a compact form too (see [`compact_dict`]); look an id up
+/// stored in the artifact in a compact form too (see [`crate::data::dict::compact_dict`]); look an id up
 /// with [`Fitted::customer_index`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerTable {
     /// Customer ids, by customer index.
-    #[serde(with = "compact_dict")]
+    #[serde(with = "crate::data::dict::compact_dict")]
     pub ids: Dict,
     /// Posterior mean size (common scale).
     pub mean: Vec<f32>,
@@ -266,238 +264,6 @@ fn columns_from_back<T, const K: usize>(
         col.reverse();
     }
     cols
-}
-
-/// Index-only hash table over a [`Dict`] of customer ids: the table holds `u32` indices
-/// (5 bytes per slot with hashbrown's control byte, about 7 bytes per customer at its
-/// load factor) and compares candidates against the dictionary, so the ids are stored
-/// once. Integer dictionaries are hashed as `i64`, text dictionaries as text; a text id
-/// is looked up in an integer dictionary through its canonical integer (see
-/// [`canonical_int`]), so `"42"` and `42` are the same customer, as in ingest.
-#[derive(Clone, Default)]
-pub struct CustomerIndex {
-    table: HashTable<u32>,
-    state: foldhash::fast::RandomState,
-}
-
-impl std::fmt::Debug for CustomerIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CustomerIndex")
-            .field("len", &self.table.len())
-            .finish()
-    }
-}
-
-impl CustomerIndex {
-    /// Index `ids` (when an id occurs twice, the later index wins, as with a map).
-    pub fn build(ids: &Dict) -> CustomerIndex {
-        let mut ix = CustomerIndex {
-            table: HashTable::with_capacity(ids.len()),
-            state: foldhash::fast::RandomState::default(),
-        };
-        let state = &ix.state;
-        let table = &mut ix.table;
-        if let Some(keys) = ids.as_ints() {
-            let hash = |&j: &u32| state.hash_one(keys.get(j as usize).copied().unwrap_or(0));
-            for (i, &k) in keys.iter().enumerate() {
-                let h = state.hash_one(k);
-                let eq = |&j: &u32| keys.get(j as usize) == Some(&k);
-                upsert(table, (h, i as u32), eq, hash);
-            }
-        } else {
-            let hash = |&j: &u32| state.hash_one(ids.text_at(j as usize).unwrap_or_default());
-            for i in 0..ids.len() {
-                let Some(key) = ids.text_at(i) else { continue };
-                let h = state.hash_one(key);
-                let eq = |&j: &u32| ids.text_at(j as usize) == Some(key);
-                upsert(table, (h, i as u32), eq, hash);
-            }
-        }
-        ix
-    }
-
-    /// Number of distinct ids indexed.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    /// True when nothing is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
-    /// Heap bytes of the hash table (the ids are not counted: they live in the [`Dict`]).
-    pub fn heap_bytes(&self) -> usize {
-        self.table.allocation_size()
-    }
-
-    /// Index of `id` in `ids` (the dictionary this index was built over).
-    pub fn find(&self, ids: &Dict, id: &str) -> Option<u32> {
-        if ids.as_ints().is_some() {
-            return self.find_int(ids, canonical_int(id)?);
-        }
-        let h = self.state.hash_one(id);
-        self.table
-            .find(h, |&j| ids.text_at(j as usize) == Some(id))
-            .copied()
-    }
-
-    /// Index of the integer id `k` (the id whose text is `k`'s decimal form) in `ids`.
-    pub fn find_int(&self, ids: &Dict, k: i64) -> Option<u32> {
-        let Some(keys) = ids.as_ints() else {
-            let mut text = String::with_capacity(20);
-            write_int(&mut text, k);
-            return self.find(ids, &text);
-        };
-        let h = self.state.hash_one(k);
-        self.table
-            .find(h, |&j| keys.get(j as usize) == Some(&k))
-            .copied()
-    }
-}
-
-/// Insert `(hash, i)` into `table`, replacing an equal key's index.
-fn upsert(
-    table: &mut HashTable<u32>,
-    (hash, i): (u64, u32),
-    eq: impl FnMut(&u32) -> bool,
-    hasher: impl Fn(&u32) -> u64,
-) {
-    match table.entry(hash, eq, hasher) {
-        hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = i,
-        hashbrown::hash_table::Entry::Vacant(e) => {
-            e.insert(i);
-        }
-    }
-}
-
-/// Compact serde form of a [`Dict`] for `#[serde(with = "compact_dict")]`: an enum of
-/// `Ints` (the `i64` keys as one sequence; postcard writes each as a zigzag varint) or
-/// `Text` (the keys as a sequence of strings; postcard writes each as its length and
-/// bytes). Neither direction builds a `Vec<String>`: keys are written straight from the
-/// dictionary and read straight into a new one. (A `Dict`'s own serde form is
-/// `{"names": [...]}`, kept for its other users.)
-pub mod compact_dict {
-    use crate::data::schema::Dict;
-    use serde::de::{DeserializeSeed, EnumAccess, SeqAccess, VariantAccess, Visitor};
-    use serde::ser::SerializeSeq;
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::fmt;
-
-    const NAME: &str = "CompactDict";
-    const VARIANTS: &[&str] = &["Ints", "Text"];
-
-    /// Serialise `dict` in the compact form.
-    pub fn serialize<S: Serializer>(dict: &Dict, ser: S) -> Result<S::Ok, S::Error> {
-        match dict.as_ints() {
-            Some(keys) => ser.serialize_newtype_variant(NAME, 0, "Ints", keys),
-            None => ser.serialize_newtype_variant(NAME, 1, "Text", &TextKeys(dict)),
-        }
-    }
-
-    /// Read a dictionary written by [`serialize`].
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Dict, D::Error> {
-        de.deserialize_enum(NAME, VARIANTS, DictVisitor)
-    }
-
-    /// The keys of a text dictionary as a sequence of strings.
-    struct TextKeys<'a>(&'a Dict);
-
-    impl serde::Serialize for TextKeys<'_> {
-        fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-            let mut seq = ser.serialize_seq(Some(self.0.len()))?;
-            for i in 0..self.0.len() {
-                seq.serialize_element(self.0.text_at(i).unwrap_or_default())?;
-            }
-            seq.end()
-        }
-    }
-
-    #[derive(Deserialize)]
-    #[serde(variant_identifier)]
-    enum Tag {
-        Ints,
-        Text,
-    }
-
-    struct DictVisitor;
-
-    impl<'de> Visitor<'de> for DictVisitor {
-        type Value = Dict;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a compact key dictionary (Ints or Text)")
-        }
-
-        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Dict, A::Error> {
-            let (tag, variant) = data.variant::<Tag>()?;
-            let text = matches!(tag, Tag::Text);
-            variant.newtype_variant_seed(KeysSeed { text })
-        }
-    }
-
-    /// Reads the key sequence of either variant into a new [`Dict`].
-    struct KeysSeed {
-        text: bool,
-    }
-
-    impl<'de> DeserializeSeed<'de> for KeysSeed {
-        type Value = Dict;
-
-        fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Dict, D::Error> {
-            de.deserialize_seq(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for KeysSeed {
-        type Value = Dict;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(if self.text {
-                "a sequence of text keys"
-            } else {
-                "a sequence of integer keys"
-            })
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Dict, A::Error> {
-            // no reservation from the length prefix: a corrupt prefix must not reserve
-            // gigabytes, and large vectors grow by remapping, not copying
-            let mut dict = Dict::new();
-            if self.text {
-                while seq.next_element_seed(PushText(&mut dict))?.is_some() {}
-            } else {
-                while let Some(k) = seq.next_element::<i64>()? {
-                    dict.push_int(k);
-                }
-            }
-            Ok(dict)
-        }
-    }
-
-    /// Appends one text key to the dictionary without allocating a `String` for it.
-    struct PushText<'a>(&'a mut Dict);
-
-    impl<'de> DeserializeSeed<'de> for PushText<'_> {
-        type Value = ();
-
-        fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-            de.deserialize_string(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for PushText<'_> {
-        type Value = ();
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a text key")
-        }
-
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-            self.0.push(v);
-            Ok(())
-        }
-    }
 }
 
 /// One fitting iteration's diagnostics.
@@ -691,68 +457,5 @@ mod tests {
         assert!(b.iter().enumerate().all(|(i, &x)| x == -(i as f32)));
         let [empty] = columns_from_back(Vec::<f64>::new(), |&x| [x as f32]);
         assert!(empty.is_empty());
-    }
-
-    #[test]
-    fn customer_index_finds_integer_and_text_ids() {
-        let ints = dict(&["42", "-7", "1000000000000"]);
-        assert!(ints.as_ints().is_some());
-        let ix = CustomerIndex::build(&ints);
-        assert_eq!(ix.len(), 3);
-        assert_eq!(ix.find(&ints, "42"), Some(0));
-        assert_eq!(ix.find(&ints, "-7"), Some(1));
-        assert_eq!(ix.find_int(&ints, 1_000_000_000_000), Some(2));
-        // not canonical integers: not the same keys
-        for unknown in ["042", "+42", "-0", "", "x", "43"] {
-            assert_eq!(ix.find(&ints, unknown), None, "{unknown}");
-        }
-        assert_eq!(ix.find_int(&ints, 43), None);
-
-        let text = dict(&["a", "42", "bb", ""]);
-        assert!(text.as_ints().is_none());
-        let ix = CustomerIndex::build(&text);
-        for (i, k) in ["a", "42", "bb", ""].iter().enumerate() {
-            assert_eq!(ix.find(&text, k), Some(i as u32), "{k}");
-        }
-        assert_eq!(ix.find_int(&text, 42), Some(1), "integer 42 is the text 42");
-        assert_eq!(ix.find(&text, "b"), None);
-        assert_eq!(ix.find_int(&text, 7), None);
-        // a later duplicate wins, as with a map
-        let dup = dict(&["x", "y", "x"]);
-        let ix = CustomerIndex::build(&dup);
-        assert_eq!((ix.len(), ix.find(&dup, "x")), (2, Some(2)));
-        // empty
-        let ix = CustomerIndex::build(&Dict::new());
-        assert!(ix.is_empty());
-        assert_eq!(ix.find(&Dict::new(), "1"), None);
-    }
-
-    #[test]
-    fn compact_dict_serde_hand_checked_bytes() {
-        #[derive(Serialize, Deserialize, PartialEq, Debug)]
-        struct W(#[serde(with = "compact_dict")] Dict);
-        // Ints: variant 0, length 3, zigzag varints 1 -> 2, -2 -> 3, 300 -> 600 = d8 04
-        let ints = W(dict(&["1", "-2", "300"]));
-        let bytes = postcard::to_stdvec(&ints).unwrap();
-        assert_eq!(bytes, vec![0, 3, 2, 3, 0xd8, 0x04]);
-        let back: W = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(back, ints);
-        assert!(back.0.as_ints().is_some());
-        // Text: variant 1, length 2, then each key as length + bytes
-        let text = W(dict(&["a", "bc"]));
-        let bytes = postcard::to_stdvec(&text).unwrap();
-        assert_eq!(bytes, vec![1, 2, 1, b'a', 2, b'b', b'c']);
-        assert_eq!(postcard::from_bytes::<W>(&bytes).unwrap(), text);
-        // empty, and JSON (self-describing formats work too)
-        let empty = W(Dict::new());
-        assert_eq!(postcard::to_stdvec(&empty).unwrap(), vec![0, 0]);
-        let json = serde_json::to_string(&text).unwrap();
-        assert_eq!(json, r#"{"Text":["a","bc"]}"#);
-        assert_eq!(serde_json::from_str::<W>(&json).unwrap(), text);
-        assert_eq!(
-            serde_json::from_str::<W>(r#"{"Ints":[4,-5]}"#).unwrap(),
-            W(dict(&["4", "-5"]))
-        );
-        assert!(serde_json::from_str::<W>(r#"{"Other":[]}"#).is_err());
     }
 }

@@ -9,8 +9,9 @@ mod recommend;
 pub(crate) use catalog::{Catalog, FastMap, LabelHit};
 pub use recommend::{Basis, RecommendError, RecommendationView, SizeOddsView};
 
+use crate::data::dict::DictIndex;
 use crate::data::schema::{Dict, NONE};
-use crate::model::fitted::{CustomerIndex, Fitted};
+use crate::model::fitted::Fitted;
 use crate::model::predict::{ArticleRef, CustomerState, EvidenceTerm, SizeBelief};
 use crate::model::report::{FitProfile, ProfileBy};
 use crate::model::stack::PreparedStage;
@@ -24,7 +25,7 @@ use rayon::prelude::*;
 pub struct Predictor {
     fitted: Fitted,
     catalog: Catalog,
-    customers: CustomerIndex,
+    customers: DictIndex,
     stage: Option<PreparedStage>,
     /// Profiles by brand, category, product, ranked (most certain first).
     profiles: [Vec<FitProfile>; 3],
@@ -51,7 +52,7 @@ impl Predictor {
     pub fn new(fitted: Fitted) -> Result<Predictor, ModelError> {
         fitted.validate()?;
         let catalog = Catalog::new(&fitted);
-        let customers = CustomerIndex::build(&fitted.customers.ids);
+        let customers = DictIndex::build(&fitted.customers.ids);
         let brand_profiles: Vec<Option<FitProfile>> = (0..fitted.brands.len())
             .map(|i| fitted.brand_profile(i))
             .collect();
@@ -183,7 +184,7 @@ impl Predictor {
     }
 
     /// The customer index (heap bytes, length).
-    pub fn customer_lookup(&self) -> &CustomerIndex {
+    pub fn customer_lookup(&self) -> &DictIndex {
         &self.customers
     }
 
