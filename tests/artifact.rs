@@ -8,8 +8,11 @@ use runsize::model::{artifact, FitParams, Fitted, Predictor};
 use std::path::Path;
 use std::process::Command;
 
+/// A way to break a model: name, the invariant the error names, the change.
+type Corruption = (&'static str, &'static str, fn(&mut Fitted));
+
 /// Ways to break a model that the checksum cannot see (the file is written whole).
-fn corruptions() -> Vec<(&'static str, &'static str, fn(&mut Fitted))> {
+fn corruptions() -> Vec<Corruption> {
     vec![
         ("inverted bounds", "second stage purchase learner", |m| {
             if let Some(s) = m.stack.as_mut() {

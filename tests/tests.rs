@@ -15,3 +15,4 @@ mod real_data;
 mod serve;
 mod stack;
 mod synth;
+mod web;

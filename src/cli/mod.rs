@@ -2,10 +2,13 @@
 //! one function per subcommand. `main.rs` only parses, sets up logging and maps errors.
 
 pub mod brands;
+pub mod chart;
+pub mod convert;
 pub mod demo;
 pub mod eval;
 pub mod ingest_args;
 pub mod predict;
+pub mod report;
 pub mod serve;
 pub mod synth;
 pub mod train;
@@ -39,6 +42,12 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// How each brand, product or category runs.
     Brands(brands::BrandsArgs),
+    /// A brand's size labels on the common scale (normalised size chart).
+    Chart(chart::ChartArgs),
+    /// Convert a size of one brand into another brand's sizes.
+    Convert(convert::ConvertArgs),
+    /// Write the merchant pages as one self-contained HTML file.
+    Report(report::ReportArgs),
     /// Write synthetic events with known answers.
     Synth(synth::SynthArgs),
     /// Serve recommendations and fit profiles over HTTP.
@@ -54,6 +63,9 @@ pub fn run(cli: Cli) -> Result<(), crate::Error> {
         Command::Predict(a) => predict::run(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Brands(a) => brands::run(&a),
+        Command::Chart(a) => chart::run(&a),
+        Command::Convert(a) => convert::run(&a),
+        Command::Report(a) => report::run(&a),
         Command::Synth(a) => synth::run(&a),
         Command::Serve(a) => serve::run(&a),
         Command::Demo(a) => demo::run(&a),

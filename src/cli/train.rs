@@ -4,6 +4,7 @@ use super::ingest_args::IngestArgs;
 use crate::data::ingest;
 use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
+use crate::model::insight::worth::HeldOut;
 use crate::model::report::ProfileBy;
 use crate::model::stack::StackParams;
 use crate::model::{artifact, FitParams, Fitted, Predictor};
@@ -71,6 +72,11 @@ pub struct TrainArgs {
     /// count tables and structural refits always use every event).
     #[arg(long, default_value_t = 1_000_000)]
     pub stack_max_rows: usize,
+    /// Evaluate on this part of `--split` after training and store the held-out
+    /// reliability and worth tables in the artifact (for the model page). Default:
+    /// `valid` when training on `--part train` of a split with more parts; `none` skips.
+    #[arg(long = "held-out-part", value_name = "PART")]
+    pub held_out_part: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -202,21 +208,67 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let header = artifact::save(&model, &args.out)?;
+    let (model, held_out) = held_out(model, args)?;
+    let header = artifact::save_with(&model, &args.out, held_out.as_ref())?;
     log_memory("saved", 0);
     if args.json {
         let out = serde_json::json!({
             "model": args.out,
             "model_id": header.model_id,
             "summary": model.summary,
+            "held_out": held_out,
             "globals": model.globals,
             "ingest": report,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         print_summary(&model, &args.out, &header.model_id);
+        if let Some(h) = &held_out {
+            println!(
+                "held out    {} events ({}): auc {:.4}, log loss {:.4}, ece {:.4}",
+                h.n, h.source, h.auc_avg, h.log_loss, h.ece
+            );
+            for l in super::eval::worth_lines(&h.worth) {
+                println!("            {l}");
+            }
+        }
     }
     Ok(model)
+}
+
+/// The held-out part to evaluate after training (see [`TrainArgs::held_out_part`]).
+fn held_out_part(args: &TrainArgs) -> Option<String> {
+    let split = args.ingest.split.as_deref()?;
+    match args.held_out_part.as_deref().map(str::trim) {
+        Some("none") => None,
+        Some(p) => Some(p.to_string()),
+        None => {
+            let parts = super::ingest_args::parse_split(split).ok()?.len();
+            let train = args.ingest.part.as_deref()?;
+            (super::ingest_args::parse_part(train).ok()? == 0 && parts > 1).then(|| "valid".into())
+        }
+    }
+}
+
+/// Evaluate the trained model on its held-out part, if it has one (the model is handed
+/// back: a predictor is built around it for the evaluation).
+fn held_out(model: Fitted, args: &TrainArgs) -> Result<(Fitted, Option<HeldOut>), crate::Error> {
+    let Some(part) = held_out_part(args) else {
+        return Ok((model, None));
+    };
+    let mut ingest_args = args.ingest.clone();
+    ingest_args.part = Some(part.clone());
+    let cfg = ingest_args.to_config(true)?;
+    let events = ingest(&cfg)?.events;
+    let source = format!(
+        "part {part} of split {} (seed {})",
+        args.ingest.split.as_deref().unwrap_or(""),
+        args.ingest.split_seed
+    );
+    let predictor = Predictor::new(model)?;
+    let h = crate::model::insight::worth::held_out(&predictor, &events, &source)?;
+    tracing::info!(target: "runsize::train", events = h.n, auc = h.auc_avg, "held-out evaluation stored in the artifact");
+    Ok((predictor.into_fitted(), Some(h)))
 }
 
 fn mib(bytes: usize) -> f64 {

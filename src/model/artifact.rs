@@ -43,6 +43,10 @@ pub struct ArtifactHeader {
     pub model_id: String,
     /// Training summary.
     pub summary: TrainingSummary,
+    /// The training run's held-out evaluation (reliability and worth tables), when it
+    /// had a held-out part; absent in artifacts written without one (or before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<super::insight::worth::HeldOut>,
 }
 
 /// FNV-1a 64-bit hash.
@@ -237,13 +241,18 @@ impl<'de, R: Read + 'de> postcard::de_flavors::Flavor<'de> for HashingSource<R> 
 }
 
 /// The header of a model about to be written, with `model_id` from `sum`.
-fn header_for(model: &Fitted, sum: u64, created_unix: u64) -> ArtifactHeader {
+fn header_for(
+    model: &Fitted,
+    (sum, created_unix): (u64, u64),
+    held_out: Option<&super::insight::worth::HeldOut>,
+) -> ArtifactHeader {
     ArtifactHeader {
         format_version: FORMAT_VERSION,
         runsize_version: env!("CARGO_PKG_VERSION").to_string(),
         created_unix,
         model_id: format!("{sum:016x}"),
         summary: model.summary.clone(),
+        held_out: held_out.cloned(),
     }
 }
 
@@ -251,11 +260,15 @@ fn header_for(model: &Fitted, sum: u64, created_unix: u64) -> ArtifactHeader {
 /// placeholder id, the streamed body, the checksum, then the header again in place with
 /// the real id (same length: the id is fixed-width hex). Leaves `out` after the
 /// checksum.
-fn write_to<W: Write + Seek>(model: &Fitted, mut out: W) -> Result<(W, ArtifactHeader), String> {
+fn write_to<W: Write + Seek>(
+    model: &Fitted,
+    held_out: Option<&super::insight::worth::HeldOut>,
+    mut out: W,
+) -> Result<(W, ArtifactHeader), String> {
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let placeholder = serde_json::to_vec_pretty(&header_for(model, 0, created))
+    let placeholder = serde_json::to_vec_pretty(&header_for(model, (0, created), held_out))
         .map_err(|e| format!("header: {e}"))?;
     let start = out.stream_position().map_err(|e| format!("seek: {e}"))?;
     let io = |e: std::io::Error| format!("write: {e}");
@@ -282,7 +295,7 @@ fn write_to<W: Write + Seek>(model: &Fitted, mut out: W) -> Result<(W, ArtifactH
     };
     out.write_all(&sum.to_le_bytes()).map_err(io)?;
     let end = out.stream_position().map_err(|e| format!("seek: {e}"))?;
-    let header = header_for(model, sum, created);
+    let header = header_for(model, (sum, created), held_out);
     let json = serde_json::to_vec_pretty(&header).map_err(|e| format!("header: {e}"))?;
     if json.len() != placeholder.len() {
         return Err("header length changed with the model id".into());
@@ -296,7 +309,7 @@ fn write_to<W: Write + Seek>(model: &Fitted, mut out: W) -> Result<(W, ArtifactH
 
 /// Serialise a model to bytes (header + body + checksum); returns the bytes and the header.
 pub fn to_bytes(model: &Fitted) -> Result<(Vec<u8>, ArtifactHeader), ModelError> {
-    let (cursor, header) = write_to(model, std::io::Cursor::new(Vec::new()))
+    let (cursor, header) = write_to(model, None, std::io::Cursor::new(Vec::new()))
         .map_err(|m| err(Path::new("<memory>"), m))?;
     Ok((cursor.into_inner(), header))
 }
@@ -304,6 +317,15 @@ pub fn to_bytes(model: &Fitted) -> Result<(Vec<u8>, ArtifactHeader), ModelError>
 /// Write a model atomically: the body streamed into a temp file in the target directory,
 /// fsync, rename.
 pub fn save(model: &Fitted, path: &Path) -> Result<ArtifactHeader, ModelError> {
+    save_with(model, path, None)
+}
+
+/// [`save`] with the training run's held-out evaluation in the header.
+pub fn save_with(
+    model: &Fitted,
+    path: &Path,
+    held_out: Option<&super::insight::worth::HeldOut>,
+) -> Result<ArtifactHeader, ModelError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -315,7 +337,7 @@ pub fn save(model: &Fitted, path: &Path) -> Result<ArtifactHeader, ModelError> {
         .tempfile_in(&dir)
         .map_err(|e| err(path, format!("temp file: {e}")))?;
     // the sink buffers; no BufWriter needed
-    let (file, header) = write_to(model, tmp).map_err(|m| err(path, m))?;
+    let (file, header) = write_to(model, held_out, tmp).map_err(|m| err(path, m))?;
     file.as_file()
         .sync_all()
         .map_err(|e| err(path, format!("sync: {e}")))?;
@@ -465,6 +487,39 @@ mod tests {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a_update(fnv1a(b"ab"), b"c"), fnv1a(b"abc"));
+    }
+
+    #[test]
+    fn held_out_table_round_trips_in_the_header_and_is_optional() {
+        use crate::model::insight::worth::{HeldOut, WorthRow};
+        let model = Fitted::minimal();
+        let dir = tempfile::tempdir().unwrap();
+        let held = HeldOut {
+            source: "part 1".into(),
+            n: 7,
+            worth: vec![WorthRow {
+                level: "all".into(),
+                matched_n: 3,
+                matched_fit_rate: 0.5,
+                ..WorthRow::default()
+            }],
+            ..HeldOut::default()
+        };
+        let with = dir.path().join("with.runsize");
+        let h = save_with(&model, &with, Some(&held)).unwrap();
+        let (_, back) = load(&with).unwrap();
+        assert_eq!(back.held_out.as_ref(), Some(&held));
+        assert_eq!(back, h);
+        // the body (and so the model id) does not depend on the header's extras
+        let without = dir.path().join("without.runsize");
+        let h0 = save(&model, &without).unwrap();
+        assert_eq!(h0.model_id, h.model_id);
+        assert_eq!(load(&without).unwrap().1.held_out, None);
+        // a header written before the field existed still parses
+        let json = serde_json::to_value(&h0).unwrap();
+        assert!(json.get("held_out").is_none());
+        let old: ArtifactHeader = serde_json::from_value(json).unwrap();
+        assert_eq!(old.held_out, None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! checksum + validate), and the [`Predictor`] built once from a `Fitted` that answers
 //! every question: recommendations for a [`Query`], scoring and evaluation ([`score`],
 //! [`eval`]), fit profiles ([`report`]). The second stage lives in [`stack`], prediction
-//! maths in [`predict`].
+//! maths in [`predict`]; size charts, conversion, flags and offline worth in [`insight`].
 
 pub mod artifact;
 pub mod eval;
@@ -11,6 +11,7 @@ pub mod features;
 pub mod fit;
 pub mod fitdata;
 pub mod fitted;
+pub mod insight;
 pub mod levels;
 pub mod math;
 pub mod params;
@@ -51,6 +52,9 @@ pub enum ModelError {
         /// What went wrong, and what was expected.
         message: String,
     },
+    /// A size chart, conversion or flag query that cannot be answered.
+    #[error(transparent)]
+    Insight(#[from] insight::InsightError),
     /// The model breaks an invariant (non-finite numbers, tables of inconsistent lengths).
     #[error("not a usable model: {0}")]
     Invalid(String),

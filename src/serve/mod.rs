@@ -6,7 +6,8 @@
 //! request and response bodies, the fast request parser, the answer writer, limits),
 //! [`state`] ([`AppState`] holding the served [`crate::model::Predictor`]), [`error`]
 //! ([`ServeError`], [`ApiError`] — the one place status codes are chosen), [`metrics`]
-//! (Prometheus text), [`openapi`], [`overload`] (the bound on requests in flight),
+//! (Prometheus text), [`openapi`], [`web`] (the merchant web page at `/` and the size
+//! chart, conversion and flag routes), [`overload`] (the bound on requests in flight),
 //! [`request_id`] (`x-request-id`).
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod overload;
 pub mod request_id;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 pub use error::{ApiError, ErrorBody, ServeError};
 pub use metrics::Metrics;

@@ -29,6 +29,9 @@ use utoipa::{Modify, OpenApi};
         routes::product,
         routes::model_info,
         routes::reload,
+        super::web::api::chart,
+        super::web::api::convert,
+        super::web::api::flags,
     ),
     components(schemas(
         ErrorBody,
@@ -44,6 +47,9 @@ use utoipa::{Modify, OpenApi};
         ReloadResponse,
         ModelInfo,
         Status,
+        super::web::api::ChartResponse,
+        super::web::api::ConvertResponse,
+        super::web::api::FlagsResponse,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/brands/{brand}", get(brand))
         .route("/v1/products/{id}", get(product))
         .route("/v1/model", get(model_info))
+        .merge(super::web::routes())
         // reloads can take longer than a request timeout: no deadline (see TrackLayer)
         .route(NO_DEADLINE, post(reload));
     layered(routes, state)
@@ -672,6 +673,7 @@ pub async fn brand(
         profile,
         sizes: None,
         size_system: None,
+        flag: None,
     }))
 }
 
@@ -707,6 +709,9 @@ pub async fn product(
         profile,
         sizes: Some(labels.iter().map(|l| l.canonical.clone()).collect()),
         size_system: labels.first().map(|l| l.system.as_str().to_string()),
+        flag: m.product_index(&id).and_then(|i| {
+            crate::model::insight::flags::product_flag(m, i as usize, &Default::default())
+        }),
     }))
 }
 

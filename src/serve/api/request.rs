@@ -2,9 +2,7 @@
 //! their OpenAPI schemas), the same shapes borrowing their strings from the body (what the
 //! server parses), and [`RecommendRequestRef::to_query`], the model's [`Query`].
 
-use super::response::Recommendation;
 use crate::model::query::{self, Query};
-use crate::model::{Predictor, RecommendError};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -370,19 +368,4 @@ impl ShopperRef<'_> {
                 .collect(),
         }
     }
-}
-
-/// The owned recommendation for owned request parts (what the server answers for a body
-/// with these fields; for library callers and tests that hold wire types).
-pub fn recommend(
-    predictor: &Predictor,
-    product: &ProductQuery,
-    shopper: &Shopper,
-) -> Result<Recommendation, RecommendError> {
-    let (product, shopper) = (product.view(), shopper.view());
-    let query = Query {
-        product: product.to_query(),
-        shopper: shopper.to_query(),
-    };
-    Ok(predictor.recommend(&query)?.into())
 }

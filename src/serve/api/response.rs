@@ -176,6 +176,9 @@ pub struct ProfileResponse {
     /// Products only: the size system of those sizes (`letter`, `us`, `eu`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_system: Option<String>,
+    /// Products only: its "runs small / large" flag, when it has one (see `GET /v1/flags`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<crate::model::insight::flags::ProductFlag>,
 }
 
 /// `POST /admin/reload` body (optional).
