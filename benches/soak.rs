@@ -202,12 +202,8 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// Send one request of `kind`; the status and whether a 503 was a shed.
-async fn send(
-    client: &reqwest::Client,
-    req: reqwest::RequestBuilder,
-) -> Result<(u16, bool), String> {
-    let _ = client;
+/// Send one request; the status and whether a 503 was a shed (`type: overloaded`).
+async fn send(req: reqwest::RequestBuilder) -> Result<(u16, bool), String> {
     let r = req.send().await.map_err(|e| short(&e))?;
     let status = r.status().as_u16();
     let text = r.text().await.map_err(|e| short(&e))?;
@@ -264,7 +260,7 @@ async fn one(ctx: &Ctx, n: usize) {
     };
     let started = Instant::now();
     let req = req.header("content-type", "application/json");
-    let outcome = send(c, req).await;
+    let outcome = send(req).await;
     ctx.shared.record(kind, started, outcome);
 }
 
@@ -409,7 +405,7 @@ async fn run() -> Result<bool, String> {
                     .post(format!("{}/admin/reload", ctx.base))
                     .bearer_auth(&token)
                     .timeout(Duration::from_secs(120));
-                let outcome = send(&ctx.client, req).await;
+                let outcome = send(req).await;
                 ctx.shared.record(Kind::Reload, started, outcome);
                 tokio::time::sleep(Duration::from_secs(60)).await;
             }

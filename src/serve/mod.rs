@@ -35,7 +35,7 @@ pub struct ServeConfig {
     pub addr: String,
     /// Model artifact (required unless `bare`); also the default path of reloads.
     pub model_path: Option<PathBuf>,
-    /// Admin token, body limit, timeout, batch cap (see [`ServeOptions`]; its
+    /// Admin token, body limit, timeout, batch cap, in-flight bound (see [`ServeOptions`]; its
     /// `model_path` is set from `model_path` above).
     pub options: ServeOptions,
     /// Serve the constant bare endpoint instead of the API (benchmark baseline). Default false.
