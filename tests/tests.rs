@@ -5,9 +5,11 @@
 mod common;
 
 mod artifact;
+mod fuzz;
 mod ingest;
 mod labels;
 mod model;
+mod overload;
 mod predict;
 mod real_data;
 mod serve;

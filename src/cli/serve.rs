@@ -26,6 +26,11 @@ pub struct ServeArgs {
     /// Most items in one POST /v1/recommend/batch.
     #[arg(long, default_value_t = 1000)]
     pub max_batch: usize,
+    /// Most requests in flight; past it new requests are answered 503 with Retry-After
+    /// at once, never queued (health, readiness and metrics are never shed). 0 = 64 per
+    /// worker thread.
+    #[arg(long, default_value_t = 0)]
+    pub max_in_flight: usize,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
@@ -53,6 +58,7 @@ impl ServeArgs {
                 body_limit: self.body_limit,
                 timeout: Duration::from_secs_f64(self.timeout),
                 max_batch: self.max_batch,
+                max_in_flight: self.max_in_flight,
             },
             bare: self.bare,
             workers: self.workers,

@@ -143,10 +143,12 @@ struct HashingSource<R: Read> {
 
 impl<R: Read> HashingSource<R> {
     fn new(inner: R, left: u64) -> Self {
+        // no bigger than the file: a small (or hostile) file costs no 1 MiB buffer
+        let size = usize::try_from(left).map_or(IO_BUFFER, |l| l.min(IO_BUFFER));
         HashingSource {
             inner,
             left,
-            buf: vec![0; IO_BUFFER],
+            buf: vec![0; size],
             pos: 0,
             end: 0,
             hash: FNV_START,

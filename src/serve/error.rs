@@ -36,19 +36,24 @@ pub enum ServeError {
     },
 }
 
-/// The JSON body of every error answer: `{"error": "...", "type": "...", "field": "..."}`.
+/// The JSON body of every error answer:
+/// `{"error": "...", "type": "...", "field": "...", "request_id": "..."}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Human-readable message saying what is wrong and what is expected.
     pub error: String,
     /// Machine-readable kind: `bad_request`, `unauthorized`, `not_found`,
     /// `method_not_allowed`, `payload_too_large`, `invalid`, `reload_refused`,
-    /// `internal`, `not_ready`, `timeout`.
+    /// `internal`, `not_ready`, `timeout`, `overloaded`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The offending request field as a JSON path (`shopper.history[2].size`), when one is to blame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The request's id (its `x-request-id` answer header), on every error answer of the
+    /// server; absent on the per-item errors of a batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// One failed request. Status codes are chosen only in `impl IntoResponse for ApiError`.
@@ -114,6 +119,14 @@ pub enum ApiError {
         /// The timeout in seconds.
         seconds: f64,
     },
+    /// Too many requests in flight: refused at once, to be retried after `retry_after` s.
+    #[error("server overloaded: {max} requests in flight; retry after {retry_after} s")]
+    Overloaded {
+        /// The server's bound on requests in flight.
+        max: usize,
+        /// Seconds the client should wait (`Retry-After`).
+        retry_after: u32,
+    },
 }
 
 impl ApiError {
@@ -146,6 +159,7 @@ impl ApiError {
             ApiError::Internal { .. } => "internal",
             ApiError::NotReady => "not_ready",
             ApiError::Timeout { .. } => "timeout",
+            ApiError::Overloaded { .. } => "overloaded",
         }
     }
 
@@ -171,6 +185,7 @@ impl ApiError {
             error,
             kind: self.kind().to_string(),
             field: self.field().map(str::to_string),
+            request_id: None,
         }
     }
 
@@ -202,7 +217,8 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
-    /// The one place where HTTP status codes are chosen.
+    /// The one place where HTTP status codes are chosen. The [`ErrorBody`] is also left
+    /// in the response's extensions, for the middleware to add the request id to it.
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -214,13 +230,25 @@ impl IntoResponse for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::NotReady | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Timeout { .. } | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
-        let mut response = (status, axum::Json(self.body())).into_response();
-        if matches!(self, ApiError::Unauthorized { .. }) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let body = self.body();
+        let mut response = (status, axum::Json(&body)).into_response();
+        response.extensions_mut().insert(body);
+        match self {
+            ApiError::Unauthorized { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Overloaded { retry_after, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            _ => {}
         }
         response
     }
@@ -408,6 +436,13 @@ mod tests {
             ),
             (ApiError::NotReady, 503),
             (ApiError::Timeout { seconds: 1.0 }, 503),
+            (
+                ApiError::Overloaded {
+                    max: 4,
+                    retry_after: 1,
+                },
+                503,
+            ),
         ];
         for (e, code) in cases {
             assert_eq!(e.into_response().status().as_u16(), code);

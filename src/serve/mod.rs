@@ -7,12 +7,15 @@
 //! [`state`] ([`AppState`] holding the served [`crate::model::Predictor`]), [`error`]
 //! ([`ServeError`], [`ApiError`] — the one place status codes are chosen), [`metrics`]
 //! (Prometheus text), [`openapi`], [`web`] (the merchant web page at `/` and the size
-//! chart, conversion and flag routes).
+//! chart, conversion and flag routes), [`overload`] (the bound on requests in flight),
+//! [`request_id`] (`x-request-id`).
 
 pub mod api;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod overload;
+pub mod request_id;
 pub mod routes;
 pub mod state;
 pub mod web;
@@ -32,7 +35,7 @@ pub struct ServeConfig {
     pub addr: String,
     /// Model artifact (required unless `bare`); also the default path of reloads.
     pub model_path: Option<PathBuf>,
-    /// Admin token, body limit, timeout, batch cap (see [`ServeOptions`]; its
+    /// Admin token, body limit, timeout, batch cap, in-flight bound (see [`ServeOptions`]; its
     /// `model_path` is set from `model_path` above).
     pub options: ServeOptions,
     /// Serve the constant bare endpoint instead of the API (benchmark baseline). Default false.
@@ -122,6 +125,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
     let mut options = config.options.clone();
     options.model_path = Some(path.clone());
+    options.max_in_flight = overload::resolve_max_in_flight(options.max_in_flight, config.workers);
     tracing::info!(
         path = %path.display(),
         model_id = %header.model_id,
@@ -132,7 +136,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let state = AppState::new(model, header, options);
     spawn_reload_on_hangup(state.clone());
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "serving");
+    tracing::info!(addr = %local, max_in_flight = state.in_flight().max(), "serving");
     serve_on(listener, state, shutdown_signal()).await
 }
 

@@ -1,7 +1,8 @@
-//! Routes, handlers and the middleware stack: a span + metrics per request, a body
-//! limit, panic catching, and a per-request timeout — the last three in one tower
-//! service ([`TrackLayer`]) so that a request pays for one layer of axum's per-route
-//! boxing, not four.
+//! Routes, handlers and the middleware stack: a span + metrics per request, a request id
+//! ([`request_id`]), the in-flight bound ([`overload`]), a body limit, panic catching,
+//! and a per-request timeout — all but the body limit in one tower service
+//! ([`TrackLayer`]) so that a request pays for one layer of axum's per-route boxing, not
+//! six.
 
 use super::api::answer::recommend_json;
 use super::api::limits::{DEFAULT_PAGE, MAX_PAGE};
@@ -14,6 +15,7 @@ use super::error::{ApiError, ErrorBody};
 use super::openapi;
 use super::state::{AppState, Loaded};
 use super::Metrics;
+use super::{overload, request_id};
 use crate::model::report::{FitProfile, ProfileBy};
 use crate::model::RecommendationView;
 use axum::body::Bytes;
@@ -86,7 +88,9 @@ pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
 }
 
 /// The server's per-request middleware in one tower layer: one span per request (method,
-/// path, status, latency) and the request metrics; a deadline (503 JSON `type: timeout`
+/// path, request id, status, latency) and the request metrics; the request id on every
+/// answer and in error bodies ([`request_id`]); the in-flight bound ([`overload`]: 503
+/// past it, before the body is read); a deadline (503 JSON `type: timeout`
 /// past the server's timeout; not on `/admin/reload`); a panic in the handler caught,
 /// logged and answered 500 JSON. Only one tower layer, so axum boxes the route's service
 /// and future once for all three (separate layers cost four clones and boxes each).
@@ -137,20 +141,41 @@ where
             .map(MatchedPath::as_str);
         let deadline = (matched != Some(NO_DEADLINE)).then(|| self.state.options().timeout);
         let route = Metrics::route_index(matched);
+        let id = request_id::of_request(req.headers());
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
             path = %req.uri().path(),
+            request_id = id.to_str().unwrap_or_default(),
             status = tracing::field::Empty,
             latency_us = tracing::field::Empty,
         );
+        // past the in-flight bound: 503 at once, before the body is read
+        let guard = if overload::sheddable(matched) {
+            match self.state.in_flight().try_enter() {
+                Some(g) => Some(g),
+                None => {
+                    let mut response = shed(&self.state, (route, started), &span, id);
+                    if overload::has_body(req.headers()) {
+                        // the body is never read: the connection cannot carry another
+                        // request, and the client must not reuse it
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    return Box::pin(std::future::ready(Ok(response)));
+                }
+            }
+        } else {
+            None
+        };
         // the inner service was made ready by poll_ready on this instance; a panic
         // while creating its future is caught like one while polling it
         let called =
             span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))));
         let state = self.state.clone();
         Box::pin(async move {
-            let response = match called {
+            let mut response = match called {
                 Ok(future) => {
                     guarded(CatchPanic(future), (started, deadline))
                         .instrument(span.clone())
@@ -158,6 +183,8 @@ where
                 }
                 Err(panic) => span.in_scope(|| panic_response(panic)),
             };
+            drop(guard);
+            request_id::stamp(&mut response, id);
             finish(&state, (route, started), &span, &response);
             Ok(response)
         })
@@ -191,6 +218,28 @@ where
         }
         .into_response(),
     }
+}
+
+/// The answer to a request shed by the in-flight bound (counted, and logged at debug
+/// level only: shedding is the server working as configured; the metrics count it).
+fn shed(
+    state: &AppState,
+    (route, started): (usize, Instant),
+    span: &tracing::Span,
+    id: HeaderValue,
+) -> Response {
+    let mut response = ApiError::Overloaded {
+        max: state.in_flight().max(),
+        retry_after: overload::RETRY_AFTER_SECONDS,
+    }
+    .into_response();
+    request_id::stamp(&mut response, id);
+    let status = response.status().as_u16();
+    state.metrics().observe(route, status, started.elapsed());
+    span.record("status", status);
+    // debug, not warn: a log line per shed request would itself feed the overload
+    span.in_scope(|| tracing::debug!(status, "request shed: too many in flight"));
+    response
 }
 
 /// Count a finished request (route index, start time) and log it in its span.
@@ -313,9 +362,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let current = state.current();
-    let text = state
+    let mut text = state
         .metrics()
         .render(current.as_ref().map(|l| l.header.model_id.as_str()));
+    state.in_flight().render(&mut text);
     (
         [(
             header::CONTENT_TYPE,

@@ -3,6 +3,7 @@
 
 use super::error::{ApiError, ServeError};
 use super::metrics::Metrics;
+use super::overload::{resolve_max_in_flight, InFlight};
 use crate::model::artifact::{self, ArtifactHeader};
 use crate::model::Predictor;
 use arc_swap::ArcSwapOption;
@@ -24,6 +25,10 @@ pub struct ServeOptions {
     pub timeout: Duration,
     /// Most items in one batch request. Default 1000.
     pub max_batch: usize,
+    /// Most requests in flight before new ones are shed with 503 (the ops routes are
+    /// never shed). Default 0: derived, 64 per core (see
+    /// [`resolve_max_in_flight`](super::overload::resolve_max_in_flight)).
+    pub max_in_flight: usize,
 }
 
 impl Default for ServeOptions {
@@ -34,6 +39,7 @@ impl Default for ServeOptions {
             body_limit: 1 << 20,
             timeout: Duration::from_secs(10),
             max_batch: 1000,
+            max_in_flight: 0,
         }
     }
 }
@@ -74,6 +80,7 @@ struct Shared {
     current: ArcSwapOption<Loaded>,
     options: ServeOptions,
     metrics: Metrics,
+    in_flight: InFlight,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -123,6 +130,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
+                in_flight: InFlight::new(resolve_max_in_flight(options.max_in_flight, 0)),
                 options,
                 metrics: Metrics::new(),
                 reload_lock: tokio::sync::Mutex::new(()),
@@ -167,6 +175,11 @@ impl AppState {
     /// Metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The bound on requests in flight and its counters.
+    pub fn in_flight(&self) -> &InFlight {
+        &self.inner.in_flight
     }
 
     /// Load the artifact at `path` (default: the path the current model came from, else

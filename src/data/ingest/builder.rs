@@ -334,6 +334,7 @@ impl<'a> Builder<'a> {
                 .zip(feat_data.par_iter())
                 .for_each(|(st, d)| st.update(d, &kept, &cust_codes, n_customers));
         }
+        super::features::check_feature_levels(&self.features, b.path)?;
         self.ev.customer.extend_from_slice(&cust_codes);
         self.ev.product.extend_from_slice(&prod_codes);
         self.ev.brand.extend_from_slice(&brand_codes);

@@ -16,6 +16,35 @@ pub(super) enum FeatureState {
     },
 }
 
+/// Most distinct values of one categorical customer feature. Each level is a column of
+/// the ridge design (whose normal matrix is levels² numbers), so an id-like or free-text
+/// column would make the fit allocate without bound; such a file is refused.
+pub const MAX_FEATURE_LEVELS: usize = 1000;
+
+/// Refuse a categorical feature with more than [`MAX_FEATURE_LEVELS`] levels (checked
+/// after each batch, so at most one batch's levels are held beyond the bound).
+pub(super) fn check_feature_levels(
+    features: &[FeatureState],
+    path: &Path,
+) -> Result<(), DataError> {
+    for st in features {
+        if let FeatureState::Categorical { name, levels, .. } = st {
+            if levels.len() > MAX_FEATURE_LEVELS {
+                return Err(DataError::Read {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "customer feature '{name}' has more than {MAX_FEATURE_LEVELS} distinct values \
+({} so far); a categorical body feature is one-hot encoded, so at most {MAX_FEATURE_LEVELS} are \
+accepted (is it an id, free text, or a numeric column read as text?)",
+                        levels.len()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) enum FeatureData {
     Num(Float64Chunked),
     Cat(StringChunked),

@@ -19,18 +19,7 @@ use crate::model::ModelError;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Confidence level of a recommendation from the shopper's size sd and the recommended
-/// size's fit probability: `high` (sd < 0.6 and p ≥ 0.6), `medium` (sd < 1.2 and
-/// p ≥ 0.4), else `low` (the rule `POST /v1/recommend` reports).
-pub fn confidence_level(sd: f64, p_fit: f64) -> &'static str {
-    if sd < 0.6 && p_fit >= 0.6 {
-        "high"
-    } else if sd < 1.2 && p_fit >= 0.4 {
-        "medium"
-    } else {
-        "low"
-    }
-}
+pub use crate::model::predictor::confidence_level;
 
 /// Levels in table order.
 pub const LEVELS: [&str; 4] = ["high", "medium", "low", "all"];

@@ -7,7 +7,7 @@ mod catalog;
 mod recommend;
 
 pub(crate) use catalog::{Catalog, FastMap, LabelHit};
-pub use recommend::{Basis, RecommendError, RecommendationView, SizeOddsView};
+pub use recommend::{confidence_level, Basis, RecommendError, RecommendationView, SizeOddsView};
 
 use crate::data::dict::DictIndex;
 use crate::data::schema::{Dict, NONE};

@@ -38,6 +38,19 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> RecommendErr
     }
 }
 
+/// Confidence level of a recommendation from the shopper's size sd and the recommended
+/// size's fit probability: `high` (sd < 0.6 and p ≥ 0.6), `medium` (sd < 1.2 and
+/// p ≥ 0.4), else `low`.
+pub fn confidence_level(sd: f64, p_fit: f64) -> &'static str {
+    if sd < 0.6 && p_fit >= 0.6 {
+        "high"
+    } else if sd < 1.2 && p_fit >= 0.4 {
+        "medium"
+    } else {
+        "low"
+    }
+}
+
 /// Keys of one article: brand, product, category indices.
 type Keys = (u32, u32, u32);
 
@@ -334,13 +347,7 @@ impl Predictor {
         let sd = belief.var.sqrt();
         let p_fit = chosen.probs[1];
         let score = p_fit / (1.0 + sd);
-        let level = if sd < 0.6 && p_fit >= 0.6 {
-            "high"
-        } else if sd < 1.2 && p_fit >= 0.4 {
-            "medium"
-        } else {
-            "low"
-        };
+        let level = confidence_level(sd, p_fit);
         let brand_fit = self.brand_profile(b);
         let explanation = explain(&ExplainInput {
             brand: brand_fit,
