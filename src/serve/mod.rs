@@ -11,6 +11,7 @@
 //! [`request_id`] (`x-request-id`).
 
 pub mod api;
+pub mod app;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -20,9 +21,10 @@ pub mod routes;
 pub mod state;
 pub mod web;
 
+pub use app::router;
 pub use error::{ApiError, ErrorBody, ServeError};
 pub use metrics::Metrics;
-pub use routes::{bare_router, layered, router};
+pub use routes::{bare_router, layered};
 pub use state::{load_model, AppState, Loaded, ReloadReport, ServeOptions};
 
 use std::future::Future;

@@ -6,6 +6,8 @@ use super::api::{
 };
 use super::error::ErrorBody;
 use super::routes;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -21,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         routes::healthz,
         routes::readyz,
         routes::metrics,
-        routes::openapi_json,
+        openapi_json,
         routes::recommend,
         routes::recommend_batch,
         routes::brands,
@@ -100,4 +102,17 @@ mod tests {
         assert!(doc["components"]["schemas"]["FitProfile"].is_object());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
+}
+
+/// This API's OpenAPI 3 description.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, content_type = "application/json", body = Object)))]
+pub async fn openapi_json() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json(),
+    )
+        .into_response()
 }

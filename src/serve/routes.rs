@@ -12,7 +12,6 @@ use super::api::{
     RecommendResponse, Recommendation, ReloadRequest, ReloadResponse, Status,
 };
 use super::error::{ApiError, ErrorBody};
-use super::openapi;
 use super::state::{AppState, Loaded};
 use super::Metrics;
 use super::{overload, request_id};
@@ -24,7 +23,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::any::Any;
 use std::convert::Infallible;
@@ -41,26 +39,7 @@ use tracing::Instrument;
 const INLINE_BATCH: usize = 32;
 
 /// The route that has no request deadline (reloads can take longer than a request).
-const NO_DEADLINE: &str = "/admin/reload";
-
-/// The full API router over `state`, with every layer.
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_json))
-        .route("/v1/recommend", post(recommend))
-        .route("/v1/recommend/batch", post(recommend_batch))
-        .route("/v1/brands", get(brands))
-        .route("/v1/brands/{brand}", get(brand))
-        .route("/v1/products/{id}", get(product))
-        .route("/v1/model", get(model_info))
-        .merge(super::web::routes())
-        // reloads can take longer than a request timeout: no deadline (see TrackLayer)
-        .route(NO_DEADLINE, post(reload));
-    layered(routes, state)
-}
+pub(crate) const NO_DEADLINE: &str = "/admin/reload";
 
 /// Answer 503 JSON (`type: timeout`) when a request to one of `routes` takes longer
 /// than the server's timeout. [`layered`] already does this for every route but
@@ -372,19 +351,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
         text,
-    )
-        .into_response()
-}
-
-/// This API's OpenAPI 3 description.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, content_type = "application/json", body = Object)))]
-pub async fn openapi_json() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        openapi::json(),
     )
         .into_response()
 }
