@@ -520,7 +520,7 @@ fn set_values(gs: &mut [GroupParams], v: &[f64]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -555,8 +555,8 @@ mod tests {
         assert_eq!(drift_step(&nll), -0.8);
     }
 
-    /// `n` customers with `k` events each, `n_as` article-sizes.
-    fn data(n: usize, k: usize, n_as: usize) -> FitData {
+    /// `n` customers with `k` events each, `n_as` article-sizes (shared with plan's tests).
+    pub(crate) fn data(n: usize, k: usize, n_as: usize) -> FitData {
         let key = super::super::fitdata::ArticleSizeKey {
             product: 0,
             brand: 0,

@@ -78,7 +78,6 @@ pub(super) fn split_chunks<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::fitdata::FitData;
 
     #[test]
     fn split_chunks_hands_out_exactly_the_chunks() {
@@ -88,22 +87,7 @@ mod tests {
         assert_eq!(got, vec![vec![1, 2], vec![3], vec![7, 8, 9]]);
     }
 
-    /// `n` customers with `k` events each, `n_as` article-sizes.
-    fn data(n: usize, k: usize, n_as: usize) -> FitData {
-        let key = crate::model::fitdata::ArticleSizeKey {
-            product: 0,
-            brand: 0,
-            category: 0,
-            label: 0,
-        };
-        FitData {
-            cust_start: (0..=n).map(|c| (c * k) as u64).collect(),
-            ev_as: vec![0; n * k],
-            ev_y: vec![1; n * k],
-            article_sizes: vec![key; n_as],
-            as_count: vec![0; n_as],
-        }
-    }
+    use crate::model::fit::tests::data;
 
     #[test]
     fn plan_covers_everything_or_a_fixed_sample_in_few_shards() {
