@@ -823,7 +823,7 @@ async fn slow_requests_time_out_with_json() {
         }),
     );
     let app = layered(
-        runsize::serve::routes::with_deadline(routes, state.clone()),
+        runsize::serve::middleware::with_deadline(routes, state.clone()),
         state,
     );
     let (s, b) = get_json(&app, "/slow").await;

@@ -1,8 +1,12 @@
 //! The full API router: every route of [`super::routes`], the OpenAPI document and the
-//! merchant web pages, behind the server's middleware ([`super::routes::layered`]).
+//! merchant web pages, behind the server's middleware ([`super::middleware::layered`]).
 
+use super::middleware::{layered, NO_DEADLINE};
 use super::openapi::openapi_json;
-use super::routes::*;
+use super::routes::{
+    brand, brands, healthz, metrics, model_info, product, readyz, recommend, recommend_batch,
+    reload,
+};
 use super::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;

@@ -14,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod error;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod overload;
 pub mod request_id;
@@ -24,7 +25,7 @@ pub mod web;
 pub use app::router;
 pub use error::{ApiError, ErrorBody, ServeError};
 pub use metrics::Metrics;
-pub use routes::{bare_router, layered};
+pub use middleware::{bare_router, layered};
 pub use state::{load_model, AppState, Loaded, ReloadReport, ServeOptions};
 
 use std::future::Future;
