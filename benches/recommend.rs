@@ -21,7 +21,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http_body_util::BodyExt;
 use runsize::data::{ingest, IngestConfig, SizeSystem};
 use runsize::model::artifact;
-use runsize::model::stack::StackParams;
+use runsize::model::stack_fit::StackParams;
 use runsize::model::{FitParams, Fitted, Predictor, Query};
 use runsize::serve::api::{PastPurchase, ProductQuery, Recommendation, Shopper};
 use runsize::serve::{router, AppState, ServeOptions};

@@ -3,7 +3,7 @@
 //! names the same broken invariant, exits cleanly and never panics.
 
 use crate::common;
-use runsize::model::stack::StackParams;
+use runsize::model::stack_fit::StackParams;
 use runsize::model::{artifact, FitParams, Fitted, Predictor};
 use std::path::Path;
 use std::process::Command;

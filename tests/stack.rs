@@ -6,7 +6,8 @@
 
 use crate::common;
 
-use runsize::model::stack::{hash_in_sample, training_inputs, CustomerSample, Stack, StackParams};
+use runsize::model::stack::Stack;
+use runsize::model::stack_fit::{hash_in_sample, training_inputs, CustomerSample, StackParams};
 use runsize::model::{artifact, FitParams, Fitted, Predictor};
 use runsize::serve::api::{recommend, FeatureValue, PastPurchase, ProductQuery, Shopper};
 
@@ -376,7 +377,7 @@ fn learners_fit_on_a_customer_sample() {
             assert!(hash_in_sample(*g, sample.rate), "customer {c}");
         }
         // a kept event's inputs are the ones it gets without the sample (same refits)
-        let first = |t: &runsize::model::stack::TrainingInputs, c: u32| {
+        let first = |t: &runsize::model::stack_fit::TrainingInputs, c: u32| {
             t.customer
                 .iter()
                 .position(|&x| x == c)

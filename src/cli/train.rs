@@ -6,10 +6,19 @@ use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
 use crate::model::insight::worth::HeldOut;
 use crate::model::report::ProfileBy;
-use crate::model::stack::StackParams;
+use crate::model::stack_fit::{Solver, StackParams};
 use crate::model::{artifact, FitParams, Fitted, Predictor};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+
+/// `--stack-solver` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SolverArg {
+    /// Newton's method (default).
+    Newton,
+    /// linfa-logistic's L-BFGS.
+    Lbfgs,
+}
 
 /// Options of `runsize train`.
 #[derive(clap::Args, Debug, Clone)]
@@ -89,6 +98,10 @@ pub struct TrainArgs {
     /// count tables and structural refits always use every event).
     #[arg(long, default_value_t = 1_000_000)]
     pub stack_max_rows: usize,
+    /// Solver of the second stage's purchase learner: `newton` (the default) or `lbfgs`
+    /// (linfa-logistic's multinomial regression, slower; BENCHMARKS.md compares them).
+    #[arg(long, value_enum, default_value_t = SolverArg::Newton)]
+    pub stack_solver: SolverArg,
     /// Evaluate on this part of `--split` after training and store the held-out
     /// reliability and worth tables in the artifact (for the model page). Default:
     /// `valid` when training on `--part train` of a split with more parts; `none` skips.
@@ -212,6 +225,10 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
             max_rows: args.stack_max_rows,
             exact_refits: !args.stack_warm_refits,
             refit_iter: args.stack_refit_iter,
+            solver: match args.stack_solver {
+                SolverArg::Newton => Solver::Newton,
+                SolverArg::Lbfgs => Solver::Lbfgs,
+            },
             ..StackParams::default()
         };
         let predictor = Predictor::new(model)?;

@@ -82,8 +82,9 @@ pub fn event_deriv(a: f64, b: f64, class: usize) -> EventDeriv {
 }
 
 /// [`event_deriv`] without the log-likelihood value (`nll` is 0): no logarithm, for
-/// Newton steps that need only the gradient and information.
-#[inline]
+/// Newton steps that need only the gradient and information (tests; the fit uses
+/// [`event_score_at`]).
+#[cfg(test)]
 pub fn event_score(a: f64, b: f64, class: usize) -> EventDeriv {
     score(sigmoid(a), sigmoid(b), class).0
 }

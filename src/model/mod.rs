@@ -1,26 +1,29 @@
-//! The model: parameters ([`FitParams`]), the fit ([`fit`]) producing [`Fitted`] (plain
-//! serde data, validated), the versioned artifact ([`artifact`]: load = decode +
-//! checksum + validate), and the [`Predictor`] built once from a `Fitted` that answers
-//! every question: recommendations for a [`Query`], scoring and evaluation ([`score`],
-//! [`eval`]), fit profiles ([`report`]). The second stage lives in [`stack`], prediction
-//! maths in [`predict`]; size charts, conversion, flags and offline worth in [`insight`].
+//! The model: parameters ([`FitParams`]) and the structural fit (`fit`, internal)
+//! producing [`Fitted`] (plain serde data, validated), the versioned artifact
+//! ([`artifact`]: load = decode + checksum + validate), and the [`Predictor`] built once
+//! from a `Fitted` that answers every question: recommendations for a [`Query`], scoring
+//! and evaluation ([`score`], [`eval`]), fit profiles ([`report`]). The second stage is
+//! [`stack`] (fitted data and the maths that applies it) and [`stack_fit`] (its fit);
+//! per-event maths in [`predict`]; size charts, conversion, flags and offline worth in
+//! [`insight`].
 
 pub mod artifact;
 pub mod eval;
-pub mod features;
-pub mod fit;
+pub(crate) mod features;
+pub(crate) mod fit;
 pub mod fitdata;
 pub mod fitted;
 pub mod insight;
-pub mod levels;
-pub mod math;
-pub mod params;
+pub(crate) mod levels;
+pub(crate) mod math;
+pub(crate) mod params;
 pub mod predict;
 pub mod predictor;
 pub mod query;
 pub mod report;
 pub mod score;
 pub mod stack;
+pub mod stack_fit;
 
 pub use fitted::Fitted;
 pub use params::FitParams;
@@ -58,6 +61,9 @@ pub enum ModelError {
     /// The model breaks an invariant (non-finite numbers, tables of inconsistent lengths).
     #[error("not a usable model: {0}")]
     Invalid(String),
+    /// A linfa estimator refused its data.
+    #[error("learner: {0}")]
+    Linfa(#[from] linfa::Error),
     /// Evaluation needs outcomes.
     #[error("evaluation needs an outcome column with small / fit / large values")]
     NoOutcomes,

@@ -5,6 +5,7 @@
 use super::features::{FeatureModel, FeatureValues};
 use super::predict::{ArticleRef, CustomerState, SizeBelief};
 use super::predictor::{Catalog, Predictor};
+use super::stack::{Regime, StackCustomer, StackCustomers};
 use crate::data::schema::{canonical_int, Dict, Events, NONE};
 use rayon::prelude::*;
 
@@ -578,6 +579,82 @@ impl Predictor {
                 None => [f64::NAN; 3],
             })
             .collect()
+    }
+}
+
+impl Predictor {
+    /// The second stage's view of every customer of an event table (indexed like
+    /// `events.customers`): training counts of known customers and body rows, in the
+    /// regime `opts` scores in. Empty without a second stage.
+    pub fn stack_customers(
+        &self,
+        events: &Events,
+        r: &Resolved,
+        opts: &ScoreOptions,
+    ) -> StackCustomers {
+        let regime = if opts.choice_evidence {
+            Regime::Purchase
+        } else {
+            Regime::Offer
+        };
+        let Some(stack) = &self.stack else {
+            return StackCustomers::default();
+        };
+        let num: Vec<Option<&crate::data::schema::NumericFeature>> = self
+            .features
+            .numeric
+            .iter()
+            .map(|f| events.features.numeric.iter().find(|c| c.name == f.name))
+            .collect();
+        let cat: Vec<Option<&crate::data::schema::CategoricalFeature>> = self
+            .features
+            .categorical
+            .iter()
+            .map(|f| {
+                events
+                    .features
+                    .categorical
+                    .iter()
+                    .find(|c| c.name == f.name)
+            })
+            .collect();
+        let list = (0..events.customers.len())
+            .into_par_iter()
+            .map(|c| {
+                let values = FeatureValues {
+                    numeric: num
+                        .iter()
+                        .map(|f| {
+                            f.and_then(|f| f.values.get(c))
+                                .map_or(f64::NAN, |&v| f64::from(v))
+                        })
+                        .collect(),
+                    categorical: cat
+                        .iter()
+                        .map(|f| {
+                            let f = (*f)?;
+                            let code = *f.codes.get(c)?;
+                            f.levels.get(code as usize).map(String::as_str)
+                        })
+                        .collect(),
+                };
+                let mc = r.customer.get(c).copied().unwrap_or(NONE);
+                let pos = stack
+                    .tables
+                    .customer_pos
+                    .get(mc as usize)
+                    .copied()
+                    .unwrap_or(0.0);
+                let body = self.body_row(&values);
+                StackCustomer {
+                    regime,
+                    rates: stack.customer_rates(self.customer_counts(mc), pos),
+                    prior: self.prior_mean(&body),
+                    body,
+                }
+            })
+            .collect();
+        StackCustomers::new(list)
     }
 }
 

@@ -41,8 +41,6 @@ mod uncertainty;
 mod update;
 mod warm;
 
-pub use self::warm::WarmMatch;
-
 use self::plan::{split_chunks, Plan};
 
 /// Number of size systems.
@@ -155,7 +153,7 @@ impl FitParams {
     }
 
     /// [`FitParams::fit_prepared`], starting from `init`'s parameters where its keys
-    /// match (a warm start, see [`WarmMatch`]; `None`: a cold start from the data). A
+    /// match (a warm start, see `warm::WarmMatch`; `None`: a cold start from the data). A
     /// warm start skips the big-data sample phase, learns band widths from the first
     /// iteration and may stop after 2 iterations (`min_iter` counts at most 2). When
     /// `init` shares no size label, brand, category or product with the data, the fit

@@ -24,19 +24,6 @@ pub struct WarmMatch {
     pub customers: usize,
 }
 
-impl WarmMatch {
-    /// True when no key at all matched: the warm start is a cold start.
-    pub fn is_empty(&self) -> bool {
-        self.labels
-            + self.brands
-            + self.categories
-            + self.products
-            + self.article_sizes
-            + self.customers
-            == 0
-    }
-}
-
 fn name_map(names: impl Iterator<Item = String>) -> std::collections::HashMap<String, u32> {
     names.enumerate().map(|(i, n)| (n, i as u32)).collect()
 }

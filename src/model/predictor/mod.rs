@@ -5,6 +5,7 @@
 
 mod catalog;
 mod recommend;
+mod stage;
 
 pub(crate) use catalog::{Catalog, FastMap, LabelHit};
 pub use recommend::{confidence_level, Basis, RecommendError, RecommendationView, SizeOddsView};
@@ -85,7 +86,7 @@ impl Predictor {
             .fitted
             .stack
             .as_ref()
-            .map(|s| PreparedStage::new(s, &predictor));
+            .map(|s| predictor.prepare_stage(s));
         Ok(predictor)
     }
 

@@ -1,7 +1,12 @@
 //! The second stage's feature vector: the groups of a [`FeatureSet`] computed from a
-//! [`StackInput`], for the purchase learner and the offer calibration.
+//! [`StackInput`], for the purchase learner and the offer calibration; the learner's
+//! prediction from it.
 
-use super::*;
+use super::data::{FeatureSpec, Folded, Regime, Stack, StackLogit};
+use super::rates::{customer_rates, global_rates, CustomerRates, LevelFeatures, P_FLOOR};
+
+/// Signals whose pairwise products the `pairs` group adds.
+const PAIR_BASE: usize = 8;
 
 /// Raw inputs of the second stage for one event.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -149,26 +154,17 @@ pub fn softmax2(es: f64, el: f64) -> [f64; 3] {
     [a / s, b / s, c / s]
 }
 
-pub(super) fn count_at(table: &[Counts], i: u32) -> Option<[f64; 3]> {
-    if i == NONE {
-        return None;
-    }
-    table.get(i as usize).copied().map(as_f64)
-}
-
-/// The level counts of an article of `model` in `tables`.
-pub(super) fn level_counts(model: &Predictor, tables: &StackTables, a: &ArticleRef) -> LevelCounts {
-    let (down, up) = model.neighbour_sizes(a);
-    LevelCounts {
-        category: count_at(&tables.category, a.category),
-        brand: count_at(&tables.brand, a.brand),
-        product: count_at(&tables.product, a.product),
-        article_size: count_at(
-            &tables.article_size,
-            model.article_size_index(a).unwrap_or(NONE),
-        ),
-        down: count_at(&tables.article_size, down),
-        up: count_at(&tables.article_size, up),
+/// The raw offer features: [`features`] with the structural log-odds replaced by the
+/// fit logit and the small-vs-large log-odds.
+pub fn offer_features(spec: &FeatureSpec, x: &StackInput<'_>, out: &mut Vec<f64>) {
+    out.clear();
+    features(spec, x, &mut |v| out.push(v));
+    if out.len() >= 3 {
+        let (ls, ll) = (out[1], out[2]);
+        let m = ls.max(ll);
+        // logit P(fit) = −ln(P(small)/P(fit) + P(large)/P(fit))
+        out[1] = -(m + ((ls - m).exp() + (ll - m).exp()).ln());
+        out[2] = ls - ll;
     }
 }
 
@@ -225,7 +221,7 @@ impl StackLogit {
     }
 
     /// [`StackLogit::predict`] straight from the standardised coefficients.
-    pub(super) fn predict_unprepared(&self, x: &StackInput<'_>) -> [f64; 3] {
+    pub(crate) fn predict_unprepared(&self, x: &StackInput<'_>) -> [f64; 3] {
         let sp = &self.spec;
         let p = self.dim();
         if self.coef.len() != 2 * p {
@@ -259,5 +255,169 @@ impl Stack {
             counts,
             pos_sum,
         )
+    }
+}
+
+/// What the second stage knows about a customer (rates of their other events, their
+/// body-feature row) and which question is asked.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StackCustomer {
+    /// Purchase (chosen size is evidence) or size on offer.
+    pub regime: Regime,
+    /// Outcome-rate features.
+    pub rates: CustomerRates,
+    /// Body-feature design row without the intercept (empty without a second stage).
+    pub body: Vec<f64>,
+    /// Prior size from the body row ([`Predictor::prior_mean`]).
+    pub prior: f64,
+}
+
+/// [`StackCustomer`]s of an event table's customers.
+#[derive(Clone, Debug, Default)]
+pub struct StackCustomers {
+    list: Vec<StackCustomer>,
+    unknown: StackCustomer,
+}
+
+impl StackCustomers {
+    /// The views of an event table's customers, in its order.
+    pub fn new(list: Vec<StackCustomer>) -> Self {
+        StackCustomers {
+            list,
+            unknown: StackCustomer::default(),
+        }
+    }
+
+    /// Customer `c` of the event table (an empty view when out of range).
+    pub fn of(&self, c: u32) -> &StackCustomer {
+        self.list.get(c as usize).unwrap_or(&self.unknown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::stack::FeatureSet;
+
+    #[test]
+    fn softmax_hand_values() {
+        let p = softmax2(0.0, 0.0);
+        for v in p {
+            assert!((v - 1.0 / 3.0).abs() < 1e-15);
+        }
+        // e^1 : 1 : e^-1
+        let p = softmax2(1.0, -1.0);
+        let z = 1f64.exp() + 1.0 + (-1f64).exp();
+        assert!((p[0] - 1f64.exp() / z).abs() < 1e-12);
+        assert!((p[1] - 1.0 / z).abs() < 1e-12);
+        // large logits stay finite
+        assert!(softmax2(800.0, -800.0).iter().all(|v| v.is_finite()));
+    }
+
+    fn spec(set: FeatureSet) -> FeatureSpec {
+        FeatureSpec {
+            set,
+            gap_knots: vec![-1.0, 0.0, 1.0],
+            label_knots: vec![0.0, 1.0],
+            body_dim: 2,
+            mean: Vec::new(),
+            scale: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn feature_counts_and_values() {
+        let none = FeatureSet {
+            gap: false,
+            product: false,
+            article_size: false,
+            customer: false,
+            group: false,
+            interactions: false,
+            body: false,
+            shape: false,
+            label: false,
+            pairs: false,
+            neighbours: false,
+            history: false,
+        };
+        // intercept and the two structural log-odds
+        assert_eq!(n_features(&spec(none)), 3);
+        // 3 + gap 7 + product 7 + size 5 + customer 9 + group 4 + body 2 + shape 8
+        //   + label 5 + pairs 36 + neighbours 6 + history 4
+        assert_eq!(n_features(&spec(FeatureSet::FULL)), 96);
+        let x = StackInput {
+            probs: [0.2, 0.5, 0.3],
+            gap: 0.5,
+            ..Default::default()
+        };
+        let mut row = Vec::new();
+        features(&spec(none), &x, &mut |v| row.push(v));
+        assert_eq!(row[0], 1.0);
+        assert!((row[1] - (0.4f64).ln()).abs() < 1e-12);
+        assert!((row[2] - (0.6f64).ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn offer_features_hand_values() {
+        // P = (0.2, 0.5, 0.3): logit P(fit) = 0, ln(P(small)/P(large)) = ln(2/3)
+        let x = StackInput {
+            probs: [0.2, 0.5, 0.3],
+            ..Default::default()
+        };
+        let mut row = Vec::new();
+        offer_features(&spec(FeatureSet::OFFER), &x, &mut row);
+        assert_eq!(row[0], 1.0);
+        assert!(row[1].abs() < 1e-12, "{}", row[1]);
+        assert!((row[2] - (2.0f64 / 3.0).ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn folded_prediction_matches_standardised() {
+        let mut sp = spec(FeatureSet::MAIN);
+        let p = n_features(&sp);
+        sp.mean = (0..p)
+            .map(|j| if j == 0 { 0.0 } else { 0.1 * j as f64 })
+            .collect();
+        sp.scale = (0..p)
+            .map(|j| if j == 0 { 1.0 } else { 0.5 + 0.05 * j as f64 })
+            .collect();
+        sp.lo = vec![-3.0; p];
+        sp.hi = vec![3.0; p];
+        let lg = StackLogit {
+            spec: sp,
+            coef: (0..2 * p)
+                .map(|j| ((j * 7) % 11) as f64 / 10.0 - 0.5)
+                .collect(),
+            lambda: 1.0,
+            cv: Vec::new(),
+        };
+        let body = [0.3, -1.0];
+        let x = StackInput {
+            probs: [0.15, 0.7, 0.15],
+            gap: 0.4,
+            gap_sd: 0.9,
+            prior_gap: 40.0, // far outside: clamped
+            choice_gap: -0.2,
+            levels: LevelFeatures {
+                product: [-1.0, -2.0, -0.5],
+                product_n: 2.0,
+                ..Default::default()
+            },
+            body: &body,
+            ..Default::default()
+        };
+        // unfolded coefficients (an empty fold) fall back to the standardised path
+        let slow = lg.predict(&Folded::default(), &x);
+        assert_eq!(slow, lg.predict_unprepared(&x));
+        let folded = lg.fold();
+        assert_eq!(folded.weight.len(), p);
+        let fast = lg.predict(&folded, &x);
+        for k in 0..3 {
+            assert!((slow[k] - fast[k]).abs() < 1e-12, "{slow:?} {fast:?}");
+        }
+        assert!((fast.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }

@@ -1,7 +1,8 @@
-//! The second stage's fit: [`StackParams`], the out-of-sample inputs, the learner's
-//! cross-validated penalty and feature set, and the offer calibration.
+//! [`StackParams`]: the second stage's hyper-parameters, with their defaults and checks.
 
-use super::*;
+use super::learner::Solver;
+use crate::model::stack::{FeatureSet, Smoothing};
+use crate::model::{FitParams, ModelError};
 
 /// Hyper-parameters of the second stage's fit. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +64,9 @@ pub struct StackParams {
     /// row (p ~ 200 features: ~70k multiply-adds), then costs a fixed budget instead of
     /// growing with the rows.
     pub hess_rows: usize,
+    /// The purchase learner's solver (default [`Solver::Newton`]; see BENCHMARKS.md for
+    /// linfa-logistic's L-BFGS on the same data).
+    pub solver: Solver,
 }
 
 impl Default for StackParams {
@@ -82,6 +86,7 @@ impl Default for StackParams {
             exact_refits: true,
             refit_iter: 8,
             hess_rows: 16_384,
+            solver: Solver::Newton,
         }
     }
 }
@@ -93,15 +98,6 @@ impl StackParams {
         self.cross_fit = 0;
         self.sets = vec![FeatureSet::LOO];
         self
-    }
-
-    /// The Hessian row stride for `n` rows ([`StackParams::hess_rows`]).
-    pub(super) fn hess_stride(&self, n: usize) -> usize {
-        if self.hess_rows == 0 {
-            1
-        } else {
-            n.div_ceil(self.hess_rows).max(1)
-        }
     }
 
     /// Check the parameters.
@@ -127,132 +123,5 @@ impl StackParams {
             return bad("gap knots must be finite");
         }
         Ok(())
-    }
-
-    /// Fit the second stage for the structural model behind `model` on the events it was
-    /// trained on.
-    pub fn fit(&self, model: &Predictor, events: &Events) -> Result<Stack, ModelError> {
-        self.validate()?;
-        let inputs = training_inputs(model, events, self)?;
-        if inputs.inputs.is_empty() {
-            return Err(ModelError::NoFitEvents);
-        }
-        // the label position isolates the article's true size, whose leave-one-out
-        // step is approximate: only with cross-fitted inputs
-        let sets: Vec<FeatureSet> = self
-            .sets
-            .iter()
-            .map(|s| FeatureSet {
-                label: s.label && self.cross_fit > 1,
-                ..*s
-            })
-            .collect();
-        let stack = Stack {
-            smoothing: self.smoothing.clone(),
-            cross_fit: if self.cross_fit > 1 {
-                self.cross_fit
-            } else {
-                0
-            },
-            purchase: self.fit_learner(&inputs, &inputs.inputs, &sets)?,
-            offer: self.fit_offer(&inputs, &inputs.offer, self.offer_set)?,
-            tables: inputs.tables,
-        };
-        Ok(stack)
-    }
-
-    /// Choose the penalty and feature set by cross-validation by customer on `rows`,
-    /// then fit on all of them.
-    fn fit_learner(
-        &self,
-        inputs: &TrainingInputs,
-        rows: &[StackInput<'static>],
-        sets: &[FeatureSet],
-    ) -> Result<StackLogit, ModelError> {
-        let k = self.folds as u64;
-        let n = rows.len();
-        let folds: Vec<u8> = inputs
-            .group
-            .iter()
-            .map(|&g| {
-                if in_cv(g, n, self.cv_rows) {
-                    (g % k) as u8
-                } else {
-                    NO_FOLD
-                }
-            })
-            .collect();
-        let mut cv = Vec::new();
-        let mut best: Option<(f64, usize, f64)> = None; // (log loss, set index, lambda)
-        if k > 1 && sets.len() * self.lambdas.len() > 1 {
-            for (si, &set) in sets.iter().enumerate() {
-                let (x, spec) = design_for(inputs, rows, set, self);
-                let d = Design {
-                    x: &x,
-                    y: &inputs.classes,
-                    p: spec.mean.len(),
-                };
-                // strongest penalty first, each warm-started from the previous one
-                let mut lambdas = self.lambdas.clone();
-                lambdas.sort_by(|a, b| b.total_cmp(a));
-                let mut starts: Vec<Vec<f64>> = vec![Vec::new(); k as usize];
-                for &lambda in &lambdas {
-                    let mut all_p = Vec::new();
-                    let mut all_c = Vec::new();
-                    for f in 0..k as u8 {
-                        let spec_f = FitSpec {
-                            lambda,
-                            exclude: Some((&folds, f)),
-                            max_iter: self.max_iter,
-                            hess_stride: self.hess_stride(n),
-                        };
-                        let beta = fit_logit(&d, &spec_f, &starts[f as usize])?;
-                        let (pr, cl) = fold_probs(&d, &folds, f, &beta);
-                        all_p.extend(pr);
-                        all_c.extend(cl);
-                        starts[f as usize] = beta;
-                    }
-                    let m = metrics(&all_p, &all_c);
-                    tracing::debug!(
-                        target: "runsize::stack",
-                        set = ?set, lambda, log_loss = m.log_loss, auc = m.auc_avg,
-                        "cross-validation"
-                    );
-                    cv.push(CvPoint {
-                        set,
-                        lambda,
-                        log_loss: m.log_loss,
-                        auc_avg: m.auc_avg,
-                    });
-                    if best.is_none_or(|b| m.log_loss < b.0) {
-                        best = Some((m.log_loss, si, lambda));
-                    }
-                }
-            }
-        }
-        let (_, si, lambda) = best.unwrap_or((f64::NAN, 0, self.lambdas[0]));
-        let set = sets[si];
-        let (x, spec) = design_for(inputs, rows, set, self);
-        let d = Design {
-            x: &x,
-            y: &inputs.classes,
-            p: spec.mean.len(),
-        };
-        let coef = fit_logit(
-            &d,
-            &FitSpec {
-                lambda,
-                exclude: None,
-                max_iter: self.max_iter,
-                hess_stride: self.hess_stride(n),
-            },
-            &[],
-        )?;
-        Ok(StackLogit {
-            spec,
-            coef,
-            lambda,
-            cv,
-        })
     }
 }

@@ -1,25 +1,28 @@
-//! The second stage applied: its prediction caches ([`PreparedStage`]: the learner's
-//! standardisation folded into its coefficients, level features per product and product
-//! in size) and the [`Predictor`]'s methods that refine structural probabilities with it.
+//! The second stage applied by the [`Predictor`]: its prediction caches
+//! ([`PreparedStage`]) and the methods that refine structural probabilities with it.
 
-use super::*;
-use crate::model::predictor::Predictor;
+use super::Predictor;
+use crate::data::schema::NONE;
+use crate::data::OutcomeMap;
+use crate::model::features::FeatureValues;
+use crate::model::predict::{ArticleRef, SizeBelief};
 use crate::model::query::Shopper;
+use crate::model::stack::{
+    count_at, global_rates, level_features, LevelCounts, LevelFeatures, OfferTail, PreparedStage,
+    Regime, Stack, StackCache, StackCustomer, StackInput, StackTables,
+};
 
-/// What prediction with a [`Stack`] reads besides its stored data, built once per
-/// [`Predictor`].
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PreparedStage {
-    /// The purchase learner's coefficients on raw features.
-    pub purchase: Folded,
-    /// Level features per product and per product-in-size.
-    pub levels: StackCache,
+/// The standard outcome vocabulary, built once.
+fn outcomes() -> &'static OutcomeMap {
+    static MAP: std::sync::OnceLock<OutcomeMap> = std::sync::OnceLock::new();
+    MAP.get_or_init(OutcomeMap::standard)
 }
 
-impl PreparedStage {
+impl Predictor {
     /// Fold the learner's standardisation and cache the level features of every product
-    /// and product-in-size of the predictor's model (in its own brand and category).
-    pub fn new(stack: &Stack, model: &Predictor) -> PreparedStage {
+    /// and product-in-size of the model (in its own brand and category).
+    pub(crate) fn prepare_stage(&self, stack: &Stack) -> PreparedStage {
+        let model = self;
         let global = global_rates(stack.tables.global);
         let article = |prod: u32, label: u32| {
             let info = model.product_info.get(prod as usize);
@@ -34,7 +37,7 @@ impl PreparedStage {
             level_features(
                 &stack.smoothing,
                 global,
-                &level_counts(model, &stack.tables, &a),
+                &model.level_counts(&stack.tables, &a),
             )
         };
         PreparedStage {
@@ -51,9 +54,23 @@ impl PreparedStage {
             },
         }
     }
-}
 
-impl Predictor {
+    /// The level counts of an article in `tables`.
+    pub(crate) fn level_counts(&self, tables: &StackTables, a: &ArticleRef) -> LevelCounts {
+        let (down, up) = self.neighbour_sizes(a);
+        LevelCounts {
+            category: count_at(&tables.category, a.category),
+            brand: count_at(&tables.brand, a.brand),
+            product: count_at(&tables.product, a.product),
+            article_size: count_at(
+                &tables.article_size,
+                self.article_size_index(a).unwrap_or(NONE),
+            ),
+            down: count_at(&tables.article_size, down),
+            up: count_at(&tables.article_size, up),
+        }
+    }
+
     /// Level features of an article under the second stage: cached for known products in
     /// their own brand and category, computed from the counts otherwise.
     pub fn levels(&self, stack: &Stack, a: &ArticleRef) -> LevelFeatures {
@@ -80,7 +97,7 @@ impl Predictor {
         level_features(
             &stack.smoothing,
             global_rates(stack.tables.global),
-            &level_counts(self, &stack.tables, a),
+            &self.level_counts(&stack.tables, a),
         )
     }
 
@@ -119,83 +136,6 @@ impl Predictor {
         let c = &self.features.coef;
         c.first().copied().unwrap_or(0.0)
             + c.iter().skip(1).zip(body).map(|(a, b)| a * b).sum::<f64>()
-    }
-
-    /// The second stage's view of every customer of an event table (indexed like
-    /// `events.customers`): training counts of known customers and body rows, in the
-    /// regime `opts` scores in. Empty without a second stage.
-    pub fn stack_customers(
-        &self,
-        events: &Events,
-        r: &Resolved,
-        opts: &ScoreOptions,
-    ) -> StackCustomers {
-        let regime = if opts.choice_evidence {
-            Regime::Purchase
-        } else {
-            Regime::Offer
-        };
-        let Some(stack) = &self.stack else {
-            return StackCustomers::default();
-        };
-        let num: Vec<Option<&crate::data::schema::NumericFeature>> = self
-            .features
-            .numeric
-            .iter()
-            .map(|f| events.features.numeric.iter().find(|c| c.name == f.name))
-            .collect();
-        let cat: Vec<Option<&crate::data::schema::CategoricalFeature>> = self
-            .features
-            .categorical
-            .iter()
-            .map(|f| {
-                events
-                    .features
-                    .categorical
-                    .iter()
-                    .find(|c| c.name == f.name)
-            })
-            .collect();
-        let list = (0..events.customers.len())
-            .into_par_iter()
-            .map(|c| {
-                let values = FeatureValues {
-                    numeric: num
-                        .iter()
-                        .map(|f| {
-                            f.and_then(|f| f.values.get(c))
-                                .map_or(f64::NAN, |&v| f64::from(v))
-                        })
-                        .collect(),
-                    categorical: cat
-                        .iter()
-                        .map(|f| {
-                            let f = (*f)?;
-                            let code = *f.codes.get(c)?;
-                            f.levels.get(code as usize).map(String::as_str)
-                        })
-                        .collect(),
-                };
-                let mc = r.customer.get(c).copied().unwrap_or(NONE);
-                let pos = stack
-                    .tables
-                    .customer_pos
-                    .get(mc as usize)
-                    .copied()
-                    .unwrap_or(0.0);
-                let body = self.body_row(&values);
-                StackCustomer {
-                    regime,
-                    rates: stack.customer_rates(self.customer_counts(mc), pos),
-                    prior: self.prior_mean(&body),
-                    body,
-                }
-            })
-            .collect();
-        StackCustomers {
-            list,
-            unknown: StackCustomer::default(),
-        }
     }
 
     /// The second stage's view of a shopper: a known customer's training counts plus the

@@ -1,0 +1,176 @@
+//! Cross-fitted training inputs: the structural model refitted without each fold, and
+//! the fold's events given exactly the inputs that model gives new events.
+
+use super::inputs::{
+    body_of, body_rows, count_tables_where, customer_hash, detach, log_sample, CustomerSample,
+    TrainingInputs,
+};
+use super::params::StackParams;
+use crate::data::schema::{Events, NONE};
+use crate::model::fitdata::FitData;
+use crate::model::predictor::Predictor;
+use crate::model::score::ScoreOptions;
+use crate::model::stack::{
+    count_at, customer_rates, global_rates, level_features, Regime, StackCustomer, StackInput,
+};
+use crate::model::{Fitted, ModelError};
+use rayon::prelude::*;
+
+/// Cross-fitted inputs: the events are split into `cross_fit` random folds (by row); for
+/// each, the structural model and the counts are refitted on the other folds and the
+/// fold's events get exactly the inputs that model gives new events.
+pub(super) fn cross_fit_inputs(
+    model: &Predictor,
+    events: &Events,
+    params: &StackParams,
+) -> Result<TrainingInputs, ModelError> {
+    let k = params.cross_fit as u64;
+    let (bodies, body_dim) = body_rows(model, events);
+    let tables = count_tables_where(model, events, None);
+    let sample = CustomerSample::new(events, params.max_rows);
+    log_sample(&sample);
+    let fold: Vec<u64> = (0..events.len())
+        .map(|i| {
+            let r = events.row.get(i).unwrap_or(i as u64);
+            crate::model::artifact::fnv1a(&r.to_le_bytes()) % k
+        })
+        .collect();
+    let mut out = TrainingInputs {
+        tables,
+        inputs: Vec::new(),
+        offer: Vec::new(),
+        classes: Vec::new(),
+        group: Vec::new(),
+        bodies,
+        body_dim,
+        customer: Vec::new(),
+        event: Vec::new(),
+    };
+    let opts = ScoreOptions::default();
+    let free = ScoreOptions {
+        choice_evidence: false,
+    };
+    let sm = &params.smoothing;
+    // warm starts that never saw the fold: a model of each half of the folds
+    let halves = if params.exact_refits {
+        None
+    } else {
+        Some(half_models(events, &fold, k, params)?)
+    };
+    for f in 0..k {
+        let t0 = std::time::Instant::now();
+        // the other folds' rows, read in place (no copy of the events): the same
+        // refit as on a copy of them
+        let train_k: Vec<bool> = fold.iter().map(|&x| x != f).collect();
+        let mut iterations = 0;
+        let model_k = {
+            let data = FitData::from_events_where(events, Some(&train_k));
+            // fold f's refit starts from the half that does not hold f
+            let init = halves
+                .as_ref()
+                .map(|(low, high)| if f < k / 2 { high } else { low });
+            let structural = match init {
+                Some(_) => params.structural.clone().max_iter(params.refit_iter.max(1)),
+                None => params.structural.clone(),
+            };
+            Predictor::new(structural.fit_from(events, &data, init, &mut |_| iterations += 1)?)?
+        };
+        let tables_k = count_tables_where(&model_k, events, Some(&train_k));
+        drop(train_k);
+        let global = global_rates(tables_k.global);
+        let r = model_k.resolve(events);
+        let bodies = &out.bodies;
+        type Row = (StackInput<'static>, StackInput<'static>, u8, u32, u32);
+        // this fold's rows, in place
+        let rows: Vec<Row> = (0..events.len())
+            .into_par_iter()
+            .with_min_len(1024)
+            .filter_map(|i| {
+                if *fold.get(i)? != f {
+                    return None;
+                }
+                let class = events.outcome[i].class()?;
+                let ec = events.customer[i];
+                if !sample.contains(ec) {
+                    return None;
+                }
+                let (a, belief) = model_k.event_view(events, &r, i, &opts)?;
+                let (_, belief_free) = model_k.event_view(events, &r, i, &free)?;
+                let counts = count_at(
+                    &tables_k.customer,
+                    r.customer.get(ec as usize).copied().unwrap_or(NONE),
+                )
+                .unwrap_or([0.0; 3]);
+                let mc = r.customer.get(ec as usize).copied().unwrap_or(NONE);
+                let pos = tables_k
+                    .customer_pos
+                    .get(mc as usize)
+                    .copied()
+                    .unwrap_or(0.0);
+                let body = body_of(bodies, body_dim, ec).to_vec();
+                let sc = StackCustomer {
+                    regime: Regime::Purchase,
+                    rates: customer_rates(sm, global, counts, pos),
+                    prior: model_k.prior_mean(&body),
+                    body,
+                };
+                let levels = level_features(sm, global, &model_k.level_counts(&tables_k, &a));
+                let x = model_k.stack_input((belief, &a), levels, &sc);
+                let o = model_k.stack_input((belief_free, &a), levels, &sc);
+                Some((detach(&x), detach(&o), class as u8, ec, i as u32))
+            })
+            .collect();
+        for (x, o, y, ec, i) in rows {
+            out.event.push(i);
+            out.inputs.push(x);
+            out.offer.push(o);
+            out.classes.push(y);
+            out.group.push(customer_hash(events, ec));
+            out.customer.push(ec);
+        }
+        tracing::info!(
+            target: "runsize::stack",
+            fold = f,
+            iterations,
+            warm = halves.is_some(),
+            seconds = t0.elapsed().as_secs_f64(),
+            "cross-fitted fold"
+        );
+    }
+    Ok(out)
+}
+
+/// The structural models of the two halves of the cross-fitting folds: folds
+/// `0..k/2` and `k/2..k`, each fitted cold on its rows. Fold `f`'s refit (every fold
+/// but `f`) starts from the half without `f`, so no fold's outcomes reach its own
+/// inputs through the starting point, and the refit only has to add the other half's
+/// remaining folds: a few passes instead of a fit from scratch. The two halves cost
+/// about one fit on all the events.
+fn half_models(
+    events: &Events,
+    fold: &[u64],
+    k: u64,
+    params: &StackParams,
+) -> Result<(Fitted, Fitted), ModelError> {
+    let fit_half = |low: bool| -> Result<Fitted, ModelError> {
+        let t0 = std::time::Instant::now();
+        let rows: Vec<bool> = fold.iter().map(|&x| (x < k / 2) == low).collect();
+        let data = FitData::from_events_where(events, Some(&rows));
+        drop(rows);
+        let mut iterations = 0;
+        let m = params
+            .structural
+            .clone()
+            .store_customers(true)
+            .fit_prepared(events, &data, &mut |_| iterations += 1)?;
+        tracing::info!(
+            target: "runsize::stack",
+            half = if low { "low" } else { "high" },
+            iterations,
+            seconds = t0.elapsed().as_secs_f64(),
+            "cross-fitting warm start"
+        );
+        Ok(m)
+    };
+    Ok((fit_half(true)?, fit_half(false)?))
+}

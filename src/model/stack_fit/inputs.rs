@@ -1,0 +1,294 @@
+//! The second stage's training inputs: every training event's out-of-sample inputs
+//! (cross-fitted, [`super::cross_fit`], or leave-one-out, [`super::loo`]), the count
+//! tables, and the customer sample the learners are fitted on.
+
+use crate::data::schema::{Events, NONE};
+use crate::model::predict::{ArticleRef, CustomerState};
+use crate::model::predictor::Predictor;
+use crate::model::score::{Resolved, ScoreOptions};
+use crate::model::stack::{Counts, StackInput, StackTables};
+use rayon::prelude::*;
+
+/// One training event's model lookups.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TrainEvent {
+    pub(super) article: ArticleRef,
+    /// Model product-in-size index or NONE.
+    pub(super) art: u32,
+    /// Events customer index.
+    pub(super) ec: u32,
+    /// Row in the events table.
+    pub(super) row: u32,
+    /// Model customer index or NONE.
+    pub(super) customer: u32,
+    pub(super) class: usize,
+    /// Stored state of the customer (their prior when the model has no customer table).
+    pub(super) state: CustomerState,
+}
+
+/// Which customers' events the learners are fitted on ([`StackParams::max_rows`]).
+#[derive(Clone, Debug)]
+pub struct CustomerSample {
+    /// Share of customers kept, in (0, 1]; 1 keeps every customer.
+    pub rate: f64,
+    /// Kept or not, per events customer (empty when the rate is 1).
+    keep: Vec<bool>,
+}
+
+impl CustomerSample {
+    /// The sample for `events` under `max_rows` (0 = every customer): customers kept at
+    /// rate `max_rows / fit events`, each by its id's hash.
+    pub fn new(events: &Events, max_rows: usize) -> Self {
+        let fit = events
+            .outcome
+            .iter()
+            .filter(|o| o.class().is_some())
+            .count();
+        if max_rows == 0 || fit <= max_rows {
+            return CustomerSample {
+                rate: 1.0,
+                keep: Vec::new(),
+            };
+        }
+        let rate = max_rows as f64 / fit as f64;
+        let keep = (0..events.customers.len())
+            .map(|c| hash_in_sample(customer_hash(events, c as u32), rate))
+            .collect();
+        CustomerSample { rate, keep }
+    }
+
+    /// Whether the learners see the events of events customer `ec` (an index into
+    /// `Events::customers`).
+    pub fn contains(&self, ec: u32) -> bool {
+        self.keep.is_empty() || self.keep.get(ec as usize).copied().unwrap_or(false)
+    }
+}
+
+/// True for a share `rate` of customer hashes: the hash mixed again (MurmurHash3's
+/// 64-bit finaliser: FNV-1a's top bits are poorly mixed for short ids), its top 53 bits
+/// as a fraction of one, below the rate. Cross-validation folds use the unmixed hash
+/// modulo their count, so sample and folds are independent.
+pub fn hash_in_sample(hash: u64, rate: f64) -> bool {
+    let mut x = hash;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    rate >= 1.0 || ((x >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < rate
+}
+
+/// Out-of-sample inputs of every training event with a small / fit / large outcome.
+pub struct TrainingInputs {
+    /// Counts of all the training events against the final model.
+    pub tables: StackTables,
+    /// Inputs per event in the [`Regime::Purchase`] regime (body rows left out: see
+    /// `bodies`).
+    pub inputs: Vec<StackInput<'static>>,
+    /// Inputs per event in the [`Regime::Offer`] regime (no choice evidence).
+    pub offer: Vec<StackInput<'static>>,
+    /// Class per event.
+    pub classes: Vec<u8>,
+    /// Cross-validation group per event (hash of the customer id).
+    pub group: Vec<u64>,
+    /// Body rows of the events' customers, `body_dim` per events customer.
+    pub bodies: Vec<f64>,
+    /// Length of a body row.
+    pub body_dim: usize,
+    /// Events customer per event (row of `bodies`).
+    pub customer: Vec<u32>,
+    /// Row of `events` per event (its index in the events table).
+    pub event: Vec<u32>,
+}
+
+/// Body rows of every customer of `events` straight from the training columns (the
+/// encoder's own level codes), flat, and their length.
+pub(super) fn body_rows(model: &Predictor, events: &Events) -> (Vec<f64>, usize) {
+    let dim = model.features.dim();
+    let body_dim = dim.saturating_sub(1);
+    let mut bodies = vec![0.0; events.customers.len() * body_dim];
+    if body_dim > 0 {
+        bodies
+            .par_chunks_mut(body_dim)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let mut row = vec![0.0; dim];
+                model
+                    .features
+                    .encode_training(&events.features, c, &mut row);
+                out.copy_from_slice(&row[1..]);
+            });
+    }
+    (bodies, body_dim)
+}
+
+/// Event `i` of `events` as a training event of `model` (resolved by `r`), if it has a
+/// small / fit / large outcome and the model can place it.
+fn train_event(model: &Predictor, events: &Events, r: &Resolved, i: usize) -> Option<TrainEvent> {
+    let class = events.outcome.get(i)?.class()?;
+    let (article, _) = model.event_view(events, r, i, &ScoreOptions::default())?;
+    let ec = *events.customer.get(i)?;
+    Some(TrainEvent {
+        article,
+        art: model.article_size_index(&article).unwrap_or(NONE),
+        ec,
+        row: i as u32,
+        customer: r.customer.get(ec as usize).copied().unwrap_or(NONE),
+        class,
+        state: *r.belief.get(ec as usize)?,
+    })
+}
+
+/// The small / fit / large events of `events` resolved against `model`, grouped by
+/// customer.
+pub(super) fn train_events(model: &Predictor, events: &Events) -> Vec<TrainEvent> {
+    let r: Resolved = model.resolve(events);
+    let mut order: Vec<usize> = (0..events.len())
+        .filter(|&i| events.outcome[i].class().is_some())
+        .collect();
+    order.sort_by_key(|&i| (events.customer[i], i));
+    order
+        .iter()
+        .filter_map(|&i| train_event(model, events, &r, i))
+        .collect()
+}
+
+/// [`count_tables`] of the training events among the rows of `events` where `keep` is
+/// true (every row for `None`), streamed in row order instead of materialised (at 100M
+/// events the list alone is ~9 GB). The same tables: counts are integers, and each
+/// customer's label positions are summed in row order either way.
+pub(super) fn count_tables_where(
+    model: &Predictor,
+    events: &Events,
+    keep: Option<&[bool]>,
+) -> StackTables {
+    let r: Resolved = model.resolve(events);
+    let mut t = empty_tables(model);
+    for i in 0..events.len() {
+        if keep.is_some_and(|k| k.get(i) != Some(&true)) {
+            continue;
+        }
+        if let Some(e) = train_event(model, events, &r, i) {
+            add_event(&mut t, model, &e);
+        }
+    }
+    t
+}
+
+/// Count the training outcomes into tables aligned with the model.
+pub(super) fn count_tables(model: &Predictor, evs: &[TrainEvent]) -> StackTables {
+    let mut t = empty_tables(model);
+    for e in evs {
+        add_event(&mut t, model, e);
+    }
+    t
+}
+
+/// Zero count tables aligned with `model`.
+fn empty_tables(model: &Predictor) -> StackTables {
+    StackTables {
+        global: [0; 3],
+        category: vec![[0; 3]; model.categories.len()],
+        brand: vec![[0; 3]; model.brands.len()],
+        product: vec![[0; 3]; model.products.len()],
+        article_size: vec![[0; 3]; model.article_sizes.len()],
+        customer: vec![[0; 3]; model.customers.len()],
+        customer_pos: vec![0.0; model.customers.len()],
+    }
+}
+
+/// Count one training event.
+fn add_event(t: &mut StackTables, model: &Predictor, e: &TrainEvent) {
+    let bump = |table: &mut Vec<Counts>, i: u32, y: usize| {
+        if i != NONE {
+            if let Some(c) = table.get_mut(i as usize) {
+                c[y] = c[y].saturating_add(1);
+            }
+        }
+    };
+    if let Some(g) = t.global.get_mut(e.class) {
+        *g += 1;
+    }
+    bump(&mut t.category, e.article.category, e.class);
+    bump(&mut t.brand, e.article.brand, e.class);
+    bump(&mut t.product, e.article.product, e.class);
+    bump(&mut t.article_size, e.art, e.class);
+    bump(&mut t.customer, e.customer, e.class);
+    if let Some(x) = t.customer_pos.get_mut(e.customer as usize) {
+        *x += model.label_position(&e.article);
+    }
+}
+
+/// Hash of a customer id (cross-validation groups).
+pub(super) fn customer_hash(events: &Events, ec: u32) -> u64 {
+    events
+        .customers
+        .get(ec as usize)
+        .map_or(u64::from(ec), |n| {
+            crate::model::artifact::fnv1a(n.as_bytes())
+        })
+}
+
+pub(super) fn body_of(bodies: &[f64], dim: usize, ec: u32) -> &[f64] {
+    let lo = ec as usize * dim;
+    bodies.get(lo..lo + dim).unwrap_or(&[])
+}
+
+/// A stack input that no longer borrows the customer's body row.
+pub(super) fn detach(x: &StackInput<'_>) -> StackInput<'static> {
+    StackInput {
+        probs: x.probs,
+        gap: x.gap,
+        gap_sd: x.gap_sd,
+        prior_gap: x.prior_gap,
+        choice_gap: x.choice_gap,
+        label_pos: x.label_pos,
+        smallest: x.smallest,
+        largest: x.largest,
+        levels: x.levels,
+        customer: x.customer,
+        body: &[],
+    }
+}
+
+/// Log the sample's rate when the learners see only part of the customers.
+pub(super) fn log_sample(sample: &CustomerSample) {
+    if sample.rate < 1.0 {
+        tracing::info!(
+            target: "runsize::stack",
+            rate = sample.rate,
+            "second stage learners on a sample of customers (see StackParams::max_rows)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_sample_keeps_its_share() {
+        // FNV-1a hashes of customer-like ids, as the sample sees them
+        let hashes: Vec<u64> = (0..100_000)
+            .map(|i| crate::model::artifact::fnv1a(format!("C{i:07}").as_bytes()))
+            .collect();
+        for rate in [0.01, 0.1, 0.3, 0.77] {
+            let kept = hashes.iter().filter(|&&h| hash_in_sample(h, rate)).count();
+            let share = kept as f64 / hashes.len() as f64;
+            // binomial sd at 100k draws is at most 0.0016
+            assert!((share - rate).abs() < 0.006, "rate {rate}: kept {share}");
+            // independent of the cross-validation folds (the hash's low bits)
+            let fold0 = hashes
+                .iter()
+                .filter(|&&h| h % 5 == 0 && hash_in_sample(h, rate))
+                .count();
+            let fold_share = fold0 as f64 / kept as f64;
+            assert!(
+                (fold_share - 0.2).abs() < 0.03,
+                "rate {rate}: fold 0 {fold_share}"
+            );
+        }
+        assert!(hashes.iter().all(|&h| hash_in_sample(h, 1.0)));
+        assert!(!hashes.iter().any(|&h| hash_in_sample(h, 0.0)));
+    }
+}

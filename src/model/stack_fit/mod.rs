@@ -1,0 +1,206 @@
+//! Fitting the second stage ([`StackParams::fit`]) after the structural model: the
+//! training events' out-of-sample inputs, the purchase learner with its cross-validated
+//! penalty and feature set, and the offer calibration.
+//!
+//! Training features are computed **out of sample**, in one of two ways:
+//! - *cross-fitting* (default, `cross_fit` = 5): the training events are split into
+//!   random folds; for each fold the structural model and the outcome counts are refitted
+//!   on the other folds, and the fold's events get exactly the inputs a new event gets
+//!   from that model. Each refit runs from scratch by default; with
+//!   [`StackParams::exact_refits`] off they are warm-started: the structural model is
+//!   fitted on each half of the folds, and fold `f`'s refit starts from the half without
+//!   `f` and runs at most [`StackParams::refit_iter`] iterations, so no fold's outcomes
+//!   reach its inputs even through the starting point, and the five refits cost about
+//!   one fit plus a few passes each instead of five fits;
+//! - *leave-one-out* (`cross_fit` = 0, cheaper): each event sees the customer's state
+//!   without its own evidence (one Newton step back from the stored posterior, as the
+//!   fit's leave-one-out pass does), the article's true size and band without its own
+//!   outcome (one Newton step on their information), and counts less its own outcome.
+//!   The article step is approximate, and features that isolate the article's true size
+//!   (the label position) can learn from its residual: that group is only used with
+//!   cross-fitting.
+//!
+//! The learners are fitted by Newton's method on sums of per-event gradients and
+//! Hessians over fixed chunks of events (deterministic, and a group-by in a distributed
+//! setting). Ridge penalties and the feature set are chosen by K-fold cross-validation by
+//! customer on the training events. On big data the learners see the events of a random
+//! sample of customers ([`StackParams::max_rows`], 1M events) and the cross-validation a
+//! smaller one ([`StackParams::cv_rows`], 250k); count tables and refits see every event. At prediction time the standardisation is folded
+//! into the coefficients and the product / product-in-size rate features are cached per
+//! key (`PreparedStage`, built with the `Predictor`), so one size costs a few logarithms
+//! and a dot product.
+
+mod cross_fit;
+mod design;
+mod inputs;
+mod learner;
+mod loo;
+mod offer;
+mod params;
+
+pub use self::inputs::{hash_in_sample, CustomerSample, TrainingInputs};
+pub use self::learner::{fit_logit, sums, Design, FitSpec, FittedLogit, Solver, Sums};
+pub use self::params::StackParams;
+
+use self::cross_fit::cross_fit_inputs;
+use self::design::{design_for, in_cv, NO_FOLD};
+use self::learner::LogitParams;
+use self::loo::loo_inputs;
+use crate::data::schema::Events;
+use crate::model::eval::metrics;
+use crate::model::predictor::Predictor;
+use crate::model::stack::{CvPoint, FeatureSet, Stack, StackInput, StackLogit};
+use crate::model::ModelError;
+use linfa::traits::{Fit, Predict};
+use linfa::DatasetBase;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+
+/// The out-of-sample inputs of the training events `events` (the events the structural
+/// `model` was fitted on): cross-fitted when `params.cross_fit > 1`, leave-one-out
+/// otherwise.
+pub fn training_inputs(
+    model: &Predictor,
+    events: &Events,
+    params: &StackParams,
+) -> Result<TrainingInputs, ModelError> {
+    if params.cross_fit > 1 {
+        cross_fit_inputs(model, events, params)
+    } else {
+        Ok(loo_inputs(model, events, params))
+    }
+}
+
+impl StackParams {
+    /// Fit the second stage for the structural model behind `model` on the events it was
+    /// trained on.
+    pub fn fit(&self, model: &Predictor, events: &Events) -> Result<Stack, ModelError> {
+        self.validate()?;
+        let inputs = training_inputs(model, events, self)?;
+        if inputs.inputs.is_empty() {
+            return Err(ModelError::NoFitEvents);
+        }
+        // the label position isolates the article's true size, whose leave-one-out
+        // step is approximate: only with cross-fitted inputs
+        let sets: Vec<FeatureSet> = self
+            .sets
+            .iter()
+            .map(|s| FeatureSet {
+                label: s.label && self.cross_fit > 1,
+                ..*s
+            })
+            .collect();
+        let stack = Stack {
+            smoothing: self.smoothing.clone(),
+            cross_fit: if self.cross_fit > 1 {
+                self.cross_fit
+            } else {
+                0
+            },
+            purchase: self.fit_learner(&inputs, &inputs.inputs, &sets)?,
+            offer: self.fit_offer(&inputs, &inputs.offer, self.offer_set)?,
+            tables: inputs.tables,
+        };
+        Ok(stack)
+    }
+
+    /// Choose the penalty and feature set by cross-validation by customer on `rows`,
+    /// then fit on all of them.
+    fn fit_learner(
+        &self,
+        inputs: &TrainingInputs,
+        rows: &[StackInput<'static>],
+        sets: &[FeatureSet],
+    ) -> Result<StackLogit, ModelError> {
+        let k = self.folds as u64;
+        let n = rows.len();
+        let folds: Vec<u8> = inputs
+            .group
+            .iter()
+            .map(|&g| {
+                if in_cv(g, n, self.cv_rows) {
+                    (g % k) as u8
+                } else {
+                    NO_FOLD
+                }
+            })
+            .collect();
+        let mut cv = Vec::new();
+        let mut best: Option<(f64, usize, f64)> = None; // (log loss, set index, lambda)
+        let learner = |lambda: f64, start: Vec<f64>| {
+            LogitParams::default()
+                .lambda(lambda)
+                .max_iter(self.max_iter)
+                .hess_rows(self.hess_rows)
+                .solver(self.solver)
+                .start(start)
+        };
+        if k > 1 && sets.len() * self.lambdas.len() > 1 {
+            // per fold: weights leaving the fold out (and rows outside the sample), and
+            // the fold's rows
+            let train: Vec<Array1<f32>> = (0..k as u8)
+                .map(|f| {
+                    folds
+                        .iter()
+                        .map(|&g| f32::from(u8::from(g != f && g != NO_FOLD)))
+                        .collect()
+                })
+                .collect();
+            let held: Vec<Vec<usize>> = (0..k as u8)
+                .map(|f| (0..n).filter(|&i| folds[i] == f).collect())
+                .collect();
+            for (si, &set) in sets.iter().enumerate() {
+                let (x, spec) = design_for(inputs, rows, set, self);
+                let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
+                    .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
+                let y = ArrayView1::from(&inputs.classes[..]);
+                // strongest penalty first, each warm-started from the previous one
+                let mut lambdas = self.lambdas.clone();
+                lambdas.sort_by(|a, b| b.total_cmp(a));
+                let mut starts: Vec<Vec<f64>> = vec![Vec::new(); k as usize];
+                for &lambda in &lambdas {
+                    let mut all_p = Vec::new();
+                    let mut all_c = Vec::new();
+                    for (f, (w, rows_f)) in train.iter().zip(&held).enumerate() {
+                        let data = DatasetBase::new(x, y).with_weights(w.clone());
+                        let fitted: Result<FittedLogit, ModelError> =
+                            learner(lambda, std::mem::take(&mut starts[f])).fit(&data);
+                        let fitted = fitted?;
+                        let probs: Array2<f64> = fitted.predict(&x.select(Axis(0), rows_f));
+                        all_p.extend(probs.rows().into_iter().map(|r| [r[0], r[1], r[2]]));
+                        all_c.extend(rows_f.iter().map(|&i| usize::from(inputs.classes[i])));
+                        starts[f] = fitted.into_coef();
+                    }
+                    let m = metrics(&all_p, &all_c);
+                    tracing::debug!(
+                        target: "runsize::stack",
+                        set = ?set, lambda, log_loss = m.log_loss, auc = m.auc_avg,
+                        "cross-validation"
+                    );
+                    cv.push(CvPoint {
+                        set,
+                        lambda,
+                        log_loss: m.log_loss,
+                        auc_avg: m.auc_avg,
+                    });
+                    if best.is_none_or(|b| m.log_loss < b.0) {
+                        best = Some((m.log_loss, si, lambda));
+                    }
+                }
+            }
+        }
+        let (_, si, lambda) = best.unwrap_or((f64::NAN, 0, self.lambdas[0]));
+        let set = sets[si];
+        let (x, spec) = design_for(inputs, rows, set, self);
+        let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
+            .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
+        let data = DatasetBase::new(x, ArrayView1::from(&inputs.classes[..]));
+        let fitted: Result<FittedLogit, ModelError> = learner(lambda, Vec::new()).fit(&data);
+        let coef = fitted?.into_coef();
+        Ok(StackLogit {
+            spec,
+            coef,
+            lambda,
+            cv,
+        })
+    }
+}

@@ -1,0 +1,226 @@
+//! Fitting the offer calibration ([`OfferCalibration`]): two binary logistic
+//! regressions (fit vs misfit, small vs large) with penalties by cross-validation.
+
+use super::design::{in_cv, standardise};
+use super::inputs::{body_of, TrainingInputs};
+use super::learner::{damped_step, CHUNK};
+use super::params::StackParams;
+use crate::model::stack::{
+    n_features, offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput,
+};
+use crate::model::ModelError;
+use rayon::prelude::*;
+
+/// Sums of a penalised binary logistic regression over `rows` (indices into `x`, `p`
+/// columns, `cols` of them used): log loss, gradient, Hessian.
+pub(super) struct BinaryFit<'a> {
+    pub(super) x: &'a [f64],
+    pub(super) p: usize,
+    pub(super) cols: &'a [usize],
+    pub(super) y: &'a [bool],
+}
+
+impl BinaryFit<'_> {
+    pub(super) fn sums(&self, rows: &[u32], beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        let q = self.cols.len();
+        let parts: Vec<(f64, Vec<f64>, Vec<f64>)> = rows
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let (mut nll, mut g, mut h) = (0.0, vec![0.0; q], vec![0.0; q * q]);
+                let mut z = vec![0.0; q];
+                for &i in chunk {
+                    let i = i as usize;
+                    let row = &self.x[i * self.p..(i + 1) * self.p];
+                    for (zk, &c) in z.iter_mut().zip(self.cols) {
+                        *zk = row[c];
+                    }
+                    let eta: f64 = z.iter().zip(beta).map(|(a, b)| a * b).sum();
+                    let pr = crate::model::math::sigmoid(eta);
+                    let yi = self.y[i];
+                    nll -= if yi { pr } else { 1.0 - pr }.max(1e-300).ln();
+                    let r = pr - f64::from(u8::from(yi));
+                    let w = pr * (1.0 - pr);
+                    for j in 0..q {
+                        g[j] += r * z[j];
+                        let a = w * z[j];
+                        for (hk, &zk) in h[j * q..j * q + q].iter_mut().zip(&z) {
+                            *hk += a * zk;
+                        }
+                    }
+                }
+                (nll, g, h)
+            })
+            .collect();
+        let mut total = (0.0, vec![0.0; q], vec![0.0; q * q]);
+        for (n, g, h) in &parts {
+            total.0 += n;
+            total.1.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            total.2.iter_mut().zip(h).for_each(|(a, b)| *a += b);
+        }
+        total
+    }
+
+    /// Penalised Newton fit (column 0, the intercept, unpenalised).
+    pub(super) fn fit(
+        &self,
+        rows: &[u32],
+        lambda: f64,
+        max_iter: usize,
+    ) -> Result<Vec<f64>, ModelError> {
+        let q = self.cols.len();
+        let mut beta = vec![0.0; q];
+        let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
+        let (nll, mut g, mut h) = self.sums(rows, &beta);
+        let mut obj = nll + pen(&beta);
+        for _ in 0..max_iter {
+            for j in 0..q {
+                h[j * q + j] += if j == 0 { 1e-8 } else { lambda.max(1e-8) };
+                if j > 0 {
+                    g[j] += lambda * beta[j];
+                }
+            }
+            let neg: Vec<f64> = g.iter().map(|v| -v).collect();
+            let step =
+                crate::model::features::cholesky_solve(&mut h, &neg, q).ok_or_else(|| {
+                    ModelError::Diverged("offer calibration: singular Hessian".into())
+                })?;
+            let Some((cand, (cg, ch), cobj)) = damped_step(&beta, &step, obj, |c| {
+                let (cn, cg, ch) = self.sums(rows, c);
+                ((cg, ch), cn + pen(c))
+            }) else {
+                break;
+            };
+            let gain = obj - cobj;
+            (beta, g, h, obj) = (cand, cg, ch, cobj);
+            if gain <= 1e-10 * obj.abs().max(1.0) {
+                return Ok(beta);
+            }
+        }
+        Ok(beta)
+    }
+}
+
+impl StackParams {
+    /// Fit the offer calibration on `rows` (offer-regime inputs of the training events);
+    /// penalties by cross-validation by customer. `None` when the weight on the
+    /// structural fit logit does not come out positive (the calibration could then
+    /// reorder sizes).
+    pub(super) fn fit_offer(
+        &self,
+        inputs: &TrainingInputs,
+        rows: &[StackInput<'static>],
+        set: FeatureSet,
+    ) -> Result<Option<OfferCalibration>, ModelError> {
+        let mut spec = FeatureSpec {
+            set,
+            gap_knots: self.gap_knots.clone(),
+            label_knots: Vec::new(),
+            body_dim: inputs.body_dim,
+            mean: Vec::new(),
+            scale: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
+        };
+        let p = n_features(&spec);
+        let mut x = Vec::with_capacity(rows.len() * p);
+        let mut row = Vec::with_capacity(p);
+        for (inp, &c) in rows.iter().zip(&inputs.customer) {
+            let body = body_of(&inputs.bodies, inputs.body_dim, c);
+            offer_features(&spec, &StackInput { body, ..*inp }, &mut row);
+            x.extend_from_slice(&row);
+        }
+        let (mean, scale, lo, hi) = standardise(&mut x, p);
+        (spec.mean, spec.scale, spec.lo, spec.hi) = (mean, scale, lo, hi);
+        let fit_cols: Vec<usize> = (0..p).filter(|&j| j != 2).collect();
+        let all_cols: Vec<usize> = (0..p).collect();
+        let is_fit: Vec<bool> = inputs.classes.iter().map(|&c| c == 1).collect();
+        let is_small: Vec<bool> = inputs.classes.iter().map(|&c| c == 0).collect();
+        let fit_model = BinaryFit {
+            x: &x,
+            p,
+            cols: &fit_cols,
+            y: &is_fit,
+        };
+        let split_model = BinaryFit {
+            x: &x,
+            p,
+            cols: &all_cols,
+            y: &is_small,
+        };
+        let k = self.folds.max(1) as u64;
+        let n = rows.len();
+        // rows outside the cross-validation sample are in no fold (u64::MAX)
+        let fold: Vec<u64> = inputs
+            .group
+            .iter()
+            .map(|&g| {
+                if in_cv(g, n, self.cv_rows) {
+                    g % k
+                } else {
+                    u64::MAX
+                }
+            })
+            .collect();
+        let misfit = |i: usize| inputs.classes[i] != 1;
+        let pick = |keep: &dyn Fn(usize) -> bool| -> Vec<u32> {
+            (0..n).filter(|&i| keep(i)).map(|i| i as u32).collect()
+        };
+        // penalties by held-out log loss of each part
+        let mut best = [(f64::INFINITY, self.lambdas[0]); 2];
+        if k > 1 && self.lambdas.len() > 1 {
+            for &lambda in &self.lambdas {
+                let mut loss = [0.0; 2];
+                for f in 0..k {
+                    let train_all = pick(&|i| fold[i] != f && fold[i] != u64::MAX);
+                    let train_mis = pick(&|i| fold[i] != f && fold[i] != u64::MAX && misfit(i));
+                    let bf = fit_model.fit(&train_all, lambda, self.max_iter)?;
+                    let bs = split_model.fit(&train_mis, lambda, self.max_iter)?;
+                    loss[0] += fit_model.sums(&pick(&|i| fold[i] == f), &bf).0;
+                    loss[1] += split_model
+                        .sums(&pick(&|i| fold[i] == f && misfit(i)), &bs)
+                        .0;
+                }
+                for (b, l) in best.iter_mut().zip(loss) {
+                    if l < b.0 {
+                        *b = (l, lambda);
+                    }
+                }
+            }
+        }
+        let all = pick(&|_| true);
+        let fit = fit_model.fit(&all, best[0].1, self.max_iter)?;
+        let split = split_model.fit(&pick(&misfit), best[1].1, self.max_iter)?;
+        if fit.get(1).is_none_or(|&w| w <= 0.0) {
+            return Ok(None);
+        }
+        Ok(Some(OfferCalibration {
+            spec,
+            fit,
+            split,
+            lambda: [best[0].1, best[1].1],
+            cv_log_loss: (best[0].0 + best[1].0)
+                / fold.iter().filter(|&&f| f != u64::MAX).count().max(1) as f64,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_fit_recovers_log_odds() {
+        // a binary fit on one feature recovers the log-odds: 3 of 4 positive
+        let xs = [1.0, 1.0, 1.0, 1.0];
+        let ys = [true, true, true, false];
+        let b = BinaryFit {
+            x: &xs,
+            p: 1,
+            cols: &[0],
+            y: &ys,
+        }
+        .fit(&[0, 1, 2, 3], 0.0, 50)
+        .unwrap();
+        assert!((b[0] - 3f64.ln()).abs() < 1e-6, "{b:?}");
+    }
+}
