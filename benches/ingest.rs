@@ -18,6 +18,7 @@ use polars::prelude::{
     col, df, CsvWriter, DataFrame, DataType, Engine, LazyCsvReader, LazyFileListReader, LazyFrame,
     ParquetWriter, PlRefPath, PlanCallback, Schema, SerWriter,
 };
+use runsize::data::ingest::parse_timestamp_ms;
 use runsize::data::{ingest, IngestConfig};
 use std::path::{Path, PathBuf};
 
@@ -280,7 +281,45 @@ fn one_shot(path: &str) {
     }
 }
 
-criterion_group!(benches, bench_ingest);
+/// Timestamp text: runsize's parser (strict ISO 8601 lexer, chrono's calendar) against
+/// chrono's own RFC 3339 parser on the same 10k RFC 3339 texts.
+fn bench_timestamps(c: &mut Criterion) {
+    let texts: Vec<String> = (0..10_000usize)
+        .map(|i| {
+            format!(
+                "20{:02}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                10 + i % 15,
+                1 + i % 12,
+                1 + i % 28,
+                i % 24,
+                i % 60,
+                (i * 7) % 60
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group("timestamp_parse");
+    g.throughput(Throughput::Elements(texts.len() as u64));
+    g.bench_function("runsize", |b| {
+        b.iter(|| {
+            texts
+                .iter()
+                .filter_map(|t| parse_timestamp_ms(t))
+                .sum::<i64>()
+        })
+    });
+    g.bench_function("chrono_rfc3339", |b| {
+        b.iter(|| {
+            texts
+                .iter()
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|d| d.timestamp_millis())
+                .sum::<i64>()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_ingest, bench_timestamps);
 
 fn main() {
     if let Ok(path) = std::env::var("RUNSIZE_INGEST_FILE") {

@@ -1,4 +1,5 @@
-//! Timestamps: column kinds (native, epoch numbers, ISO text) and the ISO 8601 text parser.
+//! Timestamps: column kinds (native, epoch numbers, ISO text) and the ISO 8601 text
+//! parser (a strict lexer for the accepted forms; chrono's calendar for the dates).
 
 use super::*;
 
@@ -106,30 +107,20 @@ pub(super) fn timestamps(
 // Timestamp text
 // ---------------------------------------------------------------------------------------
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub(super) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Days since 1970-01-01 of a calendar date (chrono's proleptic Gregorian calendar),
+/// `None` for an impossible date (month 13, February 30th, ...).
+fn days_since_epoch(y: i64, m: i64, d: i64) -> Option<i64> {
+    use chrono::Datelike as _;
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(y).ok()?,
+        u32::try_from(m).ok()?,
+        u32::try_from(d).ok()?,
+    )?;
+    Some(i64::from(date.num_days_from_ce()) - DAYS_CE_TO_EPOCH)
 }
 
-pub(super) fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ => {
-            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-                29
-            } else {
-                28
-            }
-        }
-    }
-}
+/// `NaiveDate::num_days_from_ce` of 1970-01-01.
+const DAYS_CE_TO_EPOCH: i64 = 719_163;
 
 pub(super) struct Cursor<'a> {
     pub(super) b: &'a [u8],
@@ -183,10 +174,7 @@ pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
         return None;
     }
     let d = c.digits(2)?;
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return None;
-    }
-    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    let mut ms = days_since_epoch(y, m, d)? * 86_400_000;
     if c.done() {
         return Some(ms);
     }
@@ -274,5 +262,14 @@ mod tests {
         assert_eq!(parse_timestamp_ms("2016-04-20Tx"), None);
         assert_eq!(parse_timestamp_ms("2016-04-20Z junk"), None);
         assert_eq!(parse_timestamp_ms(""), None);
+        // the calendar: leap years by the century rules, month lengths
+        assert_eq!(parse_timestamp_ms("1900-02-29"), None);
+        assert_eq!(parse_timestamp_ms("2400-02-29"), Some(157_113 * 86_400_000));
+        assert_eq!(parse_timestamp_ms("2016-04-31"), None);
+        assert_eq!(parse_timestamp_ms("2016-00-10"), None);
+        assert_eq!(
+            parse_timestamp_ms("0000-01-01"),
+            Some(-719_528 * 86_400_000)
+        );
     }
 }
