@@ -30,6 +30,11 @@ pub enum Solver {
 /// Rows per chunk of the gradient / Hessian sums (fixed: results do not depend on threads).
 pub(super) const CHUNK: usize = 4096;
 
+/// A Newton fit keeps its Hessian for the next step while each step's gain in the
+/// objective is at most this share of the previous step's (the Hessian, `p²` work per
+/// row, is most of an iteration's cost; a gradient is `p`).
+pub(super) const HESSIAN_KEEP: f64 = 0.25;
+
 /// L-BFGS iterations per Newton iteration of [`LogitParams::max_iter`] (a Newton step
 /// uses the curvature L-BFGS has to learn over many cheap steps).
 const LBFGS_ITER_PER_NEWTON: u64 = 10;
@@ -42,6 +47,7 @@ pub struct ValidLogitParams {
     hess_rows: usize,
     solver: Solver,
     start: Vec<f64>,
+    tol: f64,
 }
 
 /// Hyper-parameters of the purchase learner, a linfa estimator: build, then
@@ -59,6 +65,7 @@ impl Default for LogitParams {
             hess_rows: 16_384,
             solver: Solver::Newton,
             start: Vec::new(),
+            tol: 1e-10,
         })
     }
 }
@@ -80,6 +87,13 @@ impl LogitParams {
     /// see `StackParams::hess_rows`.
     pub fn hess_rows(mut self, hess_rows: usize) -> Self {
         self.0.hess_rows = hess_rows;
+        self
+    }
+
+    /// Newton's stopping rule: a step gaining less than this share of the objective is
+    /// the last (default 1e-10).
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.0.tol = tol;
         self
     }
 
@@ -198,6 +212,7 @@ where
                     lambda: self.lambda,
                     weights: dataset.weights(),
                     max_iter: self.max_iter,
+                    tol: self.tol,
                     hess_stride: if self.hess_rows == 0 {
                         1
                     } else {
@@ -288,6 +303,9 @@ pub struct FitSpec<'a> {
     /// the steps, and its cost (`p²` per row) stays bounded as rows grow (see
     /// `StackParams::hess_rows`).
     pub hess_stride: usize,
+    /// The fit stops when a step gains less than this share of the objective
+    /// (default [`LogitParams::tol`]: 1e-10).
+    pub tol: f64,
 }
 
 /// Sums over rows: penalised-free log loss, gradient (2p) and Hessian (2p × 2p, row-major).
@@ -461,7 +479,9 @@ pub(super) fn penalised(s: &Sums, beta: &[f64], lambda: f64, p: usize) -> f64 {
     s.nll + 0.5 * lambda * pen
 }
 
-/// Penalised Newton fit of the two logits from `start` (length 2p); deterministic.
+/// Penalised Newton fit of the two logits from `start` (length 2p); deterministic. The
+/// Hessian is recomputed only when the steps stop converging fast ([`HESSIAN_KEEP`]),
+/// and step candidates are judged without it.
 pub fn fit_logit(
     d: &Design<'_>,
     spec: &FitSpec<'_>,
@@ -474,9 +494,15 @@ pub fn fit_logit(
         beta = vec![0.0; q];
     }
     let mut s = sums(d, spec, &beta, true);
+    let mut hess = std::mem::take(&mut s.hess);
+    let mut fresh = true;
+    let mut hessians = 1;
     let mut obj = penalised(&s, &beta, spec.lambda, p);
-    for _ in 0..spec.max_iter {
-        let mut h = s.hess.clone();
+    let mut last_gain = f64::INFINITY;
+    let mut iter = 0;
+    while iter < spec.max_iter {
+        iter += 1;
+        let mut h = hess.clone();
         let mut g = s.grad.clone();
         for j in 0..q {
             let pen = if j % p == 0 {
@@ -492,19 +518,49 @@ pub fn fit_logit(
         let neg: Vec<f64> = g.iter().map(|v| -v).collect();
         let step = crate::model::features::cholesky_solve(&mut h, &neg, q)
             .ok_or_else(|| ModelError::Diverged("second stage: singular Hessian".into()))?;
+        // candidates are judged on the objective alone (gradient, no Hessian)
         let Some((cand, cs, cobj)) = damped_step(&beta, &step, obj, |c| {
-            let cs = sums(d, spec, c, true);
+            let cs = sums(d, spec, c, false);
             let o = penalised(&cs, c, spec.lambda, p);
             (cs, o)
         }) else {
-            break;
+            if fresh {
+                break;
+            }
+            // a stale Hessian's step found no descent: refresh it here and retry
+            hess = sums(d, spec, &beta, true).hess;
+            hessians += 1;
+            fresh = true;
+            continue;
         };
         let gain = obj - cobj;
         (beta, s, obj) = (cand, cs, cobj);
-        if gain <= 1e-10 * obj.abs().max(1.0) {
-            return Ok(beta);
+        if gain <= spec.tol * obj.abs().max(1.0) {
+            // converged only on a Newton step: a stale Hessian's small gain may be slow
+            // progress, so take one more step with the Hessian of this point
+            if fresh {
+                tracing::trace!(target: "runsize::stack", iter, hessians, lambda = spec.lambda, "learner converged");
+                return Ok(beta);
+            }
+            hess = sums(d, spec, &beta, true).hess;
+            hessians += 1;
+            fresh = true;
+            last_gain = f64::INFINITY;
+            continue;
         }
+        // keep the Hessian while the gains shrink fast (near the optimum it changes
+        // little and the steps converge at almost Newton's rate); recompute it at the
+        // new point when they do not
+        if gain > HESSIAN_KEEP * last_gain {
+            hess = sums(d, spec, &beta, true).hess;
+            hessians += 1;
+            fresh = true;
+        } else {
+            fresh = false;
+        }
+        last_gain = gain;
     }
+    tracing::trace!(target: "runsize::stack", iter, hessians, lambda = spec.lambda, "learner stopped");
     if !obj.is_finite() {
         return Err(ModelError::Diverged(format!(
             "second stage: objective is {obj}"
@@ -528,6 +584,7 @@ mod tests {
             weights: None,
             max_iter: 10,
             hess_stride: 1,
+            tol: 1e-10,
         };
         let s = sums(&d, &spec, &[0.0, 0.0], true);
         assert!((s.nll - 3f64.ln()).abs() < 1e-12);
@@ -553,6 +610,7 @@ mod tests {
             weights: Some(&[1.0, 1.0, 0.0, 1.0, 1.0]),
             max_iter: 10,
             hess_stride: 1,
+            tol: 1e-10,
         };
         let beta = [0.2, -0.4, -0.1, 0.7];
         let s = sums(&d, &spec, &beta, true);
@@ -591,6 +649,7 @@ mod tests {
             weights: None,
             max_iter: 50,
             hess_stride: 1,
+            tol: 1e-10,
         };
         let b = fit_logit(&d, &spec, &[]).unwrap();
         assert!((b[0] - (0.4f64).ln()).abs() < 1e-6, "{b:?}");

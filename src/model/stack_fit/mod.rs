@@ -70,6 +70,14 @@ pub fn training_inputs(
     }
 }
 
+/// The cross-validation fits' stopping rule ([`LogitParams::tol`]): they only rank
+/// penalties by held-out log loss, which moves in its fourth decimal long before the
+/// coefficients settle to the final fit's 1e-10.
+const CV_TOL: f64 = 1e-7;
+
+/// The final fits' stopping rule.
+const FINAL_TOL: f64 = 1e-10;
+
 impl StackParams {
     /// Fit the second stage for the structural model behind `model` on the events it was
     /// trained on.
@@ -163,7 +171,9 @@ impl StackParams {
                     for (f, (w, rows_f)) in train.iter().zip(&held).enumerate() {
                         let data = DatasetBase::new(x, y).with_weights(w.clone());
                         let fitted: Result<FittedLogit, ModelError> =
-                            learner(lambda, std::mem::take(&mut starts[f])).fit(&data);
+                            learner(lambda, std::mem::take(&mut starts[f]))
+                                .tol(CV_TOL)
+                                .fit(&data);
                         let fitted = fitted?;
                         let probs: Array2<f64> = fitted.predict(&x.select(Axis(0), rows_f));
                         all_p.extend(probs.rows().into_iter().map(|r| [r[0], r[1], r[2]]));

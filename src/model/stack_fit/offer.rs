@@ -3,8 +3,9 @@
 
 use super::design::{in_cv, standardise};
 use super::inputs::{body_of, TrainingInputs};
-use super::learner::{damped_step, CHUNK};
+use super::learner::{damped_step, CHUNK, HESSIAN_KEEP};
 use super::params::StackParams;
+use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{
     n_features, offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput,
 };
@@ -22,11 +23,23 @@ pub(super) struct BinaryFit<'a> {
 
 impl BinaryFit<'_> {
     pub(super) fn sums(&self, rows: &[u32], beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        self.sums_with(rows, beta, true)
+    }
+
+    /// [`BinaryFit::sums`]; `hessian = false` leaves the Hessian empty (a `q` gradient
+    /// instead of `q²` work per row).
+    pub(super) fn sums_with(
+        &self,
+        rows: &[u32],
+        beta: &[f64],
+        hessian: bool,
+    ) -> (f64, Vec<f64>, Vec<f64>) {
         let q = self.cols.len();
+        let hq = if hessian { q } else { 0 };
         let parts: Vec<(f64, Vec<f64>, Vec<f64>)> = rows
             .par_chunks(CHUNK)
             .map(|chunk| {
-                let (mut nll, mut g, mut h) = (0.0, vec![0.0; q], vec![0.0; q * q]);
+                let (mut nll, mut g, mut h) = (0.0, vec![0.0; q], vec![0.0; hq * hq]);
                 let mut z = vec![0.0; q];
                 for &i in chunk {
                     let i = i as usize;
@@ -42,6 +55,8 @@ impl BinaryFit<'_> {
                     let w = pr * (1.0 - pr);
                     for j in 0..q {
                         g[j] += r * z[j];
+                    }
+                    for j in 0..hq {
                         let a = w * z[j];
                         for (hk, &zk) in h[j * q..j * q + q].iter_mut().zip(&z) {
                             *hk += a * zk;
@@ -51,7 +66,7 @@ impl BinaryFit<'_> {
                 (nll, g, h)
             })
             .collect();
-        let mut total = (0.0, vec![0.0; q], vec![0.0; q * q]);
+        let mut total = (0.0, vec![0.0; q], vec![0.0; hq * hq]);
         for (n, g, h) in &parts {
             total.0 += n;
             total.1.iter_mut().zip(g).for_each(|(a, b)| *a += b);
@@ -60,41 +75,69 @@ impl BinaryFit<'_> {
         total
     }
 
-    /// Penalised Newton fit (column 0, the intercept, unpenalised).
+    /// Penalised Newton fit (column 0, the intercept, unpenalised), at most `max_iter`
+    /// steps, stopping at a step that gains less than `tol` of the objective.
     pub(super) fn fit(
         &self,
         rows: &[u32],
         lambda: f64,
-        max_iter: usize,
+        (max_iter, tol): (usize, f64),
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
         let mut beta = vec![0.0; q];
         let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
-        let (nll, mut g, mut h) = self.sums(rows, &beta);
+        let (nll, mut g, mut hess) = self.sums(rows, &beta);
         let mut obj = nll + pen(&beta);
-        for _ in 0..max_iter {
+        let mut fresh = true;
+        let mut last_gain = f64::INFINITY;
+        let mut iter = 0;
+        while iter < max_iter {
+            iter += 1;
+            let mut h = hess.clone();
+            let mut gp = g.clone();
             for j in 0..q {
                 h[j * q + j] += if j == 0 { 1e-8 } else { lambda.max(1e-8) };
                 if j > 0 {
-                    g[j] += lambda * beta[j];
+                    gp[j] += lambda * beta[j];
                 }
             }
-            let neg: Vec<f64> = g.iter().map(|v| -v).collect();
+            let neg: Vec<f64> = gp.iter().map(|v| -v).collect();
             let step =
                 crate::model::features::cholesky_solve(&mut h, &neg, q).ok_or_else(|| {
                     ModelError::Diverged("offer calibration: singular Hessian".into())
                 })?;
-            let Some((cand, (cg, ch), cobj)) = damped_step(&beta, &step, obj, |c| {
-                let (cn, cg, ch) = self.sums(rows, c);
-                ((cg, ch), cn + pen(c))
+            let Some((cand, cg, cobj)) = damped_step(&beta, &step, obj, |c| {
+                let (cn, cg, _) = self.sums_with(rows, c, false);
+                (cg, cn + pen(c))
             }) else {
-                break;
+                if fresh {
+                    break;
+                }
+                // a stale Hessian's step found no descent: refresh it and retry
+                hess = self.sums(rows, &beta).2;
+                fresh = true;
+                continue;
             };
             let gain = obj - cobj;
-            (beta, g, h, obj) = (cand, cg, ch, cobj);
-            if gain <= 1e-10 * obj.abs().max(1.0) {
-                return Ok(beta);
+            (beta, g, obj) = (cand, cg, cobj);
+            if gain <= tol * obj.abs().max(1.0) {
+                // converged only on a Newton step (see the purchase learner)
+                if fresh {
+                    return Ok(beta);
+                }
+                hess = self.sums(rows, &beta).2;
+                fresh = true;
+                last_gain = f64::INFINITY;
+                continue;
             }
+            // as the purchase learner: keep the Hessian while the gains shrink fast
+            if gain > HESSIAN_KEEP * last_gain {
+                hess = self.sums(rows, &beta).2;
+                fresh = true;
+            } else {
+                fresh = false;
+            }
+            last_gain = gain;
         }
         Ok(beta)
     }
@@ -173,8 +216,8 @@ impl StackParams {
                 for f in 0..k {
                     let train_all = pick(&|i| fold[i] != f && fold[i] != u64::MAX);
                     let train_mis = pick(&|i| fold[i] != f && fold[i] != u64::MAX && misfit(i));
-                    let bf = fit_model.fit(&train_all, lambda, self.max_iter)?;
-                    let bs = split_model.fit(&train_mis, lambda, self.max_iter)?;
+                    let bf = fit_model.fit(&train_all, lambda, (self.max_iter, CV_TOL))?;
+                    let bs = split_model.fit(&train_mis, lambda, (self.max_iter, CV_TOL))?;
                     loss[0] += fit_model.sums(&pick(&|i| fold[i] == f), &bf).0;
                     loss[1] += split_model
                         .sums(&pick(&|i| fold[i] == f && misfit(i)), &bs)
@@ -188,8 +231,8 @@ impl StackParams {
             }
         }
         let all = pick(&|_| true);
-        let fit = fit_model.fit(&all, best[0].1, self.max_iter)?;
-        let split = split_model.fit(&pick(&misfit), best[1].1, self.max_iter)?;
+        let fit = fit_model.fit(&all, best[0].1, (self.max_iter, FINAL_TOL))?;
+        let split = split_model.fit(&pick(&misfit), best[1].1, (self.max_iter, FINAL_TOL))?;
         if fit.get(1).is_none_or(|&w| w <= 0.0) {
             return Ok(None);
         }
@@ -219,7 +262,7 @@ mod tests {
             cols: &[0],
             y: &ys,
         }
-        .fit(&[0, 1, 2, 3], 0.0, 50)
+        .fit(&[0, 1, 2, 3], 0.0, (50, 1e-10))
         .unwrap();
         assert!((b[0] - 3f64.ln()).abs() < 1e-6, "{b:?}");
     }
