@@ -6,7 +6,7 @@ use super::features::{FeatureModel, FeatureValues};
 use super::predict::{ArticleRef, CustomerState, SizeBelief};
 use super::predictor::{Catalog, Predictor};
 use super::stack::{Regime, StackCustomer, StackCustomers};
-use crate::data::schema::{canonical_int, Dict, Events, NONE};
+use crate::data::schema::{canonical_int, CategoricalFeature, Dict, Events, NumericFeature, NONE};
 use rayon::prelude::*;
 
 /// How to score events.
@@ -404,35 +404,47 @@ impl ScoreTables {
     }
 }
 
+/// An event table's customer-feature columns in the order of the model's feature model
+/// (`None` where the table lacks one), matched by name once.
+struct FeatureColumns<'e> {
+    numeric: Vec<Option<&'e NumericFeature>>,
+    categorical: Vec<Option<&'e CategoricalFeature>>,
+}
+
+impl<'e> FeatureColumns<'e> {
+    fn new(model: &Predictor, events: &'e Events) -> Self {
+        let f = &events.features;
+        FeatureColumns {
+            numeric: (model.features.numeric.iter())
+                .map(|m| f.numeric.iter().find(|c| c.name == m.name))
+                .collect(),
+            categorical: (model.features.categorical.iter())
+                .map(|m| f.categorical.iter().find(|c| c.name == m.name))
+                .collect(),
+        }
+    }
+
+    /// Customer `c`'s feature values (NaN / `None` where missing) into `values`.
+    fn values_into(&self, c: usize, values: &mut FeatureValues<'e>) {
+        values.numeric.clear();
+        values.numeric.extend(self.numeric.iter().map(|f| {
+            f.and_then(|f| f.values.get(c))
+                .map_or(f64::NAN, |&v| f64::from(v))
+        }));
+        values.categorical.clear();
+        values.categorical.extend(self.categorical.iter().map(|f| {
+            let f = (*f)?;
+            let code = *f.codes.get(c)?;
+            f.levels.get(code as usize).map(String::as_str)
+        }));
+    }
+}
+
 impl Predictor {
     /// Resolve an event table's dictionaries against this model.
     pub fn resolve(&self, events: &Events) -> Resolved {
         let customer = self.customer_indices(&events.customers);
-        // feature columns by name
-        let num_cols: Vec<Option<usize>> = self
-            .features
-            .numeric
-            .iter()
-            .map(|f| {
-                events
-                    .features
-                    .numeric
-                    .iter()
-                    .position(|c| c.name == f.name)
-            })
-            .collect();
-        let cat_cols: Vec<Option<usize>> = self
-            .features
-            .categorical
-            .iter()
-            .map(|f| {
-                events
-                    .features
-                    .categorical
-                    .iter()
-                    .position(|c| c.name == f.name)
-            })
-            .collect();
+        let cols = FeatureColumns::new(self, events);
         let g = &self.globals;
         let bias_var = g.sd_customer_bias * g.sd_customer_bias;
         // the population prior is the same for every customer without features
@@ -444,8 +456,8 @@ impl Predictor {
                 || {
                     (
                         FeatureValues {
-                            numeric: Vec::with_capacity(num_cols.len()),
-                            categorical: Vec::with_capacity(cat_cols.len()),
+                            numeric: Vec::with_capacity(cols.numeric.len()),
+                            categorical: Vec::with_capacity(cols.categorical.len()),
                         },
                         vec![0.0; self.features.dim()],
                     )
@@ -456,18 +468,7 @@ impl Predictor {
                             return st;
                         }
                     }
-                    values.numeric.clear();
-                    values.numeric.extend(num_cols.iter().map(|col| {
-                        col.and_then(|k| events.features.numeric.get(k))
-                            .and_then(|f| f.values.get(c))
-                            .map_or(f64::NAN, |&v| f64::from(v))
-                    }));
-                    values.categorical.clear();
-                    values.categorical.extend(cat_cols.iter().map(|col| {
-                        let f = col.and_then(|k| events.features.categorical.get(k))?;
-                        let code = *f.codes.get(c)?;
-                        f.levels.get(code as usize).map(String::as_str)
-                    }));
+                    cols.values_into(c, values);
                     if !FeatureModel::any_present(values) {
                         return population;
                     }
@@ -600,44 +601,15 @@ impl Predictor {
         let Some(stack) = &self.stack else {
             return StackCustomers::default();
         };
-        let num: Vec<Option<&crate::data::schema::NumericFeature>> = self
-            .features
-            .numeric
-            .iter()
-            .map(|f| events.features.numeric.iter().find(|c| c.name == f.name))
-            .collect();
-        let cat: Vec<Option<&crate::data::schema::CategoricalFeature>> = self
-            .features
-            .categorical
-            .iter()
-            .map(|f| {
-                events
-                    .features
-                    .categorical
-                    .iter()
-                    .find(|c| c.name == f.name)
-            })
-            .collect();
+        let cols = FeatureColumns::new(self, events);
         let list = (0..events.customers.len())
             .into_par_iter()
             .map(|c| {
-                let values = FeatureValues {
-                    numeric: num
-                        .iter()
-                        .map(|f| {
-                            f.and_then(|f| f.values.get(c))
-                                .map_or(f64::NAN, |&v| f64::from(v))
-                        })
-                        .collect(),
-                    categorical: cat
-                        .iter()
-                        .map(|f| {
-                            let f = (*f)?;
-                            let code = *f.codes.get(c)?;
-                            f.levels.get(code as usize).map(String::as_str)
-                        })
-                        .collect(),
+                let mut values = FeatureValues {
+                    numeric: Vec::new(),
+                    categorical: Vec::new(),
                 };
+                cols.values_into(c, &mut values);
                 let mc = r.customer.get(c).copied().unwrap_or(NONE);
                 let pos = stack
                     .tables

@@ -85,7 +85,7 @@ pub(super) fn design_for(
     set: FeatureSet,
     params: &StackParams,
 ) -> (Vec<f64>, FeatureSpec) {
-    let mut spec = FeatureSpec {
+    let spec = FeatureSpec {
         set,
         gap_knots: params.gap_knots.clone(),
         label_knots: quantiles(
@@ -98,16 +98,29 @@ pub(super) fn design_for(
         lo: Vec::new(),
         hi: Vec::new(),
     };
+    standardised_design(inputs, rows, spec, |spec, x, row| {
+        row.clear();
+        features(spec, x, &mut |v| row.push(v));
+    })
+}
+
+/// The rows' features as `write` computes them under `spec` (each with its customer's
+/// body row), standardised; `spec` gains the standardisation.
+pub(super) fn standardised_design(
+    inputs: &TrainingInputs,
+    rows: &[StackInput<'static>],
+    mut spec: FeatureSpec,
+    write: impl Fn(&FeatureSpec, &StackInput<'_>, &mut Vec<f64>),
+) -> (Vec<f64>, FeatureSpec) {
     let p = n_features(&spec);
     let mut x = Vec::with_capacity(rows.len() * p);
+    let mut row = Vec::with_capacity(p);
     for (inp, &c) in rows.iter().zip(&inputs.customer) {
         let body = body_of(&inputs.bodies, inputs.body_dim, c);
-        features(&spec, &StackInput { body, ..*inp }, &mut |v| x.push(v));
+        write(&spec, &StackInput { body, ..*inp }, &mut row);
+        x.extend_from_slice(&row);
     }
     let (mean, scale, lo, hi) = standardise(&mut x, p);
-    spec.mean = mean;
-    spec.scale = scale;
-    spec.lo = lo;
-    spec.hi = hi;
+    (spec.mean, spec.scale, spec.lo, spec.hi) = (mean, scale, lo, hi);
     (x, spec)
 }

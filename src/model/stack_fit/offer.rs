@@ -1,14 +1,12 @@
 //! Fitting the offer calibration ([`OfferCalibration`]): two binary logistic
 //! regressions (fit vs misfit, small vs large) with penalties by cross-validation.
 
-use super::design::{in_cv, standardise};
-use super::inputs::{body_of, TrainingInputs};
+use super::design::{in_cv, standardised_design};
+use super::inputs::TrainingInputs;
 use super::learner::{damped_step, CHUNK, HESSIAN_KEEP};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
-use crate::model::stack::{
-    n_features, offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput,
-};
+use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput};
 use crate::model::ModelError;
 use rayon::prelude::*;
 
@@ -154,7 +152,7 @@ impl StackParams {
         rows: &[StackInput<'static>],
         set: FeatureSet,
     ) -> Result<Option<OfferCalibration>, ModelError> {
-        let mut spec = FeatureSpec {
+        let spec = FeatureSpec {
             set,
             gap_knots: self.gap_knots.clone(),
             label_knots: Vec::new(),
@@ -164,16 +162,8 @@ impl StackParams {
             lo: Vec::new(),
             hi: Vec::new(),
         };
-        let p = n_features(&spec);
-        let mut x = Vec::with_capacity(rows.len() * p);
-        let mut row = Vec::with_capacity(p);
-        for (inp, &c) in rows.iter().zip(&inputs.customer) {
-            let body = body_of(&inputs.bodies, inputs.body_dim, c);
-            offer_features(&spec, &StackInput { body, ..*inp }, &mut row);
-            x.extend_from_slice(&row);
-        }
-        let (mean, scale, lo, hi) = standardise(&mut x, p);
-        (spec.mean, spec.scale, spec.lo, spec.hi) = (mean, scale, lo, hi);
+        let (x, spec) = standardised_design(inputs, rows, spec, offer_features);
+        let p = spec.mean.len();
         let fit_cols: Vec<usize> = (0..p).filter(|&j| j != 2).collect();
         let all_cols: Vec<usize> = (0..p).collect();
         let is_fit: Vec<bool> = inputs.classes.iter().map(|&c| c == 1).collect();
