@@ -102,6 +102,11 @@ pub struct TrainArgs {
     /// (linfa-logistic's multinomial regression, slower; BENCHMARKS.md compares them).
     #[arg(long, value_enum, default_value_t = SolverArg::Newton)]
     pub stack_solver: SolverArg,
+    /// Candidate ridge penalties of the second stage's learners, chosen by
+    /// cross-validation by customer (default 1,10,100,1000; one value: no
+    /// cross-validation).
+    #[arg(long, value_delimiter = ',')]
+    pub stack_lambdas: Option<Vec<f64>>,
     /// Evaluate on this part of `--split` after training and store the held-out
     /// reliability and worth tables in the artifact (for the model page). Default:
     /// `valid` when training on `--part train` of a split with more parts; `none` skips.
@@ -225,6 +230,7 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
             max_rows: args.stack_max_rows,
             exact_refits: !args.stack_warm_refits,
             refit_iter: args.stack_refit_iter,
+            lambdas: (args.stack_lambdas.clone()).unwrap_or_else(|| StackParams::default().lambdas),
             solver: match args.stack_solver {
                 SolverArg::Newton => Solver::Newton,
                 SolverArg::Lbfgs => Solver::Lbfgs,
