@@ -165,6 +165,7 @@ impl StackParams {
                 let mut lambdas = self.lambdas.clone();
                 lambdas.sort_by(|a, b| b.total_cmp(a));
                 let mut starts: Vec<Vec<f64>> = vec![Vec::new(); k as usize];
+                let mut set_best = f64::INFINITY;
                 for &lambda in &lambdas {
                     let mut all_p = Vec::new();
                     let mut all_c = Vec::new();
@@ -195,6 +196,13 @@ impl StackParams {
                     if best.is_none_or(|b| m.log_loss < b.0) {
                         best = Some((m.log_loss, si, lambda));
                     }
+                    // down the path the held-out loss falls to its minimum and rises
+                    // after it: stop at the first rise (the weaker penalties would
+                    // cost the most iterations and cannot win)
+                    if m.log_loss > set_best {
+                        break;
+                    }
+                    set_best = m.log_loss;
                 }
             }
         }

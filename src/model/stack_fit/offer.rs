@@ -201,7 +201,10 @@ impl StackParams {
         // penalties by held-out log loss of each part
         let mut best = [(f64::INFINITY, self.lambdas[0]); 2];
         if k > 1 && self.lambdas.len() > 1 {
-            for &lambda in &self.lambdas {
+            // strongest penalty first; stop when both parts' held-out losses rise
+            let mut lambdas = self.lambdas.clone();
+            lambdas.sort_by(|a, b| b.total_cmp(a));
+            for &lambda in &lambdas {
                 let mut loss = [0.0; 2];
                 for f in 0..k {
                     let train_all = pick(&|i| fold[i] != f && fold[i] != u64::MAX);
@@ -213,10 +216,15 @@ impl StackParams {
                         .sums(&pick(&|i| fold[i] == f && misfit(i)), &bs)
                         .0;
                 }
+                let mut improved = false;
                 for (b, l) in best.iter_mut().zip(loss) {
                     if l < b.0 {
                         *b = (l, lambda);
+                        improved = true;
                     }
+                }
+                if !improved {
+                    break;
                 }
             }
         }
