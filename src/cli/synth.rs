@@ -19,7 +19,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output file: .parquet or .csv. Truth files are written beside it as
-    /// <stem>.truth.json and <stem>.customers.csv.
+    /// `<stem>.truth.json` and `<stem>.customers.csv`.
     #[arg(long)]
     pub out: PathBuf,
     /// Average products per brand [default: events / (500 * brands), clamped to 5..=2000].
@@ -34,7 +34,7 @@ pub struct SynthArgs {
     /// Events per chunk (memory vs. parallelism; does not change the output).
     #[arg(long, default_value_t = 1_000_000)]
     pub chunk_events: usize,
-    /// Do not write <stem>.customers.csv (the per-customer true sizes).
+    /// Do not write `<stem>.customers.csv` (the per-customer true sizes).
     #[arg(long)]
     pub no_customer_truth: bool,
     /// Do not draw a progress bar.

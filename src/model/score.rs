@@ -170,7 +170,7 @@ fn pick(map: &[u32], i: u32) -> u32 {
     }
 }
 
-/// Rows per parallel work item of [`Fitted::score_with`]: fixed, so the split (and with
+/// Rows per parallel work item of [`Predictor::score_with`]: fixed, so the split (and with
 /// it every result) does not depend on the number of threads.
 pub const SCORE_CHUNK: usize = 8192;
 
@@ -344,7 +344,7 @@ impl ScoreTables {
     }
 
     /// Probabilities of event `i` (NaN when its size or customer is missing); the same
-    /// numbers as [`Fitted::event_view`] + [`Fitted::probs_article`], term by term (up to
+    /// numbers as [`Predictor::event_view`] + [`Predictor::probs_article`], term by term (up to
     /// rounding in the band factor).
     #[inline]
     fn row(&self, m: &Predictor, events: &Events, i: usize, choice: bool) -> [f64; 3] {
@@ -540,7 +540,7 @@ impl Predictor {
     /// Probabilities for every event with explicit options: per-key terms (true size,
     /// band, variance, customer belief) are computed once per table, then rows are
     /// scored in parallel in fixed chunks of [`SCORE_CHUNK`] without allocating. The
-    /// numbers are those of [`Fitted::event_view`] + [`Fitted::probs_article`] per row up
+    /// numbers are those of [`Predictor::event_view`] + [`Predictor::probs_article`] per row up
     /// to rounding (the band factor is a product of per-level `e^eta`).
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
@@ -569,8 +569,8 @@ impl Predictor {
         out
     }
 
-    /// Probabilities for every event the slow way, one [`Fitted::event_view`] +
-    /// [`Fitted::probs_final`] per row: the reference [`Fitted::score_with`] is tested against.
+    /// Probabilities for every event the slow way, one [`Predictor::event_view`] +
+    /// [`Predictor::probs_final`] per row: the reference [`Predictor::score_with`] is tested against.
     pub fn score_reference(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
         let sc = self.stack_customers(events, &r, opts);

@@ -27,7 +27,7 @@ pub struct ServeOptions {
     pub max_batch: usize,
     /// Most requests in flight before new ones are shed with 503 (the ops routes are
     /// never shed). Default 0: derived, 64 per core (see
-    /// [`resolve_max_in_flight`](super::overload::resolve_max_in_flight)).
+    /// [`super::overload::resolve_max_in_flight`]).
     pub max_in_flight: usize,
 }
 

@@ -153,7 +153,7 @@ pub struct ArticleSizeParams {
 ///
 /// The ids are a compact [`Dict`] (integer ids as `i64`, other ids in one text arena),
 /// stored in the artifact in a compact form too (see [`crate::data::dict::compact_dict`]); look an id up
-/// with [`Fitted::customer_index`].
+/// with `Predictor::customer_index`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerTable {
     /// Customer ids, by customer index.

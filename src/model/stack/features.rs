@@ -268,7 +268,7 @@ pub struct StackCustomer {
     pub rates: CustomerRates,
     /// Body-feature design row without the intercept (empty without a second stage).
     pub body: Vec<f64>,
-    /// Prior size from the body row ([`Predictor::prior_mean`]).
+    /// Prior size from the body row (`Predictor::prior_mean`).
     pub prior: f64,
 }
 

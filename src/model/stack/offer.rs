@@ -61,7 +61,7 @@ impl OfferCalibration {
 
     /// Whether its features after the first three depend only on the product, its brand
     /// and category, and the shopper — not on the size (true for the default offer groups,
-    /// [`FeatureSet::OFFER`]): then [`OfferCalibration::tail`] of one size of a product
+    /// [`FeatureSet::OFFER`](super::FeatureSet::OFFER)): then [`OfferCalibration::tail`] of one size of a product
     /// serves every size of it.
     pub fn size_invariant_tail(&self) -> bool {
         let s = self.spec.set;

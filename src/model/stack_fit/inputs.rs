@@ -26,7 +26,7 @@ pub(super) struct TrainEvent {
     pub(super) state: CustomerState,
 }
 
-/// Which customers' events the learners are fitted on ([`StackParams::max_rows`]).
+/// Which customers' events the learners are fitted on ([`StackParams::max_rows`](super::StackParams::max_rows)).
 #[derive(Clone, Debug)]
 pub struct CustomerSample {
     /// Share of customers kept, in (0, 1]; 1 keeps every customer.
@@ -82,10 +82,10 @@ pub fn hash_in_sample(hash: u64, rate: f64) -> bool {
 pub struct TrainingInputs {
     /// Counts of all the training events against the final model.
     pub tables: StackTables,
-    /// Inputs per event in the [`Regime::Purchase`] regime (body rows left out: see
+    /// Inputs per event in the [`Regime::Purchase`](crate::model::stack::Regime::Purchase) regime (body rows left out: see
     /// `bodies`).
     pub inputs: Vec<StackInput<'static>>,
-    /// Inputs per event in the [`Regime::Offer`] regime (no choice evidence).
+    /// Inputs per event in the [`Regime::Offer`](crate::model::stack::Regime::Offer) regime (no choice evidence).
     pub offer: Vec<StackInput<'static>>,
     /// Class per event.
     pub classes: Vec<u8>,

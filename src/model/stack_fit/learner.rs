@@ -480,7 +480,7 @@ pub(super) fn penalised(s: &Sums, beta: &[f64], lambda: f64, p: usize) -> f64 {
 }
 
 /// Penalised Newton fit of the two logits from `start` (length 2p); deterministic. The
-/// Hessian is recomputed only when the steps stop converging fast ([`HESSIAN_KEEP`]),
+/// Hessian is recomputed only when the steps stop converging fast (a quarter of the previous step's gain),
 /// and step candidates are judged without it.
 pub fn fit_logit(
     d: &Design<'_>,

@@ -22,13 +22,16 @@
 //!
 //! The learners are fitted by Newton's method on sums of per-event gradients and
 //! Hessians over fixed chunks of events (deterministic, and a group-by in a distributed
-//! setting). Ridge penalties and the feature set are chosen by K-fold cross-validation by
-//! customer on the training events. On big data the learners see the events of a random
-//! sample of customers ([`StackParams::max_rows`], 1M events) and the cross-validation a
-//! smaller one ([`StackParams::cv_rows`], 250k); count tables and refits see every event. At prediction time the standardisation is folded
-//! into the coefficients and the product / product-in-size rate features are cached per
-//! key (`PreparedStage`, built with the `Predictor`), so one size costs a few logarithms
-//! and a dot product.
+//! setting); the purchase learner is a linfa estimator ([`LogitParams`]) on
+//! ndarray views of its standardised design. Ridge penalties (a warm-started path from
+//! the strongest, stopped at the first rise of the held-out loss) and the feature set
+//! are chosen by K-fold cross-validation by customer on the training events. On big data
+//! the learners see the events of a random sample of customers
+//! ([`StackParams::max_rows`], 1M events) and the cross-validation a smaller one
+//! ([`StackParams::cv_rows`], 250k); count tables and refits see every event. At
+//! prediction time the standardisation is folded into the coefficients and the product /
+//! product-in-size rate features are cached per key (`PreparedStage`, built with the
+//! `Predictor`), so one size costs a few logarithms and a dot product.
 
 mod cross_fit;
 mod design;
@@ -39,12 +42,13 @@ mod offer;
 mod params;
 
 pub use self::inputs::{hash_in_sample, CustomerSample, TrainingInputs};
-pub use self::learner::{fit_logit, sums, Design, FitSpec, FittedLogit, Solver, Sums};
+pub use self::learner::{
+    fit_logit, sums, Design, FitSpec, FittedLogit, LogitParams, Solver, Sums, ValidLogitParams,
+};
 pub use self::params::StackParams;
 
 use self::cross_fit::cross_fit_inputs;
 use self::design::{design_for, in_cv, NO_FOLD};
-use self::learner::LogitParams;
 use self::loo::loo_inputs;
 use crate::data::schema::Events;
 use crate::model::eval::metrics;

@@ -20,7 +20,7 @@ pub struct StackParams {
     /// Without cross-fitting the `label` group is dropped from each (see the module
     /// documentation).
     pub sets: Vec<FeatureSet>,
-    /// Feature groups of the [`Regime::Offer`] calibration (default
+    /// Feature groups of the [`Regime::Offer`](crate::model::stack::Regime::Offer) calibration (default
     /// [`FeatureSet::OFFER`]; groups that differ between sizes would let it reorder them).
     pub offer_set: FeatureSet,
     /// Rate smoothing (default [`Smoothing::default`]).
