@@ -26,7 +26,7 @@ pub(super) fn cross_fit_inputs(
 ) -> Result<TrainingInputs, ModelError> {
     let k = params.cross_fit as u64;
     let (bodies, body_dim) = body_rows(model, events);
-    let tables = count_tables_where(model, events, None);
+    let tables = count_tables_where(model, events, &model.resolve(events), None);
     let sample = CustomerSample::new(events, params.max_rows);
     log_sample(&sample);
     let fold: Vec<u64> = (0..events.len())
@@ -75,10 +75,11 @@ pub(super) fn cross_fit_inputs(
             };
             Predictor::new(structural.fit_from(events, &data, init, &mut |_| iterations += 1)?)?
         };
-        let tables_k = count_tables_where(&model_k, events, Some(&train_k));
+        // resolved once: the count tables and the fold's inputs read the same lookups
+        let r = model_k.resolve(events);
+        let tables_k = count_tables_where(&model_k, events, &r, Some(&train_k));
         drop(train_k);
         let global = global_rates(tables_k.global);
-        let r = model_k.resolve(events);
         let bodies = &out.bodies;
         type Row = (StackInput<'static>, StackInput<'static>, u8, u32, u32);
         // this fold's rows, in place

@@ -153,22 +153,22 @@ pub(super) fn train_events(model: &Predictor, events: &Events) -> Vec<TrainEvent
         .collect()
 }
 
-/// [`count_tables`] of the training events among the rows of `events` where `keep` is
+/// [`count_tables`] of the training events (resolved by `r`) among the rows of `events` where `keep` is
 /// true (every row for `None`), streamed in row order instead of materialised (at 100M
 /// events the list alone is ~9 GB). The same tables: counts are integers, and each
 /// customer's label positions are summed in row order either way.
 pub(super) fn count_tables_where(
     model: &Predictor,
     events: &Events,
+    r: &Resolved,
     keep: Option<&[bool]>,
 ) -> StackTables {
-    let r: Resolved = model.resolve(events);
     let mut t = empty_tables(model);
     for i in 0..events.len() {
         if keep.is_some_and(|k| k.get(i) != Some(&true)) {
             continue;
         }
-        if let Some(e) = train_event(model, events, &r, i) {
+        if let Some(e) = train_event(model, events, r, i) {
             add_event(&mut t, model, &e);
         }
     }
