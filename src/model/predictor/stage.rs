@@ -22,10 +22,9 @@ impl Predictor {
     /// Fold the learner's standardisation and cache the level features of every product
     /// and product-in-size of the model (in its own brand and category).
     pub(crate) fn prepare_stage(&self, stack: &Stack) -> PreparedStage {
-        let model = self;
         let global = global_rates(stack.tables.global);
         let article = |prod: u32, label: u32| {
-            let info = model.product_info.get(prod as usize);
+            let info = self.product_info.get(prod as usize);
             let a = ArticleRef {
                 product: prod,
                 brand: info.map_or(NONE, |i| i.brand),
@@ -37,16 +36,16 @@ impl Predictor {
             level_features(
                 &stack.smoothing,
                 global,
-                &model.level_counts(&stack.tables, &a),
+                &self.level_counts(&stack.tables, &a),
             )
         };
         PreparedStage {
             purchase: stack.purchase.fold(),
             levels: StackCache {
-                product: (0..model.products.len() as u32)
+                product: (0..self.products.len() as u32)
                     .map(|pi| article(pi, NONE))
                     .collect(),
-                article_size: model
+                article_size: self
                     .article_sizes
                     .iter()
                     .map(|x| article(x.product, x.label))

@@ -164,12 +164,10 @@ impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for Fit
             y.fill(f64::NAN);
             return;
         }
-        for (row, mut out) in x.rows().into_iter().zip(y.rows_mut()) {
-            let (mut es, mut el) = (0.0, 0.0);
-            for (j, v) in row.iter().enumerate() {
-                es += self.coef[j] * v;
-                el += self.coef[p + j] * v;
-            }
+        let xs = x.as_standard_layout();
+        for (row, mut out) in xs.rows().into_iter().zip(y.rows_mut()) {
+            // a standard-layout row is contiguous
+            let (es, el) = logits(row.as_slice().unwrap_or(&[]), &self.coef, p);
             for (o, v) in out.iter_mut().zip(softmax2(es, el)) {
                 *o = v;
             }
@@ -479,9 +477,8 @@ pub(super) fn penalised(s: &Sums, beta: &[f64], lambda: f64, p: usize) -> f64 {
     s.nll + 0.5 * lambda * pen
 }
 
-/// Penalised Newton fit of the two logits from `start` (length 2p); deterministic. The
-/// Hessian is recomputed only when the steps stop converging fast (a quarter of the previous step's gain),
-/// and step candidates are judged without it.
+/// Penalised Newton fit of the two logits from `start` (length 2p; [`minimise`]);
+/// deterministic.
 pub fn fit_logit(
     d: &Design<'_>,
     spec: &FitSpec<'_>,
@@ -493,80 +490,103 @@ pub fn fit_logit(
     if beta.len() != q {
         beta = vec![0.0; q];
     }
-    let mut s = sums(d, spec, &beta, true);
-    let mut hess = std::mem::take(&mut s.hess);
-    let mut fresh = true;
-    let mut hessians = 1;
-    let mut obj = penalised(&s, &beta, spec.lambda, p);
-    let mut last_gain = f64::INFINITY;
-    let mut iter = 0;
-    while iter < spec.max_iter {
-        iter += 1;
-        let mut h = hess.clone();
-        let mut g = s.grad.clone();
+    let eval = |b: &[f64], hessian: bool| {
+        let s = sums(d, spec, b, hessian);
+        let obj = penalised(&s, b, spec.lambda, p);
+        let mut grad = s.grad;
+        let mut hess = s.hess;
         for j in 0..q {
-            let pen = if j % p == 0 {
-                1e-8
-            } else {
-                spec.lambda.max(1e-8)
-            };
-            h[j * q + j] += pen;
             if j % p != 0 {
-                g[j] += spec.lambda * beta[j];
+                grad[j] += spec.lambda * b[j];
+            }
+            if hessian {
+                hess[j * q + j] += if j % p == 0 {
+                    1e-8
+                } else {
+                    spec.lambda.max(1e-8)
+                };
             }
         }
-        let neg: Vec<f64> = g.iter().map(|v| -v).collect();
-        let step = crate::model::features::cholesky_solve(&mut h, &neg, q)
-            .ok_or_else(|| ModelError::Diverged("second stage: singular Hessian".into()))?;
-        // candidates are judged on the objective alone (gradient, no Hessian)
-        let Some((cand, cs, cobj)) = damped_step(&beta, &step, obj, |c| {
-            let cs = sums(d, spec, c, false);
-            let o = penalised(&cs, c, spec.lambda, p);
-            (cs, o)
-        }) else {
-            if fresh {
-                break;
-            }
-            // a stale Hessian's step found no descent: refresh it here and retry
-            hess = sums(d, spec, &beta, true).hess;
-            hessians += 1;
-            fresh = true;
-            continue;
-        };
-        let gain = obj - cobj;
-        (beta, s, obj) = (cand, cs, cobj);
-        if gain <= spec.tol * obj.abs().max(1.0) {
-            // converged only on a Newton step: a stale Hessian's small gain may be slow
-            // progress, so take one more step with the Hessian of this point
-            if fresh {
-                tracing::trace!(target: "runsize::stack", iter, hessians, lambda = spec.lambda, "learner converged");
-                return Ok(beta);
-            }
-            hess = sums(d, spec, &beta, true).hess;
-            hessians += 1;
-            fresh = true;
-            last_gain = f64::INFINITY;
-            continue;
-        }
-        // keep the Hessian while the gains shrink fast (near the optimum it changes
-        // little and the steps converge at almost Newton's rate); recompute it at the
-        // new point when they do not
-        if gain > HESSIAN_KEEP * last_gain {
-            hess = sums(d, spec, &beta, true).hess;
-            hessians += 1;
-            fresh = true;
-        } else {
-            fresh = false;
-        }
-        last_gain = gain;
-    }
-    tracing::trace!(target: "runsize::stack", iter, hessians, lambda = spec.lambda, "learner stopped");
+        Quadratic { obj, grad, hess }
+    };
+    let (beta, obj) = minimise(beta, (spec.max_iter, spec.tol), "second stage", eval)?;
     if !obj.is_finite() {
         return Err(ModelError::Diverged(format!(
             "second stage: objective is {obj}"
         )));
     }
     Ok(beta)
+}
+
+/// A penalised objective at one point, for [`minimise`]: its value, gradient and (when
+/// asked for) Hessian, row-major; each includes the ridge penalty.
+pub(super) struct Quadratic {
+    pub(super) obj: f64,
+    pub(super) grad: Vec<f64>,
+    /// Empty unless asked for.
+    pub(super) hess: Vec<f64>,
+}
+
+/// Newton's method from `start` on the objective `eval` gives (`eval(b, true)` with the
+/// Hessian), at most `max_iter` steps, each damped until it does not increase the
+/// objective. The Hessian (`p²` work per row, against `p` for a gradient) is kept for the
+/// next step while each step gains at most [`HESSIAN_KEEP`] of the previous one's, and
+/// recomputed otherwise; the fit stops at a step that gains less than `tol` of the
+/// objective, but only on a step taken with a fresh Hessian (a stale one's small gain may
+/// be slow progress), so it ends where Newton's method would. `what` names the fit in
+/// errors. Returns the point and its objective.
+pub(super) fn minimise(
+    start: Vec<f64>,
+    (max_iter, tol): (usize, f64),
+    what: &str,
+    eval: impl Fn(&[f64], bool) -> Quadratic,
+) -> Result<(Vec<f64>, f64), ModelError> {
+    let q = start.len();
+    let mut beta = start;
+    let mut at = eval(&beta, true);
+    let mut hess = std::mem::take(&mut at.hess);
+    let (mut fresh, mut hessians, mut last_gain, mut iter) = (true, 1, f64::INFINITY, 0);
+    while iter < max_iter {
+        iter += 1;
+        let mut h = hess.clone();
+        let neg: Vec<f64> = at.grad.iter().map(|v| -v).collect();
+        let step = crate::model::features::cholesky_solve(&mut h, &neg, q)
+            .ok_or_else(|| ModelError::Diverged(format!("{what}: singular Hessian")))?;
+        // candidates are judged on the objective alone (no Hessian)
+        let Some((cand, next, _)) = damped_step(&beta, &step, at.obj, |c| {
+            let e = eval(c, false);
+            let o = e.obj;
+            (e, o)
+        }) else {
+            if fresh {
+                break;
+            }
+            // a stale Hessian's step found no descent: refresh it here and retry
+            hess = eval(&beta, true).hess;
+            (hessians, fresh) = (hessians + 1, true);
+            continue;
+        };
+        let gain = at.obj - next.obj;
+        (beta, at) = (cand, next);
+        if gain <= tol * at.obj.abs().max(1.0) {
+            if fresh {
+                tracing::trace!(target: "runsize::stack", what, iter, hessians, "converged");
+                return Ok((beta, at.obj));
+            }
+            hess = eval(&beta, true).hess;
+            (hessians, fresh, last_gain) = (hessians + 1, true, f64::INFINITY);
+            continue;
+        }
+        if gain > HESSIAN_KEEP * last_gain {
+            hess = eval(&beta, true).hess;
+            (hessians, fresh) = (hessians + 1, true);
+        } else {
+            fresh = false;
+        }
+        last_gain = gain;
+    }
+    tracing::trace!(target: "runsize::stack", what, iter, hessians, "stopped");
+    Ok((beta, at.obj))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::design::{in_cv, standardised_design};
 use super::inputs::TrainingInputs;
-use super::learner::{damped_step, CHUNK, HESSIAN_KEEP};
+use super::learner::{minimise, Quadratic, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput};
@@ -20,13 +20,9 @@ pub(super) struct BinaryFit<'a> {
 }
 
 impl BinaryFit<'_> {
-    pub(super) fn sums(&self, rows: &[u32], beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
-        self.sums_with(rows, beta, true)
-    }
-
-    /// [`BinaryFit::sums`]; `hessian = false` leaves the Hessian empty (a `q` gradient
-    /// instead of `q²` work per row).
-    pub(super) fn sums_with(
+    /// Log loss, gradient and Hessian over `rows` at `beta`; `hessian = false` leaves the
+    /// Hessian empty (a `q` gradient instead of `q²` work per row).
+    pub(super) fn sums(
         &self,
         rows: &[u32],
         beta: &[f64],
@@ -82,62 +78,24 @@ impl BinaryFit<'_> {
         (max_iter, tol): (usize, f64),
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
-        let mut beta = vec![0.0; q];
         let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
-        let (nll, mut g, mut hess) = self.sums(rows, &beta);
-        let mut obj = nll + pen(&beta);
-        let mut fresh = true;
-        let mut last_gain = f64::INFINITY;
-        let mut iter = 0;
-        while iter < max_iter {
-            iter += 1;
-            let mut h = hess.clone();
-            let mut gp = g.clone();
+        let eval = |b: &[f64], hessian: bool| {
+            let (nll, mut grad, mut hess) = self.sums(rows, b, hessian);
             for j in 0..q {
-                h[j * q + j] += if j == 0 { 1e-8 } else { lambda.max(1e-8) };
                 if j > 0 {
-                    gp[j] += lambda * beta[j];
+                    grad[j] += lambda * b[j];
+                }
+                if hessian {
+                    hess[j * q + j] += if j == 0 { 1e-8 } else { lambda.max(1e-8) };
                 }
             }
-            let neg: Vec<f64> = gp.iter().map(|v| -v).collect();
-            let step =
-                crate::model::features::cholesky_solve(&mut h, &neg, q).ok_or_else(|| {
-                    ModelError::Diverged("offer calibration: singular Hessian".into())
-                })?;
-            let Some((cand, cg, cobj)) = damped_step(&beta, &step, obj, |c| {
-                let (cn, cg, _) = self.sums_with(rows, c, false);
-                (cg, cn + pen(c))
-            }) else {
-                if fresh {
-                    break;
-                }
-                // a stale Hessian's step found no descent: refresh it and retry
-                hess = self.sums(rows, &beta).2;
-                fresh = true;
-                continue;
-            };
-            let gain = obj - cobj;
-            (beta, g, obj) = (cand, cg, cobj);
-            if gain <= tol * obj.abs().max(1.0) {
-                // converged only on a Newton step (see the purchase learner)
-                if fresh {
-                    return Ok(beta);
-                }
-                hess = self.sums(rows, &beta).2;
-                fresh = true;
-                last_gain = f64::INFINITY;
-                continue;
+            Quadratic {
+                obj: nll + pen(b),
+                grad,
+                hess,
             }
-            // as the purchase learner: keep the Hessian while the gains shrink fast
-            if gain > HESSIAN_KEEP * last_gain {
-                hess = self.sums(rows, &beta).2;
-                fresh = true;
-            } else {
-                fresh = false;
-            }
-            last_gain = gain;
-        }
-        Ok(beta)
+        };
+        Ok(minimise(vec![0.0; q], (max_iter, tol), "offer calibration", eval)?.0)
     }
 }
 
@@ -211,9 +169,9 @@ impl StackParams {
                     let train_mis = pick(&|i| fold[i] != f && fold[i] != u64::MAX && misfit(i));
                     let bf = fit_model.fit(&train_all, lambda, (self.max_iter, CV_TOL))?;
                     let bs = split_model.fit(&train_mis, lambda, (self.max_iter, CV_TOL))?;
-                    loss[0] += fit_model.sums(&pick(&|i| fold[i] == f), &bf).0;
+                    loss[0] += fit_model.sums(&pick(&|i| fold[i] == f), &bf, false).0;
                     loss[1] += split_model
-                        .sums(&pick(&|i| fold[i] == f && misfit(i)), &bs)
+                        .sums(&pick(&|i| fold[i] == f && misfit(i)), &bs, false)
                         .0;
                 }
                 let mut improved = false;
