@@ -368,13 +368,25 @@ pub(super) fn damped_step<T>(
 }
 
 pub(super) fn logits(row: &[f64], beta: &[f64], p: usize) -> (f64, f64) {
-    let mut es = 0.0;
-    let mut el = 0.0;
-    for j in 0..p {
-        es += beta[j] * row[j];
-        el += beta[p + j] * row[j];
+    (dot(row, &beta[..p]), dot(row, &beta[p..2 * p]))
+}
+
+/// `Σ a_j·b_j` over the shorter of the two, in eight independent partial sums (the
+/// compiler cannot reorder one running float sum into SIMD lanes itself).
+#[inline]
+pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 8];
+    let (ca, ra) = (a.chunks_exact(8), a.chunks_exact(8).remainder());
+    let rb = b.chunks_exact(8).remainder();
+    for (x, y) in ca.zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
     }
-    (es, el)
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// Log loss, gradient and Hessian of the multinomial logit (fit as reference) summed over
@@ -390,9 +402,12 @@ pub fn sums(d: &Design<'_>, spec: &FitSpec<'_>, beta: &[f64], hessian: bool) -> 
         .par_iter()
         .map(|&(lo, hi)| {
             let mut s = Sums::new(p, hessian);
-            let mut acc_ss = vec![0.0; if hessian { p * p } else { 0 }];
-            let mut acc_sl = acc_ss.clone();
-            let mut acc_ll = acc_ss.clone();
+            // the chunk's Hessian rows and their three weights (small-small,
+            // small-large, large-large), multiplied out at the end as blocked matrix
+            // products: a per-row rank-one update streams three p×p accumulators
+            // through the cache for every row
+            let mut hx: Vec<f64> = Vec::new();
+            let mut hw: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
             for i in lo..hi {
                 if !included(spec, i) {
                     continue;
@@ -412,43 +427,34 @@ pub fn sums(d: &Design<'_>, spec: &FitSpec<'_>, beta: &[f64], hessian: bool) -> 
                 }
                 if hessian && i % spec.hess_stride.max(1) == 0 {
                     s.hn += 1.0;
-                    let wss = pr[0] * (1.0 - pr[0]);
-                    let wsl = -pr[0] * pr[2];
-                    let wll = pr[2] * (1.0 - pr[2]);
-                    for (j, &xj) in row.iter().enumerate() {
-                        let (a, b, c) = (wss * xj, wsl * xj, wll * xj);
-                        let tail = &row[j..];
-                        let lo = j * p + j;
-                        let hi = j * p + p;
-                        for (((s, l), m), &xk) in acc_ss[lo..hi]
-                            .iter_mut()
-                            .zip(acc_sl[lo..hi].iter_mut())
-                            .zip(acc_ll[lo..hi].iter_mut())
-                            .zip(tail)
-                        {
-                            *s += a * xk;
-                            *l += b * xk;
-                            *m += c * xk;
-                        }
-                    }
+                    hx.extend_from_slice(row);
+                    hw[0].push(pr[0] * (1.0 - pr[0]));
+                    hw[1].push(-pr[0] * pr[2]);
+                    hw[2].push(pr[2] * (1.0 - pr[2]));
                 }
             }
-            if hessian {
+            if hessian && !hw[0].is_empty() {
+                let m = hw[0].len();
+                let x = ArrayView2::from_shape((m, p), &hx[..]).ok();
                 let q = 2 * p;
-                for j in 0..p {
-                    for k in j..p {
-                        let (a, b, c) = (acc_ss[j * p + k], acc_sl[j * p + k], acc_ll[j * p + k]);
-                        for (r, cidx, v) in [
-                            (j, k, a),
-                            (k, j, a),
-                            (p + j, p + k, c),
-                            (p + k, p + j, c),
-                            (j, p + k, b),
-                            (p + k, j, b),
-                            (k, p + j, b),
-                            (p + j, k, b),
-                        ] {
-                            s.hess[r * q + cidx] = v;
+                if let Some(x) = x {
+                    // block (a, b) of the 2p × 2p Hessian: Xᵀ·diag(w)·X
+                    for (w, blocks) in
+                        hw.iter()
+                            .zip([&[(0, 0)][..], &[(0, p), (p, 0)][..], &[(p, p)][..]])
+                    {
+                        let mut xw = x.to_owned();
+                        for (mut r, &wi) in xw.rows_mut().into_iter().zip(w) {
+                            r *= wi;
+                        }
+                        let h = xw.t().dot(&x);
+                        for &(r0, c0) in blocks {
+                            for j in 0..p {
+                                let dst = &mut s.hess[(r0 + j) * q + c0..(r0 + j) * q + c0 + p];
+                                for (a, b) in dst.iter_mut().zip(h.row(j)) {
+                                    *a += b;
+                                }
+                            }
                         }
                     }
                 }
@@ -617,6 +623,17 @@ mod tests {
         assert!((h[1] + 1.0 / 9.0).abs() < 1e-12);
         assert!((h[2] + 1.0 / 9.0).abs() < 1e-12);
         assert!((h[3] - 2.0 / 9.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn dot_sums_every_product_in_lanes() {
+        // 11 terms: one full lane block of 8 and a tail of 3; Σ j·(j+1) for j = 0..10 = 440
+        let a: Vec<f64> = (0..11).map(f64::from).collect();
+        let b: Vec<f64> = (1..12).map(f64::from).collect();
+        assert_eq!(dot(&a, &b), 440.0);
+        // shorter of the two: 0·1 + 1·2 + 2·3 = 8
+        assert_eq!(dot(&a[..3], &b), 8.0);
+        assert_eq!(dot(&[], &b), 0.0);
     }
 
     #[test]

@@ -101,6 +101,19 @@ impl StackParams {
                 ..*s
             })
             .collect();
+        let t0 = std::time::Instant::now();
+        let purchase = self.fit_learner(&inputs, &inputs.inputs, &sets)?;
+        let t1 = std::time::Instant::now();
+        let offer = self.fit_offer(&inputs, &inputs.offer, self.offer_set)?;
+        tracing::info!(
+            target: "runsize::stack",
+            rows = inputs.inputs.len(),
+            purchase_features = purchase.spec.mean.len(),
+            offer_features = offer.as_ref().map_or(0, |o| o.spec.mean.len()),
+            purchase_seconds = (t1 - t0).as_secs_f64(),
+            offer_seconds = t1.elapsed().as_secs_f64(),
+            "learners fitted"
+        );
         let stack = Stack {
             smoothing: self.smoothing.clone(),
             cross_fit: if self.cross_fit > 1 {
@@ -108,8 +121,8 @@ impl StackParams {
             } else {
                 0
             },
-            purchase: self.fit_learner(&inputs, &inputs.inputs, &sets)?,
-            offer: self.fit_offer(&inputs, &inputs.offer, self.offer_set)?,
+            purchase,
+            offer,
             tables: inputs.tables,
         };
         Ok(stack)
@@ -138,6 +151,9 @@ impl StackParams {
             .collect();
         let mut cv = Vec::new();
         let mut best: Option<(f64, usize, f64)> = None; // (log loss, set index, lambda)
+                                                        // the final fit starts from the mean of the best point's fold fits: the same
+                                                        // optimum (its own tolerance), a few Newton steps instead of a cold start
+        let mut best_start = Vec::new();
         let learner = |lambda: f64, start: Vec<f64>| {
             LogitParams::default()
                 .lambda(lambda)
@@ -199,6 +215,7 @@ impl StackParams {
                     });
                     if best.is_none_or(|b| m.log_loss < b.0) {
                         best = Some((m.log_loss, si, lambda));
+                        best_start = mean_coef(&starts);
                     }
                     // down the path the held-out loss falls to its minimum and rises
                     // after it: stop at the first rise (the weaker penalties would
@@ -216,7 +233,7 @@ impl StackParams {
         let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
             .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
         let data = DatasetBase::new(x, ArrayView1::from(&inputs.classes[..]));
-        let fitted: Result<FittedLogit, ModelError> = learner(lambda, Vec::new()).fit(&data);
+        let fitted: Result<FittedLogit, ModelError> = learner(lambda, best_start).fit(&data);
         let coef = fitted?.into_coef();
         Ok(StackLogit {
             spec,
@@ -224,5 +241,35 @@ impl StackParams {
             lambda,
             cv,
         })
+    }
+}
+
+/// The element-wise mean of the fold fits' coefficients (empty when there are none or
+/// their lengths differ).
+pub(super) fn mean_coef(fits: &[Vec<f64>]) -> Vec<f64> {
+    let Some(first) = fits.first() else {
+        return Vec::new();
+    };
+    if first.is_empty() || fits.iter().any(|f| f.len() != first.len()) {
+        return Vec::new();
+    }
+    let k = fits.len() as f64;
+    (0..first.len())
+        .map(|j| fits.iter().map(|f| f[j]).sum::<f64>() / k)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_coef;
+
+    #[test]
+    fn mean_coef_averages_matching_fits_only() {
+        let fits = vec![vec![1.0, 2.0], vec![3.0, -2.0]];
+        assert_eq!(mean_coef(&fits), vec![2.0, 0.0]);
+        // a fold without a fit (empty) or of another width: no start
+        assert!(mean_coef(&[vec![1.0], Vec::new()]).is_empty());
+        assert!(mean_coef(&[vec![1.0], vec![1.0, 2.0]]).is_empty());
+        assert!(mean_coef(&[]).is_empty());
     }
 }

@@ -17,6 +17,10 @@ pub(super) struct BinaryFit<'a> {
     pub(super) p: usize,
     pub(super) cols: &'a [usize],
     pub(super) y: &'a [bool],
+    /// Most rows whose second derivatives enter a Hessian (0 = all): above it, an even
+    /// spread of them, scaled up (as [`StackParams::hess_rows`] for the purchase learner;
+    /// gradients and objectives use every row, so the optimum is the same).
+    pub(super) hess_rows: usize,
 }
 
 impl BinaryFit<'_> {
@@ -30,12 +34,19 @@ impl BinaryFit<'_> {
     ) -> (f64, Vec<f64>, Vec<f64>) {
         let q = self.cols.len();
         let hq = if hessian { q } else { 0 };
-        let parts: Vec<(f64, Vec<f64>, Vec<f64>)> = rows
+        let stride = if self.hess_rows == 0 {
+            1
+        } else {
+            rows.len().div_ceil(self.hess_rows).max(1)
+        };
+        let parts: Vec<(f64, Vec<f64>, Vec<f64>, usize)> = rows
             .par_chunks(CHUNK)
-            .map(|chunk| {
+            .enumerate()
+            .map(|(ci, chunk)| {
                 let (mut nll, mut g, mut h) = (0.0, vec![0.0; q], vec![0.0; hq * hq]);
+                let mut hn = 0;
                 let mut z = vec![0.0; q];
-                for &i in chunk {
+                for (pos, &i) in chunk.iter().enumerate() {
                     let i = i as usize;
                     let row = &self.x[i * self.p..(i + 1) * self.p];
                     for (zk, &c) in z.iter_mut().zip(self.cols) {
@@ -50,6 +61,10 @@ impl BinaryFit<'_> {
                     for j in 0..q {
                         g[j] += r * z[j];
                     }
+                    if hq == 0 || (ci * CHUNK + pos) % stride != 0 {
+                        continue;
+                    }
+                    hn += 1;
                     for j in 0..hq {
                         let a = w * z[j];
                         for (hk, &zk) in h[j * q..j * q + q].iter_mut().zip(&z) {
@@ -57,24 +72,31 @@ impl BinaryFit<'_> {
                         }
                     }
                 }
-                (nll, g, h)
+                (nll, g, h, hn)
             })
             .collect();
         let mut total = (0.0, vec![0.0; q], vec![0.0; hq * hq]);
-        for (n, g, h) in &parts {
+        let mut hn = 0;
+        for (n, g, h, k) in &parts {
             total.0 += n;
             total.1.iter_mut().zip(g).for_each(|(a, b)| *a += b);
             total.2.iter_mut().zip(h).for_each(|(a, b)| *a += b);
+            hn += k;
+        }
+        if hn > 0 && hn < rows.len() {
+            let up = rows.len() as f64 / hn as f64;
+            total.2.iter_mut().for_each(|h| *h *= up);
         }
         total
     }
 
-    /// Penalised Newton fit (column 0, the intercept, unpenalised), at most `max_iter`
-    /// steps, stopping at a step that gains less than `tol` of the objective.
+    /// Penalised Newton fit (column 0, the intercept, unpenalised) from `start` (zeros
+    /// when its length is not the column count), at most `max_iter` steps, stopping at a
+    /// step that gains less than `tol` of the objective.
     pub(super) fn fit(
         &self,
         rows: &[u32],
-        lambda: f64,
+        (lambda, start): (f64, Vec<f64>),
         (max_iter, tol): (usize, f64),
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
@@ -95,7 +117,12 @@ impl BinaryFit<'_> {
                 hess,
             }
         };
-        Ok(minimise(vec![0.0; q], (max_iter, tol), "offer calibration", eval)?.0)
+        let start = if start.len() == q {
+            start
+        } else {
+            vec![0.0; q]
+        };
+        Ok(minimise(start, (max_iter, tol), "offer calibration", eval)?.0)
     }
 }
 
@@ -131,12 +158,14 @@ impl StackParams {
             p,
             cols: &fit_cols,
             y: &is_fit,
+            hess_rows: self.hess_rows,
         };
         let split_model = BinaryFit {
             x: &x,
             p,
             cols: &all_cols,
             y: &is_small,
+            hess_rows: self.hess_rows,
         };
         let k = self.folds.max(1) as u64;
         let n = rows.len();
@@ -156,39 +185,61 @@ impl StackParams {
         let pick = |keep: &dyn Fn(usize) -> bool| -> Vec<u32> {
             (0..n).filter(|&i| keep(i)).map(|i| i as u32).collect()
         };
-        // penalties by held-out log loss of each part
+        // penalties by held-out log loss of each part: strongest first, each fold's fit
+        // warm-started from its fit at the previous penalty; a part stops at the first
+        // rise of its held-out loss (the loss along a ridge path has one minimum)
+        let models = [&fit_model, &split_model];
         let mut best = [(f64::INFINITY, self.lambdas[0]); 2];
+        let mut best_start: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         if k > 1 && self.lambdas.len() > 1 {
-            // strongest penalty first; stop when both parts' held-out losses rise
             let mut lambdas = self.lambdas.clone();
             lambdas.sort_by(|a, b| b.total_cmp(a));
-            for &lambda in &lambdas {
-                let mut loss = [0.0; 2];
-                for f in 0..k {
-                    let train_all = pick(&|i| fold[i] != f && fold[i] != u64::MAX);
-                    let train_mis = pick(&|i| fold[i] != f && fold[i] != u64::MAX && misfit(i));
-                    let bf = fit_model.fit(&train_all, lambda, (self.max_iter, CV_TOL))?;
-                    let bs = split_model.fit(&train_mis, lambda, (self.max_iter, CV_TOL))?;
-                    loss[0] += fit_model.sums(&pick(&|i| fold[i] == f), &bf, false).0;
-                    loss[1] += split_model
-                        .sums(&pick(&|i| fold[i] == f && misfit(i)), &bs, false)
-                        .0;
-                }
-                let mut improved = false;
-                for (b, l) in best.iter_mut().zip(loss) {
-                    if l < b.0 {
-                        *b = (l, lambda);
-                        improved = true;
+            // per part: training and held-out rows of each fold (the split part sees
+            // misfits only)
+            let part_rows = |part: usize, held: bool, f: u64| {
+                pick(&|i| {
+                    let in_fold = if held {
+                        fold[i] == f
+                    } else {
+                        fold[i] != f && fold[i] != u64::MAX
+                    };
+                    in_fold && (part == 0 || misfit(i))
+                })
+            };
+            for (part, model) in models.iter().enumerate() {
+                let mut starts: Vec<Vec<f64>> = vec![Vec::new(); k as usize];
+                let mut last = f64::INFINITY;
+                for &lambda in &lambdas {
+                    let mut loss = 0.0;
+                    for f in 0..k {
+                        let start = std::mem::take(&mut starts[f as usize]);
+                        let b = model.fit(
+                            &part_rows(part, false, f),
+                            (lambda, start),
+                            (self.max_iter, CV_TOL),
+                        )?;
+                        loss += model.sums(&part_rows(part, true, f), &b, false).0;
+                        starts[f as usize] = b;
                     }
-                }
-                if !improved {
-                    break;
+                    if loss < best[part].0 {
+                        best[part] = (loss, lambda);
+                        best_start[part] = super::mean_coef(&starts);
+                    }
+                    if loss > last {
+                        break;
+                    }
+                    last = loss;
                 }
             }
         }
+        let [start_fit, start_split] = best_start;
         let all = pick(&|_| true);
-        let fit = fit_model.fit(&all, best[0].1, (self.max_iter, FINAL_TOL))?;
-        let split = split_model.fit(&pick(&misfit), best[1].1, (self.max_iter, FINAL_TOL))?;
+        let fit = fit_model.fit(&all, (best[0].1, start_fit), (self.max_iter, FINAL_TOL))?;
+        let split = split_model.fit(
+            &pick(&misfit),
+            (best[1].1, start_split),
+            (self.max_iter, FINAL_TOL),
+        )?;
         if fit.get(1).is_none_or(|&w| w <= 0.0) {
             return Ok(None);
         }
@@ -217,8 +268,9 @@ mod tests {
             p: 1,
             cols: &[0],
             y: &ys,
+            hess_rows: 0,
         }
-        .fit(&[0, 1, 2, 3], 0.0, (50, 1e-10))
+        .fit(&[0, 1, 2, 3], (0.0, Vec::new()), (50, 1e-10))
         .unwrap();
         assert!((b[0] - 3f64.ln()).abs() < 1e-6, "{b:?}");
     }
