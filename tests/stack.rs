@@ -422,7 +422,7 @@ fn learners_fit_on_a_customer_sample() {
 }
 
 /// Cross-fitted inputs keep every training event's own outcome out of its inputs, with
-/// warm-started refits (default) and exact ones: flipping one event's outcome and
+/// the default two halves and with three folds, warm-started refits and exact ones: flipping one event's outcome and
 /// training again leaves that event's inputs bit-identical, while other events' inputs
 /// and the full model's own probabilities for the event (what in-sample inputs would
 /// carry) move.
@@ -432,9 +432,14 @@ fn cross_fitted_inputs_never_see_their_own_outcome() {
     let fx = common::synth_split(8_000, 5, 6, Some(8));
     let fit = FitParams::default().max_iter(20);
     let structural = Predictor::new(fit.fit(&fx.train).unwrap()).unwrap();
-    for exact_refits in [false, true] {
+    // three folds warm-started and exact, and the default two halves
+    for (cross_fit, exact_refits) in [
+        (3, false),
+        (3, true),
+        (StackParams::default().cross_fit, true),
+    ] {
         let params = StackParams {
-            cross_fit: 3,
+            cross_fit,
             structural: fit.clone(),
             max_rows: 0,
             exact_refits,

@@ -72,13 +72,15 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 10_000_000)]
     pub stack_max_events: usize,
     /// Out-of-sample inputs of the second stage: refit the structural model this many
-    /// times on all but one fold of the events (0 = leave-one-out approximations instead:
-    /// no refits, less accurate).
-    #[arg(long, default_value_t = 5)]
+    /// times on all but one fold of the events (default 2: the two halves, about one
+    /// structural fit in all; 0 = leave-one-out approximations instead: no refits, less
+    /// accurate).
+    #[arg(long, default_value_t = 2)]
     pub stack_cross_fit: usize,
-    /// Warm-start each cross-fitting refit from the model of the half of the folds that
-    /// does not hold its fold, instead of fitting it from scratch (the default): the same
-    /// inputs to the fit's tolerance, cross-fitting in about half the time.
+    /// With more than two cross-fitting folds, warm-start each refit from the model of
+    /// the half of the folds that does not hold its fold, instead of fitting it from
+    /// scratch (the default): the same inputs to the fit's tolerance, cross-fitting in
+    /// about half the time.
     #[arg(long)]
     pub stack_warm_refits: bool,
     /// Most iterations of each warm-started cross-fitting refit (it stops earlier when

@@ -52,7 +52,7 @@ pub(super) fn cross_fit_inputs(
     };
     let sm = &params.smoothing;
     // warm starts that never saw the fold: a model of each half of the folds
-    let halves = if params.exact_refits {
+    let halves = if params.exact_refits || k <= 2 {
         None
     } else {
         Some(half_models(events, &fold, k, params)?)

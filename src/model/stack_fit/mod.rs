@@ -3,15 +3,17 @@
 //! penalty and feature set, and the offer calibration.
 //!
 //! Training features are computed **out of sample**, in one of two ways:
-//! - *cross-fitting* (default, `cross_fit` = 5): the training events are split into
-//!   random folds; for each fold the structural model and the outcome counts are refitted
-//!   on the other folds, and the fold's events get exactly the inputs a new event gets
-//!   from that model. Each refit runs from scratch by default; with
-//!   [`StackParams::exact_refits`] off they are warm-started: the structural model is
-//!   fitted on each half of the folds, and fold `f`'s refit starts from the half without
-//!   `f` and runs at most [`StackParams::refit_iter`] iterations, so no fold's outcomes
-//!   reach its inputs even through the starting point, and the five refits cost about
-//!   one fit plus a few passes each instead of five fits;
+//! - *cross-fitting* (default, `cross_fit` = 2): the training events are split into
+//!   random folds (by row); for each fold the structural model and the outcome counts are
+//!   refitted on the other folds, and the fold's events get exactly the inputs a new event
+//!   gets from that model. With the default two folds the refits are the two halves of
+//!   the events, about one structural fit in all (five folds: four fits' worth, for the
+//!   same held-out accuracy to ~0.0005 on RentTheRunway and 10M synthetic events, see
+//!   BENCHMARKS.md). Each refit runs from scratch by default; with more than two folds
+//!   and [`StackParams::exact_refits`] off they are warm-started: the structural model
+//!   is fitted on each half of the folds, and fold `f`'s refit starts from the half
+//!   without `f` and runs at most [`StackParams::refit_iter`] iterations, so no fold's
+//!   outcomes reach its inputs even through the starting point;
 //! - *leave-one-out* (`cross_fit` = 0, cheaper): each event sees the customer's state
 //!   without its own evidence (one Newton step back from the stored posterior, as the
 //!   fit's leave-one-out pass does), the article's true size and band without its own

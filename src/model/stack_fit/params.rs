@@ -31,7 +31,9 @@ pub struct StackParams {
     pub max_iter: usize,
     /// Cross-fitting folds: > 1 refits the structural model this many times, each on all
     /// but one random fold of the events, and gives the left-out fold's events the inputs
-    /// that model gives new events; 0 or 1 uses leave-one-out inputs instead (default 5).
+    /// that model gives new events; 0 or 1 uses leave-one-out inputs instead (default 2:
+    /// the two halves, about one structural fit in all; 5 folds cost four fits' worth
+    /// for the same held-out accuracy to ~0.0005 AUC and log loss, see BENCHMARKS.md).
     pub cross_fit: usize,
     /// Parameters of the structural refits when cross-fitting (default
     /// [`FitParams::default`]; pass the main fit's).
@@ -53,6 +55,7 @@ pub struct StackParams {
     pub cv_rows: usize,
     /// Cross-fitting refits each fitted from scratch (true, default) instead of
     /// warm-started from the model of the half of the folds without the refit's fold
+    /// (only with more than two folds: with two, the halves are the refits)
     /// (false: the same inputs to the fit's tolerance, cross-fitting at 0.57x of its
     /// time on RentTheRunway, but the whole train was not measured faster yet; both keep
     /// every fold's outcomes out of its inputs exactly).
@@ -82,7 +85,7 @@ impl Default for StackParams {
             smoothing: Smoothing::default(),
             gap_knots: vec![-1.0, 0.0, 1.0],
             max_iter: 30,
-            cross_fit: 5,
+            cross_fit: 2,
             structural: FitParams::default(),
             max_rows: 1_000_000,
             cv_rows: 250_000,
