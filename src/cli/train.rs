@@ -6,7 +6,7 @@ use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
 use crate::model::insight::worth::HeldOut;
 use crate::model::report::ProfileBy;
-use crate::model::stack_fit::{Solver, StackParams};
+use crate::model::stack_fit::{self, Solver, StackParams};
 use crate::model::{artifact, FitParams, Fitted, Predictor};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -172,6 +172,30 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
             "second stage skipped: more fit events than --stack-max-events (raise it, or 0 for no limit, to fit it anyway)"
         );
     }
+    let stack_params = stack.then(|| StackParams {
+        cross_fit: args.stack_cross_fit,
+        structural: params.clone(),
+        max_rows: args.stack_max_rows,
+        exact_refits: !args.stack_warm_refits,
+        refit_iter: args.stack_refit_iter,
+        lambdas: (args.stack_lambdas.clone()).unwrap_or_else(|| StackParams::default().lambdas),
+        solver: match args.stack_solver {
+            SolverArg::Newton => Solver::Newton,
+            SolverArg::Lbfgs => Solver::Lbfgs,
+        },
+        ..StackParams::default()
+    });
+    // Cross-fitting first: its fold models never see the final model, and a converged
+    // one is where the final fit on all the events starts (unless --init names a start):
+    // it only has to add the fold that model lacks.
+    let t_stack = std::time::Instant::now();
+    let mut cross_fitted = match &stack_params {
+        Some(sp) if sp.cross_fit >= 2 => Some(stack_fit::cross_fitted(&ingested.events, sp)?),
+        _ => None,
+    };
+    let stack_seconds = t_stack.elapsed().as_secs_f64();
+    let fold_start = cross_fitted.as_mut().and_then(|c| c.warm_start.take());
+    let init = init.or(fold_start);
     let data = if !stack {
         FitData::from_events_releasing(&mut ingested.events)
     } else {
@@ -224,26 +248,20 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
-    if stack {
+    if let Some(sp) = stack_params {
         let t0 = std::time::Instant::now();
-        let stack = StackParams {
-            cross_fit: args.stack_cross_fit,
-            structural: params.clone(),
-            max_rows: args.stack_max_rows,
-            exact_refits: !args.stack_warm_refits,
-            refit_iter: args.stack_refit_iter,
-            lambdas: (args.stack_lambdas.clone()).unwrap_or_else(|| StackParams::default().lambdas),
-            solver: match args.stack_solver {
-                SolverArg::Newton => Solver::Newton,
-                SolverArg::Lbfgs => Solver::Lbfgs,
-            },
-            ..StackParams::default()
-        };
         let predictor = Predictor::new(model)?;
-        let fitted_stack = stack.fit(&predictor, &ingested.events)?;
+        let fitted_stack = match cross_fitted {
+            Some(cf) => sp.fit_cross_fitted(&predictor, &ingested.events, cf)?,
+            None => sp.fit(&predictor, &ingested.events)?,
+        };
         model = predictor.into_fitted();
         model.stack = Some(fitted_stack);
-        tracing::info!(target: "runsize::train", seconds = t0.elapsed().as_secs_f64(), "second stage fitted");
+        tracing::info!(
+            target: "runsize::train",
+            seconds = stack_seconds + t0.elapsed().as_secs_f64(),
+            "second stage fitted"
+        );
     }
     // Dictionaries and features are in the model now: free them before it is serialised.
     let report = ingested.report;

@@ -18,34 +18,56 @@ use rayon::prelude::*;
 
 /// Cross-fitted inputs: the events are split into `cross_fit` random folds (by row); for
 /// each, the structural model and the counts are refitted on the other folds and the
-/// fold's events get exactly the inputs that model gives new events.
+/// fold's events get exactly the inputs that model gives new events. The count tables
+/// are the final `model`'s.
 pub(super) fn cross_fit_inputs(
     model: &Predictor,
     events: &Events,
     params: &StackParams,
 ) -> Result<TrainingInputs, ModelError> {
-    let k = params.cross_fit as u64;
-    let (bodies, body_dim) = body_rows(model, events);
-    let tables = count_tables_where(model, events, &model.resolve(events), None);
+    let mut out = cross_fitted(events, params)?.inputs;
+    out.tables = count_tables_where(model, events, &model.resolve(events), None);
+    Ok(out)
+}
+
+/// Cross-fitted training inputs computed before the final structural model (whose count
+/// tables they still lack), and a fold model to start the final fit from.
+pub struct CrossFitted {
+    /// Every training event's inputs; `tables` is empty until
+    /// [`StackParams::fit_cross_fitted`] fills it from the final model.
+    pub(super) inputs: TrainingInputs,
+    /// The first fold's structural model, when its fit converged: the final fit on all
+    /// the events may start from it (it only has to add the fold it lacks). `None` when
+    /// it did not converge (a warm start would then not end where a cold fit does).
+    pub warm_start: Option<Fitted>,
+}
+
+/// [`cross_fit_inputs`] without the final model: the folds' refits and inputs (see
+/// [`CrossFitted`]).
+pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted, ModelError> {
+    params.validate()?;
+    let k = params.cross_fit.max(2) as u64;
     let sample = CustomerSample::new(events, params.max_rows);
     log_sample(&sample);
-    let fold: Vec<u64> = (0..events.len())
+    let fold: Vec<u8> = (0..events.len())
         .map(|i| {
             let r = events.row.get(i).unwrap_or(i as u64);
-            crate::model::artifact::fnv1a(&r.to_le_bytes()) % k
+            (crate::model::artifact::fnv1a(&r.to_le_bytes()) % k) as u8
         })
         .collect();
+    let k = k as u8;
     let mut out = TrainingInputs {
-        tables,
+        tables: Default::default(),
         inputs: Vec::new(),
         offer: Vec::new(),
         classes: Vec::new(),
         group: Vec::new(),
-        bodies,
-        body_dim,
+        bodies: Vec::new(),
+        body_dim: 0,
         customer: Vec::new(),
         event: Vec::new(),
     };
+    let mut warm_start = None;
     let opts = ScoreOptions::default();
     let free = ScoreOptions {
         choice_evidence: false,
@@ -75,12 +97,17 @@ pub(super) fn cross_fit_inputs(
             };
             Predictor::new(structural.fit_from(events, &data, init, &mut |_| iterations += 1)?)?
         };
+        if f == 0 {
+            // body rows depend only on the events' features (every fold model encodes
+            // them alike)
+            (out.bodies, out.body_dim) = body_rows(&model_k, events);
+        }
         // resolved once: the count tables and the fold's inputs read the same lookups
         let r = model_k.resolve(events);
         let tables_k = count_tables_where(&model_k, events, &r, Some(&train_k));
         drop(train_k);
         let global = global_rates(tables_k.global);
-        let bodies = &out.bodies;
+        let (bodies, body_dim) = (&out.bodies, out.body_dim);
         type Row = (StackInput<'static>, StackInput<'static>, u8, u32, u32);
         // this fold's rows, in place
         let rows: Vec<Row> = (0..events.len())
@@ -121,6 +148,11 @@ pub(super) fn cross_fit_inputs(
                 Some((detach(&x), detach(&o), class as u8, ec, i as u32))
             })
             .collect();
+        if f == 0 && model_k.summary.converged {
+            warm_start = Some(model_k.into_fitted());
+        } else {
+            drop(model_k);
+        }
         for (x, o, y, ec, i) in rows {
             out.event.push(i);
             out.inputs.push(x);
@@ -138,7 +170,10 @@ pub(super) fn cross_fit_inputs(
             "cross-fitted fold"
         );
     }
-    Ok(out)
+    Ok(CrossFitted {
+        inputs: out,
+        warm_start,
+    })
 }
 
 /// The structural models of the two halves of the cross-fitting folds: folds
@@ -149,8 +184,8 @@ pub(super) fn cross_fit_inputs(
 /// about one fit on all the events.
 fn half_models(
     events: &Events,
-    fold: &[u64],
-    k: u64,
+    fold: &[u8],
+    k: u8,
     params: &StackParams,
 ) -> Result<(Fitted, Fitted), ModelError> {
     let fit_half = |low: bool| -> Result<Fitted, ModelError> {

@@ -205,7 +205,11 @@ where
                         "second stage: design not contiguous".into(),
                     ));
                 };
-                let n = x.nrows();
+                // the Hessian's row budget is spread over the rows the fit uses (a
+                // cross-validation fold on a sample of a big design uses a fraction)
+                let used = dataset
+                    .weights()
+                    .map_or(x.nrows(), |w| w.iter().filter(|&&v| v > 0.0).count());
                 let spec = FitSpec {
                     lambda: self.lambda,
                     weights: dataset.weights(),
@@ -214,7 +218,7 @@ where
                     hess_stride: if self.hess_rows == 0 {
                         1
                     } else {
-                        n.div_ceil(self.hess_rows).max(1)
+                        used.div_ceil(self.hess_rows).max(1)
                     },
                 };
                 let d = Design {

@@ -43,6 +43,7 @@ mod loo;
 mod offer;
 mod params;
 
+pub use self::cross_fit::{cross_fitted, CrossFitted};
 pub use self::inputs::{hash_in_sample, CustomerSample, TrainingInputs};
 pub use self::learner::{
     fit_logit, sums, Design, FitSpec, FittedLogit, LogitParams, Solver, Sums, ValidLogitParams,
@@ -90,6 +91,32 @@ impl StackParams {
     pub fn fit(&self, model: &Predictor, events: &Events) -> Result<Stack, ModelError> {
         self.validate()?;
         let inputs = training_inputs(model, events, self)?;
+        self.fit_inputs(inputs)
+    }
+
+    /// Fit the second stage from inputs cross-fitted before the final structural `model`
+    /// ([`cross_fitted`], with these parameters): the same stage as [`StackParams::fit`],
+    /// with the count tables of `model`. This order lets the final fit start from a
+    /// fold model ([`CrossFitted::warm_start`]).
+    pub fn fit_cross_fitted(
+        &self,
+        model: &Predictor,
+        events: &Events,
+        cross_fitted: CrossFitted,
+    ) -> Result<Stack, ModelError> {
+        self.validate()?;
+        if self.cross_fit < 2 {
+            return Err(ModelError::Param(
+                "second stage: cross-fitted inputs need cross_fit >= 2".into(),
+            ));
+        }
+        let mut inputs = cross_fitted.inputs;
+        inputs.tables = inputs::count_tables_where(model, events, &model.resolve(events), None);
+        self.fit_inputs(inputs)
+    }
+
+    /// The learners on out-of-sample `inputs`.
+    fn fit_inputs(&self, inputs: TrainingInputs) -> Result<Stack, ModelError> {
         if inputs.inputs.is_empty() {
             return Err(ModelError::NoFitEvents);
         }
