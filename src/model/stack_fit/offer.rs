@@ -3,7 +3,7 @@
 
 use super::design::{in_cv, standardised_design};
 use super::inputs::TrainingInputs;
-use super::learner::{minimise, Quadratic, CHUNK};
+use super::learner::{dot, minimise, Quadratic, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput};
@@ -52,7 +52,7 @@ impl BinaryFit<'_> {
                     for (zk, &c) in z.iter_mut().zip(self.cols) {
                         *zk = row[c];
                     }
-                    let eta: f64 = z.iter().zip(beta).map(|(a, b)| a * b).sum();
+                    let eta = dot(&z, beta);
                     let pr = crate::model::math::sigmoid(eta);
                     let yi = self.y[i];
                     nll -= if yi { pr } else { 1.0 - pr }.max(1e-300).ln();
