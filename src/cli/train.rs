@@ -109,6 +109,10 @@ pub struct TrainArgs {
     /// cross-validation).
     #[arg(long, value_delimiter = ',')]
     pub stack_lambdas: Option<Vec<f64>>,
+    /// Cross-validation folds (by customer) choosing the second stage's penalties
+    /// (1 = no cross-validation: the first penalty).
+    #[arg(long, default_value_t = StackParams::default().folds)]
+    pub stack_cv_folds: usize,
     /// Evaluate on this part of `--split` after training and store the held-out
     /// reliability and worth tables in the artifact (for the model page). Default:
     /// `valid` when training on `--part train` of a split with more parts; `none` skips.
@@ -179,6 +183,7 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
         exact_refits: !args.stack_warm_refits,
         refit_iter: args.stack_refit_iter,
         lambdas: (args.stack_lambdas.clone()).unwrap_or_else(|| StackParams::default().lambdas),
+        folds: args.stack_cv_folds,
         solver: match args.stack_solver {
             SolverArg::Newton => Solver::Newton,
             SolverArg::Lbfgs => Solver::Lbfgs,
