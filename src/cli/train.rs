@@ -257,7 +257,14 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
         let t0 = std::time::Instant::now();
         let predictor = Predictor::new(model)?;
         let fitted_stack = match cross_fitted {
-            Some(cf) => sp.fit_cross_fitted(&predictor, &ingested.events, cf)?,
+            Some(cf) => {
+                let inputs = sp.complete_inputs(&predictor, &ingested.events, cf)?;
+                // the learners read only their inputs: free the events first (the
+                // model holds the dictionaries and features)
+                drop(std::mem::take(&mut ingested.events));
+                release_free_memory();
+                sp.fit_inputs(inputs)?
+            }
             None => sp.fit(&predictor, &ingested.events)?,
         };
         model = predictor.into_fitted();

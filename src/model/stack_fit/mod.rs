@@ -104,6 +104,19 @@ impl StackParams {
         events: &Events,
         cross_fitted: CrossFitted,
     ) -> Result<Stack, ModelError> {
+        let inputs = self.complete_inputs(model, events, cross_fitted)?;
+        self.fit_inputs(inputs)
+    }
+
+    /// Inputs cross-fitted before the final structural `model` ([`cross_fitted`]) with
+    /// that model's count tables added: all the learners need, so the caller may free the
+    /// events before [`StackParams::fit_inputs`].
+    pub fn complete_inputs(
+        &self,
+        model: &Predictor,
+        events: &Events,
+        cross_fitted: CrossFitted,
+    ) -> Result<TrainingInputs, ModelError> {
         self.validate()?;
         if self.cross_fit < 2 {
             return Err(ModelError::Param(
@@ -112,11 +125,13 @@ impl StackParams {
         }
         let mut inputs = cross_fitted.inputs;
         inputs.tables = inputs::count_tables_where(model, events, &model.resolve(events), None);
-        self.fit_inputs(inputs)
+        Ok(inputs)
     }
 
-    /// The learners on out-of-sample `inputs`.
-    fn fit_inputs(&self, inputs: TrainingInputs) -> Result<Stack, ModelError> {
+    /// The learners (purchase learner and offer calibration) on out-of-sample `inputs`
+    /// ([`training_inputs`] or [`StackParams::complete_inputs`]).
+    pub fn fit_inputs(&self, inputs: TrainingInputs) -> Result<Stack, ModelError> {
+        self.validate()?;
         if inputs.inputs.is_empty() {
             return Err(ModelError::NoFitEvents);
         }
