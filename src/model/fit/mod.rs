@@ -56,10 +56,13 @@ const W_MAX: f64 = 8.0;
 /// best one by leave-one-out log loss is kept).
 const DRIFT_STEPS: [f64; 5] = [-0.8, -0.3, 0.0, 0.3, 0.8];
 
-/// Events the drift candidates are scored on per pass: above it, only every k-th
-/// customer (k fixed by the data size) scores them, which bounds their cost on big data
-/// while small data (every customer) is unaffected.
-const DRIFT_SAMPLE_EVENTS: usize = 250_000;
+/// Events the drift candidates are scored on per pass, about: above it, only every k-th
+/// customer (k fixed by the data size) scores them, which bounds their cost. Scoring five
+/// candidates per event was ~40% of a pass on RentTheRunway (123k events, every customer
+/// scored at the former 250,000); at 25,000 the held-out numbers were unchanged to four
+/// decimals there (random and forward splits, with and without the second stage) and on
+/// 1M synthetic events (log loss 0.64506 vs 0.64507).
+const DRIFT_SAMPLE_EVENTS: usize = 25_000;
 
 /// The sample phase of a big fit ends when parameters move by less than this many
 /// times `param_tol` per iteration.
