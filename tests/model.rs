@@ -256,25 +256,10 @@ fn warm_start_from_the_same_events_converges_fast_to_the_same_parameters() {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f64::max)
     };
-    // an article's total offset: its size label, brand, category, product and
-    // product-in-size offsets (levels may trade a little between them)
-    let offsets = |m: &runsize::model::Fitted| -> Vec<f64> {
-        let v = |g: &[runsize::model::fitted::GroupParams], i: u32| {
-            g.get(i as usize).map_or(0.0, |x| x.offset.value)
-        };
-        m.article_sizes
-            .iter()
-            .map(|a| {
-                let info = &m.product_info[a.product as usize];
-                a.offset.value
-                    + m.labels[a.label as usize].offset.value
-                    + v(&m.products, a.product)
-                    + v(&m.brands, info.brand)
-                    + v(&m.categories, info.category)
-            })
-            .collect()
-    };
-    let d = max_diff(&offsets(&cold), &offsets(&warm));
+    let d = max_diff(
+        &common::article_offsets(&cold),
+        &common::article_offsets(&warm),
+    );
     println!("largest article true-size difference: {d:.5}");
     assert!(d < 0.05, "article true sizes differ by up to {d}");
     let brand = |m: &runsize::model::Fitted| -> Vec<f64> {
@@ -299,5 +284,9 @@ fn warm_start_from_the_same_events_converges_fast_to_the_same_parameters() {
         .fit_from(&fx.train, &data, Some(&other), &mut |_| {})
         .unwrap();
     assert_eq!(from_other.summary.iterations, nc);
-    assert_eq!(offsets(&from_other), offsets(&cold), "a clean cold start");
+    assert_eq!(
+        common::article_offsets(&from_other),
+        common::article_offsets(&cold),
+        "a clean cold start"
+    );
 }

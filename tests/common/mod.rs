@@ -197,3 +197,23 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     }
     sab / (saa * sbb).sqrt()
 }
+
+/// Each article-size's total offset: its size label, brand, category, product and
+/// product-in-size offsets (the levels may trade a little between them while the totals
+/// stay put: compare fits by these).
+pub fn article_offsets(m: &runsize::model::Fitted) -> Vec<f64> {
+    let v = |g: &[runsize::model::fitted::GroupParams], i: u32| {
+        g.get(i as usize).map_or(0.0, |x| x.offset.value)
+    };
+    m.article_sizes
+        .iter()
+        .map(|a| {
+            let info = &m.product_info[a.product as usize];
+            a.offset.value
+                + m.labels[a.label as usize].offset.value
+                + v(&m.products, a.product)
+                + v(&m.brands, info.brand)
+                + v(&m.categories, info.category)
+        })
+        .collect()
+}
