@@ -1,6 +1,9 @@
 //! Criterion benches of the fitting and scoring hot loops over a grid of event counts:
-//! one full fit iteration (customer pass + article pass + updates) and batch scoring.
-//! Data: synthetic events from `runsize::synth`, written once per size to a temp dir.
+//! one full fit iteration (customer pass + article pass + updates) and batch scoring;
+//! and the second stage's purchase learner: one objective + gradient pass and one with
+//! the (row-sampled) Hessian over a design of its size.
+//! Data: synthetic events from `runsize::synth`, written once per size to a temp dir;
+//! the learner's design is pseudo-random (its cost does not depend on the values).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runsize::data::{ingest, Events, IngestConfig};
@@ -47,5 +50,44 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The purchase learner's sums ([`runsize::model::stack_fit::sums`]) on a design of
+/// 120k rows x 116 standardised features (RentTheRunway's size): the objective and
+/// gradient alone (what each Newton step's candidates cost) and with the Hessian on the
+/// default 16,384-row budget (stride 8).
+fn bench_learner(c: &mut Criterion) {
+    use runsize::model::stack_fit::{sums, Design, FitSpec};
+    let (n, p) = (120_000usize, 116usize);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let x: Vec<f64> = (0..n * p)
+        .map(|i| if i % p == 0 { 1.0 } else { next() })
+        .collect();
+    let y: Vec<u8> = (0..n).map(|i| (i % 7).min(2) as u8).collect();
+    let beta: Vec<f64> = (0..2 * p).map(|_| 0.1 * next()).collect();
+    let d = Design { x: &x, y: &y, p };
+    let spec = |hess_stride| FitSpec {
+        lambda: 10.0,
+        weights: None,
+        max_iter: 1,
+        hess_stride,
+        tol: 1e-10,
+    };
+    let mut group = c.benchmark_group("learner");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function("gradient_120k_x_116", |b| {
+        b.iter(|| sums(&d, &spec(1), &beta, false))
+    });
+    group.bench_function("hessian_120k_x_116_stride_8", |b| {
+        b.iter(|| sums(&d, &spec(8), &beta, true))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_learner);
 criterion_main!(benches);

@@ -37,7 +37,7 @@ pub(super) const HESSIAN_KEEP: f64 = 0.25;
 
 /// Hessians a Newton fit computes on its row sample ([`FitSpec::hess_stride`]) before
 /// each further one doubles the rows.
-const HESSIAN_SAMPLE_TRIES: u32 = 3;
+const HESSIAN_SAMPLE_TRIES: u32 = 5;
 
 /// L-BFGS iterations per Newton iteration of [`LogitParams::max_iter`] (a Newton step
 /// uses the curvature L-BFGS has to learn over many cheap steps).

@@ -221,7 +221,9 @@ impl StackParams {
                 .map(|f| (0..n).filter(|&i| folds[i] == f).collect())
                 .collect();
             for (si, &set) in sets.iter().enumerate() {
+                let t = std::time::Instant::now();
                 let (x, spec) = design_for(inputs, rows, set, self);
+                tracing::debug!(target: "runsize::stack", seconds = t.elapsed().as_secs_f64(), "design built");
                 let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
                     .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
                 let y = ArrayView1::from(&inputs.classes[..]);
