@@ -3,6 +3,10 @@
 use super::inputs::{body_of, hash_in_sample, TrainingInputs};
 use super::params::StackParams;
 use crate::model::stack::{features, n_features, FeatureSet, FeatureSpec, StackInput};
+use rayon::prelude::*;
+
+/// Rows per parallel chunk of a design (fixed: the design does not depend on threads).
+const DESIGN_CHUNK: usize = 4096;
 
 /// Fold of a row outside the cross-validation sample ([`StackParams::cv_rows`]): in no
 /// fold's training or held-out part.
@@ -110,16 +114,24 @@ pub(super) fn standardised_design(
     inputs: &TrainingInputs,
     rows: &[StackInput<'static>],
     mut spec: FeatureSpec,
-    write: impl Fn(&FeatureSpec, &StackInput<'_>, &mut Vec<f64>),
+    write: impl Fn(&FeatureSpec, &StackInput<'_>, &mut Vec<f64>) + Sync,
 ) -> (Vec<f64>, FeatureSpec) {
     let p = n_features(&spec);
-    let mut x = Vec::with_capacity(rows.len() * p);
-    let mut row = Vec::with_capacity(p);
-    for (inp, &c) in rows.iter().zip(&inputs.customer) {
-        let body = body_of(&inputs.bodies, inputs.body_dim, c);
-        write(&spec, &StackInput { body, ..*inp }, &mut row);
-        x.extend_from_slice(&row);
-    }
+    let mut x = vec![0.0; rows.len() * p];
+    // rows written in parallel chunks (each row's features are its own)
+    x.par_chunks_mut(p.max(1) * DESIGN_CHUNK)
+        .zip(rows.par_chunks(DESIGN_CHUNK))
+        .zip(inputs.customer.par_chunks(DESIGN_CHUNK))
+        .for_each(|((out, rows), customers)| {
+            let mut row = Vec::with_capacity(p);
+            for ((dst, inp), &c) in out.chunks_mut(p.max(1)).zip(rows).zip(customers) {
+                let body = body_of(&inputs.bodies, inputs.body_dim, c);
+                write(&spec, &StackInput { body, ..*inp }, &mut row);
+                for (d, v) in dst.iter_mut().zip(&row) {
+                    *d = *v;
+                }
+            }
+        });
     let (mean, scale, lo, hi) = standardise(&mut x, p);
     (spec.mean, spec.scale, spec.lo, spec.hi) = (mean, scale, lo, hi);
     (x, spec)

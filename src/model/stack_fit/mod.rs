@@ -56,7 +56,7 @@ use self::loo::loo_inputs;
 use crate::data::schema::Events;
 use crate::model::eval::metrics;
 use crate::model::predictor::Predictor;
-use crate::model::stack::{CvPoint, FeatureSet, Stack, StackInput, StackLogit};
+use crate::model::stack::{CvPoint, FeatureSet, FeatureSpec, Stack, StackInput, StackLogit};
 use crate::model::ModelError;
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -198,6 +198,7 @@ impl StackParams {
                                                         // the final fit starts from the mean of the best point's fold fits: the same
                                                         // optimum (its own tolerance), a few Newton steps instead of a cold start
         let mut best_start = Vec::new();
+        let mut best_design: Option<(Vec<f64>, FeatureSpec)> = None;
         let learner = |lambda: f64, start: Vec<f64>| {
             LogitParams::default()
                 .lambda(lambda)
@@ -222,9 +223,9 @@ impl StackParams {
                 .collect();
             for (si, &set) in sets.iter().enumerate() {
                 let t = std::time::Instant::now();
-                let (x, spec) = design_for(inputs, rows, set, self);
+                let (x_owned, spec) = design_for(inputs, rows, set, self);
                 tracing::debug!(target: "runsize::stack", seconds = t.elapsed().as_secs_f64(), "design built");
-                let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
+                let x = ArrayView2::from_shape((n, spec.mean.len()), &x_owned)
                     .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
                 let y = ArrayView1::from(&inputs.classes[..]);
                 // strongest penalty first, each warm-started from the previous one
@@ -271,11 +272,18 @@ impl StackParams {
                     }
                     set_best = m.log_loss;
                 }
+                // the final fit reuses the best set's design
+                if best.is_some_and(|b| b.1 == si) {
+                    best_design = Some((x_owned, spec));
+                }
             }
         }
         let (_, si, lambda) = best.unwrap_or((f64::NAN, 0, self.lambdas[0]));
         let set = sets[si];
-        let (x, spec) = design_for(inputs, rows, set, self);
+        let (x, spec) = match best_design {
+            Some(d) => d,
+            None => design_for(inputs, rows, set, self),
+        };
         let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
             .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
         let data = DatasetBase::new(x, ArrayView1::from(&inputs.classes[..]));
