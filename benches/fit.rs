@@ -86,6 +86,15 @@ fn bench_learner(c: &mut Criterion) {
     group.bench_function("hessian_120k_x_116_stride_8", |b| {
         b.iter(|| sums(&d, &spec(8), &beta, true))
     });
+    // the stored designs are f32 (half the bytes per pass)
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let d32 = Design { x: &x32, y: &y, p };
+    group.bench_function("gradient_120k_x_116_f32", |b| {
+        b.iter(|| sums(&d32, &spec(1), &beta, false))
+    });
+    group.bench_function("hessian_120k_x_116_stride_8_f32", |b| {
+        b.iter(|| sums(&d32, &spec(8), &beta, true))
+    });
     group.finish();
 }
 

@@ -25,45 +25,6 @@ pub(super) fn in_cv(group: u64, n: usize, cv_rows: usize) -> bool {
     )
 }
 
-/// Standardise raw rows in place; returns (mean, scale, lo, hi).
-pub(super) type Standardisation = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
-
-pub(super) fn standardise(x: &mut [f64], p: usize) -> Standardisation {
-    let n = (x.len() / p.max(1)).max(1) as f64;
-    let mut mean = vec![0.0; p];
-    let mut sq = vec![0.0; p];
-    for row in x.chunks(p) {
-        for j in 0..p {
-            mean[j] += row[j];
-            sq[j] += row[j] * row[j];
-        }
-    }
-    let mut scale = vec![1.0; p];
-    for j in 0..p {
-        mean[j] /= n;
-        let var = (sq[j] / n - mean[j] * mean[j]).max(0.0);
-        scale[j] = if var > 1e-18 { var.sqrt() } else { 1.0 };
-    }
-    mean[0] = 0.0;
-    scale[0] = 1.0;
-    let mut lo = vec![f64::INFINITY; p];
-    let mut hi = vec![f64::NEG_INFINITY; p];
-    for row in x.chunks_mut(p) {
-        for j in 0..p {
-            row[j] = (row[j] - mean[j]) / scale[j];
-            lo[j] = lo[j].min(row[j]);
-            hi[j] = hi[j].max(row[j]);
-        }
-    }
-    for j in 0..p {
-        if !lo[j].is_finite() || !hi[j].is_finite() {
-            lo[j] = -1e6;
-            hi[j] = 1e6;
-        }
-    }
-    (mean, scale, lo, hi)
-}
-
 /// Quantiles of `v` (nearest rank), deduplicated.
 pub(super) fn quantiles(mut v: Vec<f64>, qs: &[f64]) -> Vec<f64> {
     v.retain(|x| x.is_finite());
@@ -88,7 +49,7 @@ pub(super) fn design_for(
     rows: &[StackInput<'static>],
     set: FeatureSet,
     params: &StackParams,
-) -> (Vec<f64>, FeatureSpec) {
+) -> (Vec<f32>, FeatureSpec) {
     let spec = FeatureSpec {
         set,
         gap_knots: params.gap_knots.clone(),
@@ -109,30 +70,107 @@ pub(super) fn design_for(
 }
 
 /// The rows' features as `write` computes them under `spec` (each with its customer's
-/// body row), standardised; `spec` gains the standardisation.
-pub(super) fn standardised_design(
+/// body row), standardised, as `E` (`f32` for the purchase learner's big design, `f64`
+/// for the offer calibration's); `spec` gains the standardisation. Two passes over the
+/// rows in fixed parallel chunks (moments, then standardised values), so no
+/// full-precision copy of the design is ever held and the result does not depend on the
+/// thread count.
+pub(super) fn standardised_design<E: FromF64>(
     inputs: &TrainingInputs,
     rows: &[StackInput<'static>],
     mut spec: FeatureSpec,
     write: impl Fn(&FeatureSpec, &StackInput<'_>, &mut Vec<f64>) + Sync,
-) -> (Vec<f64>, FeatureSpec) {
-    let p = n_features(&spec);
-    let mut x = vec![0.0; rows.len() * p];
-    // rows written in parallel chunks (each row's features are its own)
-    x.par_chunks_mut(p.max(1) * DESIGN_CHUNK)
-        .zip(rows.par_chunks(DESIGN_CHUNK))
-        .zip(inputs.customer.par_chunks(DESIGN_CHUNK))
-        .for_each(|((out, rows), customers)| {
+) -> (Vec<E>, FeatureSpec) {
+    let p = n_features(&spec).max(1);
+    // each chunk's rows, written one at a time into `row`
+    let each_row =
+        |rows: &[StackInput<'static>], customers: &[u32], f: &mut dyn FnMut(usize, &[f64])| {
             let mut row = Vec::with_capacity(p);
-            for ((dst, inp), &c) in out.chunks_mut(p.max(1)).zip(rows).zip(customers) {
+            for (k, (inp, &c)) in rows.iter().zip(customers).enumerate() {
                 let body = body_of(&inputs.bodies, inputs.body_dim, c);
                 write(&spec, &StackInput { body, ..*inp }, &mut row);
-                for (d, v) in dst.iter_mut().zip(&row) {
-                    *d = *v;
-                }
+                row.resize(p, 0.0);
+                f(k, &row);
             }
-        });
-    let (mean, scale, lo, hi) = standardise(&mut x, p);
+        };
+    // pass 1: per-chunk sums and sums of squares, merged in chunk order
+    let moments: Vec<(Vec<f64>, Vec<f64>)> = rows
+        .par_chunks(DESIGN_CHUNK)
+        .zip(inputs.customer.par_chunks(DESIGN_CHUNK))
+        .map(|(rows, customers)| {
+            let (mut sum, mut sq) = (vec![0.0; p], vec![0.0; p]);
+            each_row(rows, customers, &mut |_, row| {
+                for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
+                    *s += v;
+                    *q += v * v;
+                }
+            });
+            (sum, sq)
+        })
+        .collect();
+    let n = rows.len().max(1) as f64;
+    let (mut mean, mut sq) = (vec![0.0; p], vec![0.0; p]);
+    for (s, q) in &moments {
+        mean.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+        sq.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+    }
+    let mut scale = vec![1.0; p];
+    for j in 0..p {
+        mean[j] /= n;
+        let var = (sq[j] / n - mean[j] * mean[j]).max(0.0);
+        scale[j] = if var > 1e-18 { var.sqrt() } else { 1.0 };
+    }
+    mean[0] = 0.0;
+    scale[0] = 1.0;
+    // pass 2: standardised values, and their per-column range
+    let mut x = vec![E::from_f64(0.0); rows.len() * p];
+    let ranges: Vec<(Vec<f64>, Vec<f64>)> = x
+        .par_chunks_mut(p * DESIGN_CHUNK)
+        .zip(rows.par_chunks(DESIGN_CHUNK))
+        .zip(inputs.customer.par_chunks(DESIGN_CHUNK))
+        .map(|((out, rows), customers)| {
+            let (mut lo, mut hi) = (vec![f64::INFINITY; p], vec![f64::NEG_INFINITY; p]);
+            each_row(rows, customers, &mut |k, row| {
+                let dst = &mut out[k * p..(k + 1) * p];
+                for j in 0..p {
+                    let z = (row[j] - mean[j]) / scale[j];
+                    lo[j] = lo[j].min(z);
+                    hi[j] = hi[j].max(z);
+                    dst[j] = E::from_f64(z);
+                }
+            });
+            (lo, hi)
+        })
+        .collect();
+    let (mut lo, mut hi) = (vec![f64::INFINITY; p], vec![f64::NEG_INFINITY; p]);
+    for (l, h) in &ranges {
+        lo.iter_mut().zip(l).for_each(|(a, b)| *a = a.min(*b));
+        hi.iter_mut().zip(h).for_each(|(a, b)| *a = a.max(*b));
+    }
+    for j in 0..p {
+        if !lo[j].is_finite() || !hi[j].is_finite() {
+            lo[j] = -1e6;
+            hi[j] = 1e6;
+        }
+    }
     (spec.mean, spec.scale, spec.lo, spec.hi) = (mean, scale, lo, hi);
     (x, spec)
+}
+
+/// A design element written from an `f64` value (rounded to `f32`, or kept).
+pub(super) trait FromF64: Copy + Send + Sync {
+    /// `v` as this type.
+    fn from_f64(v: f64) -> Self;
+}
+
+impl FromF64 for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl FromF64 for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
 }

@@ -35,6 +35,28 @@ pub(super) const CHUNK: usize = 4096;
 /// row, is most of an iteration's cost; a gradient is `p`).
 pub(super) const HESSIAN_KEEP: f64 = 0.25;
 
+/// A design matrix element: `f32` (the stored designs: half the memory and memory
+/// traffic of a pass, and standardised features need no more digits) or `f64`; every
+/// sum is taken in `f64`.
+pub trait DesignElem: Copy + Send + Sync + 'static {
+    /// The value as `f64`.
+    fn to_f64(self) -> f64;
+}
+
+impl DesignElem for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl DesignElem for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
 /// Hessians a Newton fit computes on its row sample ([`FitSpec::hess_stride`]) before
 /// each further one doubles the rows.
 const HESSIAN_SAMPLE_TRIES: u32 = 5;
@@ -160,7 +182,9 @@ impl FittedLogit {
     }
 }
 
-impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for FittedLogit {
+impl<E: DesignElem, D: Data<Elem = E>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>>
+    for FittedLogit
+{
     /// Probabilities `[small, fit, large]` per row (one row of `y` per row of `x`).
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
         let p = x.ncols();
@@ -183,9 +207,10 @@ impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for Fit
     }
 }
 
-impl<D, T> Fit<ArrayBase<D, Ix2>, T, ModelError> for ValidLogitParams
+impl<E, D, T> Fit<ArrayBase<D, Ix2>, T, ModelError> for ValidLogitParams
 where
-    D: Data<Elem = f64>,
+    E: DesignElem,
+    D: Data<Elem = E>,
     T: AsSingleTargets<Elem = u8>,
 {
     type Object = FittedLogit;
@@ -232,7 +257,10 @@ where
                 };
                 fit_logit(&d, &spec, &self.start)?
             }
-            Solver::Lbfgs => self.fit_lbfgs(x.view(), &y.to_vec(), dataset.weights())?,
+            Solver::Lbfgs => {
+                let x64 = x.mapv(DesignElem::to_f64);
+                self.fit_lbfgs(x64.view(), &y.to_vec(), dataset.weights())?
+            }
         };
         Ok(FittedLogit { coef })
     }
@@ -285,9 +313,9 @@ impl ValidLogitParams {
 }
 
 /// A standardised design matrix with classes.
-pub struct Design<'a> {
+pub struct Design<'a, E: DesignElem = f64> {
     /// Rows, row-major, `p` per row.
-    pub x: &'a [f64],
+    pub x: &'a [E],
     /// Class per row (0 small, 1 fit, 2 large).
     pub y: &'a [u8],
     /// Features per row.
@@ -375,14 +403,14 @@ pub(super) fn damped_step<T>(
     None
 }
 
-pub(super) fn logits(row: &[f64], beta: &[f64], p: usize) -> (f64, f64) {
+pub(super) fn logits<E: DesignElem>(row: &[E], beta: &[f64], p: usize) -> (f64, f64) {
     (dot(row, &beta[..p]), dot(row, &beta[p..2 * p]))
 }
 
 /// `Σ a_j·b_j` over the shorter of the two, in eight independent partial sums (the
 /// compiler cannot reorder one running float sum into SIMD lanes itself).
 #[inline]
-pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub(super) fn dot<E: DesignElem>(a: &[E], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f64; 8];
@@ -390,16 +418,21 @@ pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let rb = b.chunks_exact(8).remainder();
     for (x, y) in ca.zip(b.chunks_exact(8)) {
         for k in 0..8 {
-            acc[k] += x[k] * y[k];
+            acc[k] += x[k].to_f64() * y[k];
         }
     }
-    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x.to_f64() * y).sum();
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// Log loss, gradient and Hessian of the multinomial logit (fit as reference) summed over
 /// the included rows, in fixed chunks merged in order. `hessian = false` skips it.
-pub fn sums(d: &Design<'_>, spec: &FitSpec<'_>, beta: &[f64], hessian: bool) -> Sums {
+pub fn sums<E: DesignElem>(
+    d: &Design<'_, E>,
+    spec: &FitSpec<'_>,
+    beta: &[f64],
+    hessian: bool,
+) -> Sums {
     let p = d.p;
     let n = d.y.len();
     let chunks: Vec<(usize, usize)> = (0..n)
@@ -430,12 +463,13 @@ pub fn sums(d: &Design<'_>, spec: &FitSpec<'_>, beta: &[f64], hessian: bool) -> 
                 let rl = pr[2] - f64::from(u8::from(y == 2));
                 let (gs, gl) = s.grad.split_at_mut(p);
                 for ((a, b), &v) in gs.iter_mut().zip(gl.iter_mut()).zip(row) {
+                    let v = v.to_f64();
                     *a += rs * v;
                     *b += rl * v;
                 }
                 if hessian && i % spec.hess_stride.max(1) == 0 {
                     s.hn += 1.0;
-                    hx.extend_from_slice(row);
+                    hx.extend(row.iter().map(|v| v.to_f64()));
                     hw[0].push(pr[0] * (1.0 - pr[0]));
                     hw[1].push(-pr[0] * pr[2]);
                     hw[2].push(pr[2] * (1.0 - pr[2]));
@@ -493,8 +527,8 @@ pub(super) fn penalised(s: &Sums, beta: &[f64], lambda: f64, p: usize) -> f64 {
 
 /// Penalised Newton fit of the two logits from `start` (length 2p; [`minimise`]);
 /// deterministic.
-pub fn fit_logit(
-    d: &Design<'_>,
+pub fn fit_logit<E: DesignElem>(
+    d: &Design<'_, E>,
     spec: &FitSpec<'_>,
     start: &[f64],
 ) -> Result<Vec<f64>, ModelError> {
@@ -653,7 +687,12 @@ mod tests {
         assert_eq!(dot(&a, &b), 440.0);
         // shorter of the two: 0·1 + 1·2 + 2·3 = 8
         assert_eq!(dot(&a[..3], &b), 8.0);
-        assert_eq!(dot(&[], &b), 0.0);
+        assert_eq!(dot::<f64>(&[], &b), 0.0);
+        // f32 rows are summed in f64: 0.1f32·10 + 0.5f32·2 = 2.000000014901161
+        assert_eq!(
+            dot(&[0.1f32, 0.5], &[10.0, 2.0]),
+            f64::from(0.1f32) * 10.0 + 1.0
+        );
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl StackParams {
                                                         // the final fit starts from the mean of the best point's fold fits: the same
                                                         // optimum (its own tolerance), a few Newton steps instead of a cold start
         let mut best_start = Vec::new();
-        let mut best_design: Option<(Vec<f64>, FeatureSpec)> = None;
+        let mut best_design: Option<(Vec<f32>, FeatureSpec)> = None;
         let learner = |lambda: f64, start: Vec<f64>| {
             LogitParams::default()
                 .lambda(lambda)
