@@ -154,7 +154,11 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             })
             .collect();
         if f == 0 && model_k.summary.converged {
-            warm_start = Some(model_k.into_fitted());
+            // its customer table (the biggest part of a model) is left out: the final fit
+            // starts customers from their priors, and the next fold's fit runs meanwhile
+            let mut start = model_k.into_fitted();
+            start.customers = Default::default();
+            warm_start = Some(start);
         } else {
             drop(model_k);
         }
