@@ -36,9 +36,10 @@ pub struct CrossFitted {
     /// Every training event's inputs; `tables` is empty until
     /// [`StackParams::fit_cross_fitted`] fills it from the final model.
     pub(super) inputs: TrainingInputs,
-    /// The first fold's structural model, when its fit converged: the final fit on all
-    /// the events may start from it (it only has to add the fold it lacks). `None` when
-    /// it did not converge (a warm start would then not end where a cold fit does).
+    /// The first fold's structural model without its customer table, when its fit
+    /// converged: the final fit on all the events may start from it (it only has to add
+    /// the fold it lacks; customers start from their priors). `None` when it did not
+    /// converge (a warm start would then not end where a cold fit does).
     pub warm_start: Option<Fitted>,
 }
 
