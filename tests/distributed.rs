@@ -56,7 +56,11 @@ fn fit_on(kind: EngineKind, params: &FitParams, fx: &common::SynthSplit, data: &
         engine: &mut engine,
     };
     let model = params.fit_on(on, &mut |_| {}).expect("fit on plans");
-    assert_eq!(engine.stats.len(), model.summary.iterations + 1, "one plan per pass");
+    assert_eq!(
+        engine.stats.len(),
+        model.summary.iterations + 1,
+        "one plan per pass"
+    );
     model
 }
 

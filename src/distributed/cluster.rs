@@ -54,7 +54,8 @@ pub struct ExecutorOptions {
 
 fn session_builder(cfg: SessionConfig) -> datafusion::error::Result<SessionState> {
     let mut state = default_session_builder(cfg)?;
-    register_state(&mut state).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    register_state(&mut state)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     Ok(state)
 }
 

@@ -91,7 +91,11 @@ impl PlanEngine {
             .build()
             .map_err(io(&dir))?;
         let ctx = rt.block_on(session(cfg))?;
-        rt.block_on(ctx.register_parquet(EVENTS, path_str(&events)?, ParquetReadOptions::default()))?;
+        rt.block_on(ctx.register_parquet(
+            EVENTS,
+            path_str(&events)?,
+            ParquetReadOptions::default(),
+        ))?;
         Ok(PlanEngine {
             ctx,
             dir,
@@ -121,8 +125,8 @@ impl PlanEngine {
         std::fs::write(&params, &bytes).map_err(io(&params))?;
         let starts = self.dir.join(format!("starts-{n}.parquet"));
         write_starts(job.customers, &starts)?;
-        let broadcast_bytes = bytes.len() as u64
-            + std::fs::metadata(&starts).map_err(io(&starts))?.len();
+        let broadcast_bytes =
+            bytes.len() as u64 + std::fs::metadata(&starts).map_err(io(&starts))?.len();
         let table = format!("runsize_starts_{n}");
         let sql = Self::pass_sql(&table, &path_str(&params)?);
         let ctx = &self.ctx;

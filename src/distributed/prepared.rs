@@ -90,11 +90,17 @@ pub fn write_starts(starts: &[CustomerStart], path: &Path) -> Result<(), DistErr
     let mut w = writer(path, schema.clone())?;
     for part in starts.chunks(ROW_GROUP) {
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt32Array::from_iter_values(part.iter().map(|x| x.customer))),
+            Arc::new(UInt32Array::from_iter_values(
+                part.iter().map(|x| x.customer),
+            )),
             Arc::new(Float64Array::from_iter_values(part.iter().map(|x| x.s))),
             Arc::new(Float32Array::from_iter_values(part.iter().map(|x| x.u))),
-            Arc::new(Float32Array::from_iter_values(part.iter().map(|x| x.prior_mean))),
-            Arc::new(BooleanArray::from_iter(part.iter().map(|x| Some(x.has_features)))),
+            Arc::new(Float32Array::from_iter_values(
+                part.iter().map(|x| x.prior_mean),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                part.iter().map(|x| Some(x.has_features)),
+            )),
         ];
         w.write(&RecordBatch::try_new(schema.clone(), cols)?)?;
     }

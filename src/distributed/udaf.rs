@@ -16,7 +16,9 @@ use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::PhysicalExpr;
 use std::any::Any;
@@ -78,7 +80,11 @@ fn params_path(exprs: &[Arc<dyn PhysicalExpr>]) -> Result<String> {
 }
 
 fn binary_state(name: &str, what: &str) -> FieldRef {
-    Arc::new(Field::new(format_state_name(name, what), DataType::Binary, true))
+    Arc::new(Field::new(
+        format_state_name(name, what),
+        DataType::Binary,
+        true,
+    ))
 }
 
 fn exec(e: impl std::fmt::Display) -> DataFusionError {
@@ -173,7 +179,13 @@ impl Accumulator for CustomerAcc {
                 continue;
             }
             if self.start.is_none() {
-                self.start = Some((cust.value(i), s0.value(i), u0.value(i), m.value(i), feat.value(i)));
+                self.start = Some((
+                    cust.value(i),
+                    s0.value(i),
+                    u0.value(i),
+                    m.value(i),
+                    feat.value(i),
+                ));
             }
             self.rows.push((e.value(i), asz.value(i), y.value(i)));
         }
@@ -308,7 +320,9 @@ impl Accumulator for SumAcc {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(self.sums.to_bytes().map_err(exec)?)))
+        Ok(ScalarValue::Binary(Some(
+            self.sums.to_bytes().map_err(exec)?,
+        )))
     }
 
     fn size(&self) -> usize {

@@ -25,10 +25,10 @@ pub mod score;
 pub mod stack;
 pub mod stack_fit;
 
-pub use fitted::Fitted;
 pub use fit::{
     CustomerOut, CustomerRows, CustomerStart, FitOn, PassContext, PassEngine, PassJob, PassSums,
 };
+pub use fitted::Fitted;
 pub use params::FitParams;
 pub use predictor::{Basis, Predictor, RecommendError, RecommendationView, SizeOddsView};
 pub use query::Query;

@@ -7,9 +7,9 @@
 //! driver), the plan (which customers a pass visits) and the customer states between
 //! passes (sent as warm starts, returned solved).
 
-use crate::model::fitted::Globals;
 use super::kernel::{Cust, SparseArt};
 use super::*;
+use crate::model::fitted::Globals;
 use serde::{Deserialize, Serialize};
 
 /// Runs an iteration's pass outside this process's local pass.
@@ -123,7 +123,8 @@ impl PassContext {
 
     /// Serialise (postcard) for the executors.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        postcard::to_stdvec(self).map_err(|e| ModelError::Engine(format!("encode pass context: {e}")))
+        postcard::to_stdvec(self)
+            .map_err(|e| ModelError::Engine(format!("encode pass context: {e}")))
     }
 
     /// Read [`PassContext::to_bytes`]'s output.
@@ -268,7 +269,15 @@ impl FitParams {
             engine,
         } = on;
         let engine = Some(engine);
-        self.fit_inputs(Inputs { meta, data, init, engine }, on_iter)
+        self.fit_inputs(
+            Inputs {
+                meta,
+                data,
+                init,
+                engine,
+            },
+            on_iter,
+        )
     }
 }
 
@@ -314,7 +323,10 @@ impl State<'_> {
             context: &context,
             customers: &customers,
         };
-        let PassSums { mut acc, mut states } = engine.pass(&job)?;
+        let PassSums {
+            mut acc,
+            mut states,
+        } = engine.pass(&job)?;
         if states.len() != customers.len() || acc.art.len() != self.arts.len() {
             return Err(ModelError::Engine(format!(
                 "the pass returned {} of {} customers and {} of {} article-sizes",

@@ -2,8 +2,8 @@
 //! leave-one-out sums, on borrowed parameters, so that the local pass (over slices of
 //! `FitData`) and a plan-based pass (over one customer's rows) run the same code.
 
-use crate::model::fitted::Globals;
 use super::*;
+use crate::model::fitted::Globals;
 
 /// What the kernel reads of the current parameters: globals, the article-size rows,
 /// their positions and systems, and the pass's settings.

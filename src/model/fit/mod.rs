@@ -43,7 +43,9 @@ mod uncertainty;
 mod update;
 mod warm;
 
-pub use self::engine::{CustomerOut, CustomerRows, CustomerStart, FitOn, PassContext, PassEngine, PassJob, PassSums};
+pub use self::engine::{
+    CustomerOut, CustomerRows, CustomerStart, FitOn, PassContext, PassEngine, PassJob, PassSums,
+};
 use self::kernel::Kernel;
 use self::plan::{split_chunks, Plan};
 
@@ -170,7 +172,15 @@ impl FitParams {
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
     ) -> Result<Fitted, ModelError> {
         let engine = None;
-        self.fit_inputs(Inputs { meta, data, init, engine }, on_iter)
+        self.fit_inputs(
+            Inputs {
+                meta,
+                data,
+                init,
+                engine,
+            },
+            on_iter,
+        )
     }
 
     /// Validate, then run the fit in the configured thread pool.

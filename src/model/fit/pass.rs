@@ -79,7 +79,12 @@ impl<'a> State<'a> {
     }
 
     /// Customer `c` (events `lo..hi`) as the kernel reads them.
-    pub(super) fn cust(&self, c: usize, events: (usize, usize), start: (f64, f64)) -> kernel::Cust<'_> {
+    pub(super) fn cust(
+        &self,
+        c: usize,
+        events: (usize, usize),
+        start: (f64, f64),
+    ) -> kernel::Cust<'_> {
         let (lo, hi) = events;
         kernel::Cust {
             c,
