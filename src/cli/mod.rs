@@ -62,6 +62,20 @@ pub enum Command {
     Ballista(ballista::BallistaArgs),
 }
 
+impl Command {
+    /// Whether the command talks over sockets (server, Ballista nodes, a train on plans):
+    /// these keep Rust's SIGPIPE handling (a closed socket is an error, not an exit).
+    pub fn uses_network(&self) -> bool {
+        match self {
+            Command::Serve(_) | Command::Demo(_) => true,
+            #[cfg(feature = "distributed")]
+            Command::Ballista(_) => true,
+            Command::Train(a) => a.engine.engine != engine_args::EngineArg::Local,
+            _ => false,
+        }
+    }
+}
+
 /// Run a parsed command.
 pub fn run(cli: Cli) -> Result<(), crate::Error> {
     match cli.command {
