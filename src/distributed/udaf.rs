@@ -79,12 +79,10 @@ fn params_path(exprs: &[Arc<dyn PhysicalExpr>]) -> Result<String> {
     }
 }
 
-fn binary_state(name: &str, what: &str) -> FieldRef {
-    Arc::new(Field::new(
-        format_state_name(name, what),
-        DataType::Binary,
-        true,
-    ))
+/// A state field of binary values (large for per-customer values: one partition's can pass
+/// 2 GiB, the limit of i32 offsets, at 10M events).
+fn binary_state(name: &str, what: &str, t: DataType) -> FieldRef {
+    Arc::new(Field::new(format_state_name(name, what), t, true))
 }
 
 fn exec(e: impl std::fmt::Display) -> DataFusionError {
@@ -126,7 +124,7 @@ impl AggregateUDFImpl for CustomerUdaf {
     }
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Binary)
+        Ok(DataType::LargeBinary)
     }
 
     fn accumulator(&self, a: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -139,7 +137,7 @@ impl AggregateUDFImpl for CustomerUdaf {
     }
 
     fn state_fields(&self, a: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![binary_state(a.name, "rows")])
+        Ok(vec![binary_state(a.name, "rows", DataType::LargeBinary)])
     }
 }
 
@@ -157,7 +155,7 @@ struct CustomerAcc {
 impl CustomerAcc {
     fn blob(&self) -> Result<ScalarValue> {
         let b = postcard::to_stdvec(&(&self.start, &self.rows)).map_err(exec)?;
-        Ok(ScalarValue::Binary(Some(b)))
+        Ok(ScalarValue::LargeBinary(Some(b)))
     }
 }
 
@@ -196,7 +194,7 @@ impl Accumulator for CustomerAcc {
         let Some(col) = states.first() else {
             return Ok(());
         };
-        for b in col.as_binary::<i32>().iter().flatten() {
+        for b in col.as_binary::<i64>().iter().flatten() {
             let (start, rows): (Option<Start>, Vec<(u64, u32, u8)>) =
                 postcard::from_bytes(b).map_err(exec)?;
             if self.start.is_none() {
@@ -213,7 +211,7 @@ impl Accumulator for CustomerAcc {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let Some((customer, s, u, prior_mean, has_features)) = self.start else {
-            return Ok(ScalarValue::Binary(None));
+            return Ok(ScalarValue::LargeBinary(None));
         };
         // the local pass's event order (its sums in the same order)
         self.rows.sort_unstable_by_key(|r| r.0);
@@ -231,7 +229,7 @@ impl Accumulator for CustomerAcc {
             ev_y: &ev_y,
         };
         let out = self.ctx.customer(&rows).to_bytes().map_err(exec)?;
-        Ok(ScalarValue::Binary(Some(out)))
+        Ok(ScalarValue::LargeBinary(Some(out)))
     }
 
     fn size(&self) -> usize {
@@ -267,7 +265,7 @@ impl AggregateUDFImpl for SumUdaf {
         if t.len() != 2 {
             return plan_err!("{SUM}(r, params) takes 2 arguments, not {}", t.len());
         }
-        Ok(vec![DataType::Binary, DataType::Utf8])
+        Ok(vec![DataType::LargeBinary, DataType::Utf8])
     }
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
@@ -282,7 +280,7 @@ impl AggregateUDFImpl for SumUdaf {
     }
 
     fn state_fields(&self, a: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![binary_state(a.name, "sums")])
+        Ok(vec![binary_state(a.name, "sums", DataType::Binary)])
     }
 }
 
@@ -297,7 +295,7 @@ impl Accumulator for SumAcc {
         let Some(col) = v.first() else {
             return Ok(());
         };
-        for b in col.as_binary::<i32>().iter().flatten() {
+        for b in col.as_binary::<i64>().iter().flatten() {
             let out = CustomerOut::from_bytes(b).map_err(exec)?;
             self.sums.add(&out).map_err(exec)?;
         }
