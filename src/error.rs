@@ -12,4 +12,8 @@ pub enum Error {
     /// Serving.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    /// The distributed engines (DataFusion, Ballista).
+    #[cfg(feature = "distributed")]
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::DistError),
 }

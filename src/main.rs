@@ -2,7 +2,7 @@
 //! to an exit code. All work happens in the library.
 
 use clap::Parser;
-use runsize::cli::{run, Cli, Command};
+use runsize::cli::{run, Cli};
 use std::process::ExitCode;
 
 fn init_logging(filter: &str, json: bool) {
@@ -33,7 +33,7 @@ fn default_sigpipe() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
+    if !cli.command.uses_network() {
         default_sigpipe();
     }
     init_logging(&cli.log, cli.log_json);

@@ -5,6 +5,8 @@
 mod common;
 
 mod artifact;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod fuzz;
 mod ingest;
 mod labels;

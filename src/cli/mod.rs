@@ -1,10 +1,13 @@
 //! The command layer: clap argument structs, validated once into library configs, and
 //! one function per subcommand. `main.rs` only parses, sets up logging and maps errors.
 
+#[cfg(feature = "distributed")]
+pub mod ballista;
 pub mod brands;
 pub mod chart;
 pub mod convert;
 pub mod demo;
+pub mod engine_args;
 pub mod eval;
 pub mod ingest_args;
 pub mod predict;
@@ -54,6 +57,23 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Train on the bundled demo catalogue (if needed) and serve it.
     Demo(demo::DemoArgs),
+    /// Start an Apache Ballista scheduler or executor for `train --engine ballista`.
+    #[cfg(feature = "distributed")]
+    Ballista(ballista::BallistaArgs),
+}
+
+impl Command {
+    /// Whether the command talks over sockets (server, Ballista nodes, a train on plans):
+    /// these keep Rust's SIGPIPE handling (a closed socket is an error, not an exit).
+    pub fn uses_network(&self) -> bool {
+        match self {
+            Command::Serve(_) | Command::Demo(_) => true,
+            #[cfg(feature = "distributed")]
+            Command::Ballista(_) => true,
+            Command::Train(a) => a.engine.engine != engine_args::EngineArg::Local,
+            _ => false,
+        }
+    }
 }
 
 /// Run a parsed command.
@@ -69,5 +89,7 @@ pub fn run(cli: Cli) -> Result<(), crate::Error> {
         Command::Synth(a) => synth::run(&a),
         Command::Serve(a) => serve::run(&a),
         Command::Demo(a) => demo::run(&a),
+        #[cfg(feature = "distributed")]
+        Command::Ballista(a) => ballista::run(&a),
     }
 }

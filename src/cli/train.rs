@@ -26,6 +26,9 @@ pub struct TrainArgs {
     /// Where the events come from, and how to read them.
     #[command(flatten)]
     pub ingest: IngestArgs,
+    /// Where the fit's passes run.
+    #[command(flatten)]
+    pub engine: super::engine_args::EngineArgs,
     /// Model artifact to write.
     #[arg(long, default_value = "models/model.runsize")]
     pub out: PathBuf,
@@ -247,7 +250,8 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
             "iteration"
         );
     };
-    let mut model = params.fit_from(&ingested.events, &data, init.as_ref(), &mut on_iter)?;
+    let inputs = (&ingested.events, &data, init.as_ref());
+    let mut model = args.engine.fit(&params, inputs, &mut on_iter)?;
     drop(init);
     drop(data);
     log_memory("fitted", 0);

@@ -25,6 +25,9 @@ pub mod score;
 pub mod stack;
 pub mod stack_fit;
 
+pub use fit::{
+    CustomerOut, CustomerRows, CustomerStart, FitOn, PassContext, PassEngine, PassJob, PassSums,
+};
 pub use fitted::Fitted;
 pub use params::FitParams;
 pub use predictor::{Basis, Predictor, RecommendError, RecommendationView, SizeOddsView};
@@ -67,4 +70,7 @@ pub enum ModelError {
     /// Evaluation needs outcomes.
     #[error("evaluation needs an outcome column with small / fit / large values")]
     NoOutcomes,
+    /// A pass engine (DataFusion plan, Ballista cluster) failed or returned bad sums.
+    #[error("pass engine: {0}")]
+    Engine(String),
 }

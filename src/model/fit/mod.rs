@@ -34,13 +34,19 @@ use crate::data::schema::{Events, SizeSystem, NONE};
 use rayon::prelude::*;
 use std::time::Instant;
 
+mod engine;
 mod init;
+mod kernel;
 mod pass;
 mod plan;
 mod uncertainty;
 mod update;
 mod warm;
 
+pub use self::engine::{
+    CustomerOut, CustomerRows, CustomerStart, FitOn, PassContext, PassEngine, PassJob, PassSums,
+};
+use self::kernel::Kernel;
 use self::plan::{split_chunks, Plan};
 
 /// Number of size systems.
@@ -168,8 +174,26 @@ impl FitParams {
         init: Option<&Fitted>,
         on_iter: &mut (dyn FnMut(&IterationStats) + Send),
     ) -> Result<Fitted, ModelError> {
+        let engine = None;
+        self.fit_inputs(
+            Inputs {
+                meta,
+                data,
+                init,
+                engine,
+            },
+            on_iter,
+        )
+    }
+
+    /// Validate, then run the fit in the configured thread pool.
+    fn fit_inputs(
+        &self,
+        inputs: Inputs<'_>,
+        on_iter: &mut (dyn FnMut(&IterationStats) + Send),
+    ) -> Result<Fitted, ModelError> {
         self.validate()?;
-        if data.is_empty() {
+        if inputs.data.is_empty() {
             return Err(ModelError::NoFitEvents);
         }
         if self.threads > 0 {
@@ -177,9 +201,9 @@ impl FitParams {
                 .num_threads(self.threads)
                 .build()
                 .map_err(|e| ModelError::Param(format!("threads: {e}")))?;
-            pool.install(|| run(self, Inputs { meta, data, init }, on_iter))
+            pool.install(|| run(self, inputs, on_iter))
         } else {
-            run(self, Inputs { meta, data, init }, on_iter)
+            run(self, inputs, on_iter)
         }
     }
 }
@@ -214,7 +238,7 @@ struct State<'a> {
 
 /// What the passes read per article-size, in one row: an event costs one cache miss,
 /// not five (at 100M events there are ~10^6 article-sizes, far beyond cache).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ArtRow {
     /// True size.
     t: f64,
@@ -234,7 +258,7 @@ struct ArtRow {
 /// Pass-2 sums of one article-size, in one row (one cache miss per event): gradient
 /// and information of its true size (`gt`, `ht`) and band (`ge`, `he`), and the cross
 /// information of (t, η) with the globals (w, c, h).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ArtSums {
     gt: f64,
     ht: f64,
@@ -278,10 +302,12 @@ struct Solved {
     choice_prec: f64,
 }
 
-/// Sums of a pass for one shard of customers.
-struct Acc {
+/// Sums of a pass for one shard of customers (`A`: dense per article-size; one
+/// customer's sums in a plan-based pass are sparse, see `kernel::ArtSink`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Acc<A = Vec<ArtSums>> {
     /// Per article-size sums.
-    art: Vec<ArtSums>,
+    art: A,
     gglob: [f64; 3],
     iglob: [f64; 6],
     loo_nll: f64,
@@ -361,6 +387,8 @@ struct Inputs<'a> {
     meta: &'a Events,
     data: &'a FitData,
     init: Option<&'a Fitted>,
+    /// Where the passes run: `None` in this process (the local pass).
+    engine: Option<&'a mut dyn PassEngine>,
 }
 
 fn run(
@@ -368,7 +396,12 @@ fn run(
     inputs: Inputs<'_>,
     on_iter: &mut (dyn FnMut(&IterationStats) + Send),
 ) -> Result<Fitted, ModelError> {
-    let Inputs { meta, data, init } = inputs;
+    let Inputs {
+        meta,
+        data,
+        init,
+        mut engine,
+    } = inputs;
     let started = Instant::now();
     let mut st = State::init(meta, data)?;
     let init = init.filter(|m| {
@@ -420,7 +453,7 @@ fn run(
         // full pass: give them a few more steps there
         st.steps = p.customer_newton_steps + if first_full { FRESH_EXTRA_STEPS } else { 0 };
         let t0 = Instant::now();
-        let acc = st.pass(plan);
+        let acc = st.pass_via(engine.as_deref_mut(), plan)?;
         let pass_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let objective = acc.objective / acc.n.max(1.0);
@@ -474,7 +507,7 @@ fn run(
         st.refresh_prior_means(&full.chunks);
     }
     st.steps = p.customer_newton_steps + FRESH_EXTRA_STEPS;
-    let acc = st.pass(&full);
+    let acc = st.pass_via(engine.as_deref_mut(), &full)?;
     st.finish_uncertainty(&acc);
     let mut model = st.model;
     if p.store_customers {

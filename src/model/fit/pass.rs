@@ -63,89 +63,36 @@ impl<'a> State<'a> {
     }
 
     pub(super) fn prior_of(&self, c: usize) -> CustomerState {
-        let g = &self.model.globals;
-        let sd = if self.has_feat[c] {
-            g.sd_customer_features
-        } else {
-            g.sd_customer_population
-        };
-        CustomerState::prior(
-            f64::from(self.m[c]),
-            sd * sd,
-            g.sd_customer_bias * g.sd_customer_bias,
-        )
+        kernel::prior(&self.model.globals, self.m[c], self.has_feat[c])
     }
 
-    /// [`solve_customer`] for training customer `c` (events `lo..hi`), reading the
-    /// per-article-size arrays directly: every event is a choice and an outcome, and the
-    /// band half-width is precomputed, so a step costs two logistic evaluations per event.
-    /// Takes up to `steps` Newton steps from `start`, then evaluates the final point once
-    /// more with log-likelihoods, leaving each event's outcome gradient and information
-    /// (on `s + u`) in `terms` for the leave-one-out sums.
-    pub(super) fn solve(
+    /// The per-customer kernel over the current parameters.
+    pub(super) fn kernel(&self, drift_stride: usize) -> Kernel<'_> {
+        Kernel {
+            g: &self.model.globals,
+            arts: &self.arts,
+            as_pos: &self.as_pos,
+            as_sys: &self.as_sys,
+            steps: self.steps,
+            drift_stride,
+        }
+    }
+
+    /// Customer `c` (events `lo..hi`) as the kernel reads them.
+    pub(super) fn cust(
         &self,
         c: usize,
         events: (usize, usize),
         start: (f64, f64),
-        terms: &mut Vec<(f64, f64)>,
-    ) -> Solved {
+    ) -> kernel::Cust<'_> {
         let (lo, hi) = events;
-        let g = &self.model.globals;
-        let prior = self.prior_of(c);
-        let ps = 1.0 / prior.ss.max(1e-9);
-        let pu = 1.0 / prior.uu.max(1e-9);
-        let choice_prec = 1.0 / (g.sd_choice * g.sd_choice + g.sd_drift * g.sd_drift).max(1e-9);
-        let n = (hi - lo) as f64;
-        let ev_as = &self.data.ev_as[lo..hi];
-        let ev_y = &self.data.ev_y[lo..hi];
-        let (mut s, mut u) = start;
-        let mut step = 0;
-        while step < self.steps {
-            let mut gs = (s - prior.s) * ps;
-            let mut gu = (u - prior.u) * pu;
-            let mut ho_sum = 0.0;
-            for (&j, &y) in ev_as.iter().zip(ev_y) {
-                let r = &self.arts[j as usize];
-                gs += (s - r.xc) * choice_prec;
-                let base = g.c - g.w * (s + u - r.t);
-                let f = sigmoid_pair(base, r.exp_half, r.exp_neg_half);
-                let d = event_score_at(f, y as usize);
-                let go = d.grad(-g.w, -g.w);
-                gs += go;
-                gu += go;
-                ho_sum += d.info(-g.w, -g.w);
-            }
-            let info = (ps + n * choice_prec + ho_sum, ho_sum, pu + ho_sum);
-            let (ds, du) = newton_step((gs, gu), info);
-            s -= ds;
-            // the bias is stored in f32: evaluate where the next iteration will start
-            u = f64::from((u - du) as f32);
-            step += 1;
-            if ds.abs() < 1e-9 && du.abs() < 1e-9 {
-                break;
-            }
-        }
-        // the final point: information, per-event terms and the penalised objective
-        terms.clear();
-        let mut obj = 0.5 * (s - prior.s).powi(2) / prior.ss + 0.5 * u * u / prior.uu;
-        let mut ho_sum = 0.0;
-        for (&j, &y) in ev_as.iter().zip(ev_y) {
-            let r = &self.arts[j as usize];
-            let base = g.c - g.w * (s + u - r.t);
-            let f = sigmoid_pair(base, r.exp_half, r.exp_neg_half);
-            let d = event_deriv_at(f, y as usize);
-            let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
-            ho_sum += ho;
-            obj += d.nll + 0.5 * (s - r.xc).powi(2) * choice_prec;
-            terms.push((go, ho));
-        }
-        let info = (ps + n * choice_prec + ho_sum, ho_sum, pu + ho_sum);
-        let (ss, su, uu) = inv2(info.0, info.1, info.2);
-        Solved {
-            st: CustomerState { s, u, ss, su, uu },
-            info,
-            obj,
-            choice_prec,
+        kernel::Cust {
+            c,
+            prior: self.prior_of(c),
+            has_feat: self.has_feat[c],
+            start,
+            ev_as: &self.data.ev_as[lo..hi],
+            ev_y: &self.data.ev_y[lo..hi],
         }
     }
 
@@ -247,134 +194,16 @@ impl<'a> State<'a> {
             cp[k] = [st.ss as f32, st.su as f32, st.uu as f32];
             return;
         }
-        let solved = self.solve(c, (lo, hi), (sp[k], f64::from(up[k])), &mut scratch.terms);
-        let st = &solved.st;
-        sp[k] = st.s;
-        up[k] = st.u as f32;
-        cp[k] = [st.ss as f32, st.su as f32, st.uu as f32];
-        self.add_sums(c, &solved, acc, scratch);
+        let kernel = self.kernel(scratch.drift_stride);
+        let cu = self.cust(c, (lo, hi), (sp[k], f64::from(up[k])));
+        let solved = kernel.solve(&cu, &mut scratch.terms);
+        (sp[k], up[k], cp[k]) = solved.slot();
+        kernel.add_sums(&cu, &solved, acc, &scratch.terms);
+        self.add_xty(c, solved.st.s, &mut acc.xty);
     }
 
-    /// Leave-one-out derivatives of customer `c`'s events at their solved state.
-    pub(super) fn add_sums(&self, c: usize, solved: &Solved, acc: &mut Acc, scratch: &mut Scratch) {
-        let Scratch {
-            terms,
-            drift_stride,
-        } = scratch;
-        let data = self.data;
-        let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
-        let g = &self.model.globals;
-        let prior = self.prior_of(c);
-        let (s, u) = (solved.st.s, solved.st.u);
-        let (hss, hsu, huu) = solved.info;
-        let (vss, vuu) = (solved.st.ss, solved.st.uu);
-        // a past choice measures the size at that purchase (choice noise + drift)
-        let hist_prec = solved.choice_prec;
-        let total_var = 1.0 / hist_prec;
-        let own_var = g.sd_choice * g.sd_choice;
-        let drift_var = g.sd_drift * g.sd_drift;
-        let score_drift = c % *drift_stride == 0;
-        let rhos = DRIFT_STEPS.map(|step| drift_share(g, step));
-        acc.objective += solved.obj;
-        for (k, e) in (lo..hi).enumerate() {
-            let j = data.ev_as[e] as usize;
-            let y = data.ev_y[e] as usize;
-            let (go, ho) = terms[k];
-            let r = self.arts[j];
-            let xc = r.xc;
-            // the customer from all *other* purchases (one Newton step from the optimum)
-            let (css, csu, cuu) = inv2(hss - ho - hist_prec, hsu - ho, huu - ho);
-            let gs = go + (s - xc) * hist_prec;
-            let s_loo = s + css * gs + csu * go;
-            let u_loo = u + csu * gs + cuu * go;
-            let loo = CustomerState {
-                s: s_loo,
-                u: u_loo,
-                ss: css,
-                su: csu,
-                uu: cuu,
-            };
-            // at this purchase: drift, then this purchase's own choice
-            let now = crate::model::predict::purchase_belief(&loo, drift_var, Some((xc, own_var)));
-            let (s_now, v_now) = (now.mean, now.var);
-            let kappa = uncertainty_scale(g.w, v_now);
-            let prec = 1.0 / v_now;
-            let half = r.half;
-            if score_drift {
-                for (slot, &rho) in rhos.iter().enumerate() {
-                    let alt = crate::model::predict::purchase_belief(
-                        &loo,
-                        rho * total_var,
-                        Some((xc, (1.0 - rho) * total_var)),
-                    );
-                    let k = uncertainty_scale(g.w, alt.var);
-                    let base = g.c - g.w * (alt.mean - r.t);
-                    let p = probs(k * (base + half), k * (base - half));
-                    acc.drift_nll[slot] -= p[y].max(crate::model::math::P_MIN).ln();
-                }
-            }
-            let d_gap = s_now - r.t;
-            let e_eta = half / g.h;
-            let base = g.c - g.w * d_gap;
-            let d = event_deriv(kappa * (base + half), kappa * (base - half), y);
-            acc.loo_nll += d.nll;
-            acc.n += 1.0;
-            let dt = (kappa * g.w, kappa * g.w);
-            let de = (kappa * g.h * e_eta, -kappa * g.h * e_eta);
-            // the slope also widens or narrows the uncertainty scale: ∂κ/∂w = −κ³·π·w·v/8
-            let dkappa = -kappa.powi(3) * std::f64::consts::PI * g.w / (8.0 * prec);
-            let dw = (
-                -kappa * d_gap + dkappa * (g.c + half - g.w * d_gap),
-                -kappa * d_gap + dkappa * (g.c - half - g.w * d_gap),
-            );
-            let dc = (kappa, kappa);
-            let dh = (kappa * e_eta, -kappa * e_eta);
-            let sums = &mut acc.art[j];
-            sums.gt += d.grad(dt.0, dt.1);
-            sums.ht += d.info(dt.0, dt.1);
-            sums.ge += d.grad(de.0, de.1);
-            sums.he += d.info(de.0, de.1);
-            let cr = &mut sums.cross;
-            cr[0] += d.info_cross(dt, dw);
-            cr[1] += d.info_cross(dt, dc);
-            cr[2] += d.info_cross(dt, dh);
-            cr[3] += d.info_cross(de, dw);
-            cr[4] += d.info_cross(de, dc);
-            cr[5] += d.info_cross(de, dh);
-            acc.gglob[0] += d.grad(dw.0, dw.1);
-            acc.gglob[1] += d.grad(dc.0, dc.1);
-            acc.gglob[2] += d.grad(dh.0, dh.1);
-            acc.iglob[0] += d.info(dw.0, dw.1);
-            acc.iglob[1] += d.info_cross(dw, dc);
-            acc.iglob[2] += d.info_cross(dw, dh);
-            acc.iglob[3] += d.info(dc.0, dc.1);
-            acc.iglob[4] += d.info_cross(dc, dh);
-            acc.iglob[5] += d.info(dh.0, dh.1);
-            // choice model: s − pos = align + k·reputation + k_product·product + noise
-            let (r1, r2) = (r.r1, r.r2);
-            let ev = s - self.as_pos[j];
-            let sy = &mut acc.sys[self.as_sys[j] as usize];
-            for (slot, v) in [
-                1.0,
-                ev,
-                r1,
-                r2,
-                r1 * r1,
-                r1 * r2,
-                r2 * r2,
-                ev * r1,
-                ev * r2,
-                ev * ev,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                sy[slot] += v;
-            }
-            acc.sum_var += vss;
-        }
-        // feature model and prior variance sums
-        let xty = &mut acc.xty;
+    /// The feature ridge's `Xᵀy` term of customer `c` with size `s`.
+    pub(super) fn add_xty(&self, c: usize, s: f64, xty: &mut [f64]) {
         self.model
             .features
             .for_each_training(&self.meta.features, c, |j, x| {
@@ -382,11 +211,5 @@ impl<'a> State<'a> {
                     *v += x * s;
                 }
             });
-        let resid = (s - prior.s).powi(2) + vss;
-        acc.bias[0] += 1.0;
-        acc.bias[1] += u * u + vuu;
-        let slot = if self.has_feat[c] { 0 } else { 2 };
-        acc.tau[slot] += 1.0;
-        acc.tau[slot + 1] += resid;
     }
 }
