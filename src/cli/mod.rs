@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Fit a model to purchase / return events and write a model artifact.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Score events: writes every input column plus p_small, p_fit, p_large.
     Predict(predict::PredictArgs),
     /// Evaluate a model on events with outcomes (AUC, log loss, calibration, cold start).

@@ -64,11 +64,15 @@ pub struct PassContext {
     drift_stride: usize,
 }
 
+/// A customer's solved state as a pass returns it: size mean, fit bias and the
+/// size/bias covariance (ss, su, uu), as the fit stores them.
+pub(crate) type CustomerState = (f64, f32, [f32; 3]);
+
 /// One customer's solved state and contribution to a pass's sums.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CustomerOut {
     customer: u32,
-    slot: (f64, f32, [f32; 3]),
+    slot: CustomerState,
     acc: Acc<SparseArt>,
 }
 
@@ -77,7 +81,7 @@ pub struct CustomerOut {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PassSums {
     acc: Acc,
-    states: Vec<(u32, (f64, f32, [f32; 3]))>,
+    states: Vec<(u32, CustomerState)>,
 }
 
 impl PassContext {
@@ -228,7 +232,7 @@ impl PassSums {
     /// Approximate heap size (for an engine's memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.acc.art.capacity() * std::mem::size_of::<ArtSums>()
-            + self.states.capacity() * std::mem::size_of::<(u32, (f64, f32, [f32; 3]))>()
+            + self.states.capacity() * std::mem::size_of::<(u32, CustomerState)>()
     }
 
     /// Serialise (postcard) as one value of a plan's column.

@@ -72,7 +72,7 @@ pub(super) fn prior(g: &Globals, m: f32, has_feat: bool) -> CustomerState {
 
 impl Solved {
     /// The customer's slot values as the fit stores them (bias and covariance in f32).
-    pub(super) fn slot(&self) -> (f64, f32, [f32; 3]) {
+    pub(super) fn slot(&self) -> super::engine::CustomerState {
         let st = &self.st;
         (
             st.s,
@@ -172,7 +172,7 @@ impl Kernel<'_> {
         let total_var = 1.0 / hist_prec;
         let own_var = g.sd_choice * g.sd_choice;
         let drift_var = g.sd_drift * g.sd_drift;
-        let score_drift = c % self.drift_stride.max(1) == 0;
+        let score_drift = c.is_multiple_of(self.drift_stride.max(1));
         let rhos = DRIFT_STEPS.map(|step| drift_share(g, step));
         acc.objective += solved.obj;
         for (k, (&j, &y)) in cu.ev_as.iter().zip(cu.ev_y).enumerate() {

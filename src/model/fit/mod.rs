@@ -507,7 +507,7 @@ fn run(
         st.refresh_prior_means(&full.chunks);
     }
     st.steps = p.customer_newton_steps + FRESH_EXTRA_STEPS;
-    let acc = st.pass_via(engine.as_deref_mut(), &full)?;
+    let acc = st.pass_via(engine, &full)?;
     st.finish_uncertainty(&acc);
     let mut model = st.model;
     if p.store_customers {

@@ -61,7 +61,7 @@ impl BinaryFit<'_> {
                     for j in 0..q {
                         g[j] += r * z[j];
                     }
-                    if hq == 0 || (ci * CHUNK + pos) % stride != 0 {
+                    if hq == 0 || !(ci * CHUNK + pos).is_multiple_of(stride) {
                         continue;
                     }
                     hn += 1;
