@@ -10,6 +10,7 @@
 //! runs the existing quadratic solve and empirical-Bayes updates, and sends the next
 //! parameters (a small file, read by the aggregates by path) with the next plan.
 
+mod buffer;
 pub mod cluster;
 pub mod engine;
 pub mod prepared;
