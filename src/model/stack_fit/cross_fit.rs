@@ -43,7 +43,7 @@ pub struct CrossFitted {
     pub warm_start: Option<Fitted>,
 }
 
-/// [`cross_fit_inputs`] without the final model: the folds' refits and inputs (see
+/// `cross_fit_inputs` without the final model: the folds' refits and inputs (see
 /// [`CrossFitted`]).
 pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted, ModelError> {
     params.validate()?;

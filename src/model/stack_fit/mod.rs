@@ -40,14 +40,14 @@ mod design;
 mod inputs;
 mod learner;
 mod loo;
+mod newton;
 mod offer;
 mod params;
 
 pub use self::cross_fit::{cross_fitted, CrossFitted};
 pub use self::inputs::{hash_in_sample, CustomerSample, TrainingInputs};
-pub use self::learner::{
-    fit_logit, sums, Design, FitSpec, FittedLogit, LogitParams, Solver, Sums, ValidLogitParams,
-};
+pub use self::learner::{FittedLogit, LogitParams, Solver, ValidLogitParams};
+pub use self::newton::{fit_logit, sums, Design, FitSpec, Sums};
 pub use self::params::StackParams;
 
 use self::cross_fit::cross_fit_inputs;

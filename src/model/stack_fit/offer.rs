@@ -3,7 +3,7 @@
 
 use super::design::{in_cv, standardised_design};
 use super::inputs::TrainingInputs;
-use super::learner::{dot, minimise, Quadratic, CHUNK};
+use super::newton::{dot, minimise, Quadratic, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput};

@@ -1,0 +1,486 @@
+//! The purchase learner's numerics: a standardised design and the rows a fit uses,
+//! log loss / gradient / Hessian sums over fixed chunks of rows (deterministic, a
+//! group-by in a distributed setting), and the damped Newton minimiser the purchase
+//! learner ([`super::learner`]) and the offer calibration share.
+
+use crate::model::stack::softmax2;
+use crate::model::ModelError;
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+/// Rows per chunk of the gradient / Hessian sums (fixed: results do not depend on threads).
+pub(super) const CHUNK: usize = 4096;
+
+/// A Newton fit keeps its Hessian for the next step while each step's gain in the
+/// objective is at most this share of the previous step's (the Hessian, `p²` work per
+/// row, is most of an iteration's cost; a gradient is `p`).
+pub(super) const HESSIAN_KEEP: f64 = 0.25;
+
+/// A design matrix element: `f32` (the stored designs: half the memory and memory
+/// traffic of a pass, and standardised features need no more digits) or `f64`; every
+/// sum is taken in `f64`.
+pub trait DesignElem: Copy + Send + Sync + 'static {
+    /// The value as `f64`.
+    fn to_f64(self) -> f64;
+}
+
+impl DesignElem for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl DesignElem for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// Hessians a Newton fit computes on its row sample ([`FitSpec::hess_stride`]) before
+/// each further one doubles the rows.
+const HESSIAN_SAMPLE_TRIES: u32 = 5;
+
+/// A standardised design matrix with classes.
+pub struct Design<'a, E: DesignElem = f64> {
+    /// Rows, row-major, `p` per row.
+    pub x: &'a [E],
+    /// Class per row (0 small, 1 fit, 2 large).
+    pub y: &'a [u8],
+    /// Features per row.
+    pub p: usize,
+}
+
+/// Which rows a fit uses and how it is penalised.
+#[derive(Clone, Copy, Debug)]
+pub struct FitSpec<'a> {
+    /// Ridge penalty on the summed log loss (intercepts unpenalised).
+    pub lambda: f64,
+    /// Weight per row: rows of weight 0 are left out (`None`: every row).
+    pub weights: Option<&'a [f32]>,
+    /// Newton iterations at most.
+    pub max_iter: usize,
+    /// Rows `i` with `i % hess_stride == 0` enter the Hessian, scaled up to all the
+    /// included rows (1 = every row). The gradient and objective always use every
+    /// included row, so the fit converges to the same optimum; the Hessian only shapes
+    /// the steps, and its cost (`p²` per row) stays bounded as rows grow (see
+    /// `StackParams::hess_rows`).
+    pub hess_stride: usize,
+    /// The fit stops when a step gains less than this share of the objective
+    /// (default [`LogitParams::tol`](super::LogitParams::tol): 1e-10).
+    pub tol: f64,
+}
+
+/// Sums over rows: penalised-free log loss, gradient (2p) and Hessian (2p × 2p, row-major).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sums {
+    /// Summed negative log-likelihood.
+    pub nll: f64,
+    /// Gradient: small logit's block, then large logit's.
+    pub grad: Vec<f64>,
+    /// Hessian.
+    pub hess: Vec<f64>,
+    /// Rows summed.
+    pub n: f64,
+    /// Rows summed into the Hessian.
+    pub hn: f64,
+}
+
+impl Sums {
+    fn new(p: usize, hessian: bool) -> Sums {
+        Sums {
+            nll: 0.0,
+            grad: vec![0.0; 2 * p],
+            hess: vec![0.0; if hessian { 4 * p * p } else { 0 }],
+            n: 0.0,
+            hn: 0.0,
+        }
+    }
+
+    fn merge(&mut self, o: &Sums) {
+        self.nll += o.nll;
+        self.n += o.n;
+        self.hn += o.hn;
+        self.grad.iter_mut().zip(&o.grad).for_each(|(a, b)| *a += b);
+        self.hess.iter_mut().zip(&o.hess).for_each(|(a, b)| *a += b);
+    }
+}
+
+pub(super) fn included(spec: &FitSpec<'_>, i: usize) -> bool {
+    spec.weights
+        .is_none_or(|w| w.get(i).is_some_and(|&w| w > 0.0))
+}
+
+/// A damped Newton step: `beta + scale·step` for `scale` = 1, 1/2, ... (12 tries); the
+/// first candidate whose objective (`eval` gives its state and objective) is finite and
+/// not above `obj` is returned with them, `None` when none is.
+pub(super) fn damped_step<T>(
+    beta: &[f64],
+    step: &[f64],
+    obj: f64,
+    mut eval: impl FnMut(&[f64]) -> (T, f64),
+) -> Option<(Vec<f64>, T, f64)> {
+    let mut scale = 1.0;
+    for _ in 0..12 {
+        let cand: Vec<f64> = beta.iter().zip(step).map(|(b, d)| b + scale * d).collect();
+        let (state, cobj) = eval(&cand);
+        if cobj.is_finite() && cobj <= obj + 1e-12 * obj.abs() {
+            return Some((cand, state, cobj));
+        }
+        scale *= 0.5;
+    }
+    None
+}
+
+pub(super) fn logits<E: DesignElem>(row: &[E], beta: &[f64], p: usize) -> (f64, f64) {
+    (dot(row, &beta[..p]), dot(row, &beta[p..2 * p]))
+}
+
+/// `Σ a_j·b_j` over the shorter of the two, in eight independent partial sums (the
+/// compiler cannot reorder one running float sum into SIMD lanes itself).
+#[inline]
+pub(super) fn dot<E: DesignElem>(a: &[E], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 8];
+    let (ca, ra) = (a.chunks_exact(8), a.chunks_exact(8).remainder());
+    let rb = b.chunks_exact(8).remainder();
+    for (x, y) in ca.zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += x[k].to_f64() * y[k];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x.to_f64() * y).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// Log loss, gradient and Hessian of the multinomial logit (fit as reference) summed over
+/// the included rows, in fixed chunks merged in order. `hessian = false` skips it.
+pub fn sums<E: DesignElem>(
+    d: &Design<'_, E>,
+    spec: &FitSpec<'_>,
+    beta: &[f64],
+    hessian: bool,
+) -> Sums {
+    let p = d.p;
+    let n = d.y.len();
+    let chunks: Vec<(usize, usize)> = (0..n)
+        .step_by(CHUNK)
+        .map(|lo| (lo, (lo + CHUNK).min(n)))
+        .collect();
+    let parts: Vec<Sums> = chunks
+        .par_iter()
+        .map(|&(lo, hi)| {
+            let mut s = Sums::new(p, hessian);
+            // the chunk's Hessian rows and their three weights (small-small,
+            // small-large, large-large), multiplied out at the end as blocked matrix
+            // products: a per-row rank-one update streams three p×p accumulators
+            // through the cache for every row
+            let mut hx: Vec<f64> = Vec::new();
+            let mut hw: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+            for i in lo..hi {
+                if !included(spec, i) {
+                    continue;
+                }
+                let row = &d.x[i * p..(i + 1) * p];
+                let (es, el) = logits(row, beta, p);
+                let pr = softmax2(es, el);
+                let y = usize::from(d.y[i]);
+                s.nll -= pr[y].max(1e-300).ln();
+                s.n += 1.0;
+                let rs = pr[0] - f64::from(u8::from(y == 0));
+                let rl = pr[2] - f64::from(u8::from(y == 2));
+                let (gs, gl) = s.grad.split_at_mut(p);
+                for ((a, b), &v) in gs.iter_mut().zip(gl.iter_mut()).zip(row) {
+                    let v = v.to_f64();
+                    *a += rs * v;
+                    *b += rl * v;
+                }
+                if hessian && i % spec.hess_stride.max(1) == 0 {
+                    s.hn += 1.0;
+                    hx.extend(row.iter().map(|v| v.to_f64()));
+                    hw[0].push(pr[0] * (1.0 - pr[0]));
+                    hw[1].push(-pr[0] * pr[2]);
+                    hw[2].push(pr[2] * (1.0 - pr[2]));
+                }
+            }
+            if hessian && !hw[0].is_empty() {
+                let m = hw[0].len();
+                let x = ArrayView2::from_shape((m, p), &hx[..]).ok();
+                let q = 2 * p;
+                if let Some(x) = x {
+                    // block (a, b) of the 2p × 2p Hessian: Xᵀ·diag(w)·X
+                    for (w, blocks) in
+                        hw.iter()
+                            .zip([&[(0, 0)][..], &[(0, p), (p, 0)][..], &[(p, p)][..]])
+                    {
+                        let mut xw = x.to_owned();
+                        for (mut r, &wi) in xw.rows_mut().into_iter().zip(w) {
+                            r *= wi;
+                        }
+                        let h = xw.t().dot(&x);
+                        for &(r0, c0) in blocks {
+                            for j in 0..p {
+                                let dst = &mut s.hess[(r0 + j) * q + c0..(r0 + j) * q + c0 + p];
+                                for (a, b) in dst.iter_mut().zip(h.row(j)) {
+                                    *a += b;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            s
+        })
+        .collect();
+    let mut total = Sums::new(p, hessian);
+    for part in &parts {
+        total.merge(part);
+    }
+    if hessian && total.hn > 0.0 && total.hn < total.n {
+        let up = total.n / total.hn;
+        total.hess.iter_mut().for_each(|h| *h *= up);
+    }
+    total
+}
+
+pub(super) fn penalised(s: &Sums, beta: &[f64], lambda: f64, p: usize) -> f64 {
+    let mut pen = 0.0;
+    for (j, b) in beta.iter().enumerate() {
+        if j % p != 0 {
+            pen += b * b;
+        }
+    }
+    s.nll + 0.5 * lambda * pen
+}
+
+/// Penalised Newton fit of the two logits from `start` (length 2p; `minimise`);
+/// deterministic.
+pub fn fit_logit<E: DesignElem>(
+    d: &Design<'_, E>,
+    spec: &FitSpec<'_>,
+    start: &[f64],
+) -> Result<Vec<f64>, ModelError> {
+    let p = d.p;
+    let q = 2 * p;
+    let mut beta = start.to_vec();
+    if beta.len() != q {
+        beta = vec![0.0; q];
+    }
+    let hessians = std::cell::Cell::new(0u32);
+    let eval = |b: &[f64], hessian: bool| {
+        let mut at = *spec;
+        if hessian {
+            // a row sample's curvature misses rare features: when Newton's steps have
+            // needed more than HESSIAN_SAMPLE_TRIES Hessians, each further one doubles
+            // its rows (a 751k-row final fit took 30 steps and 24 Hessians without it,
+            // 9 and 5 with every row)
+            let k = hessians.get();
+            hessians.set(k + 1);
+            let doublings = k.saturating_sub(HESSIAN_SAMPLE_TRIES).min(usize::BITS - 1);
+            at.hess_stride = (spec.hess_stride >> doublings).max(1);
+        }
+        let s = sums(d, &at, b, hessian);
+        let obj = penalised(&s, b, spec.lambda, p);
+        let mut grad = s.grad;
+        let mut hess = s.hess;
+        for j in 0..q {
+            if j % p != 0 {
+                grad[j] += spec.lambda * b[j];
+            }
+            if hessian {
+                hess[j * q + j] += if j % p == 0 {
+                    1e-8
+                } else {
+                    spec.lambda.max(1e-8)
+                };
+            }
+        }
+        Quadratic { obj, grad, hess }
+    };
+    let (beta, obj) = minimise(beta, (spec.max_iter, spec.tol), "second stage", eval)?;
+    if !obj.is_finite() {
+        return Err(ModelError::Diverged(format!(
+            "second stage: objective is {obj}"
+        )));
+    }
+    Ok(beta)
+}
+
+/// A penalised objective at one point, for [`minimise`]: its value, gradient and (when
+/// asked for) Hessian, row-major; each includes the ridge penalty.
+pub(super) struct Quadratic {
+    pub(super) obj: f64,
+    pub(super) grad: Vec<f64>,
+    /// Empty unless asked for.
+    pub(super) hess: Vec<f64>,
+}
+
+/// Newton's method from `start` on the objective `eval` gives (`eval(b, true)` with the
+/// Hessian), at most `max_iter` steps, each damped until it does not increase the
+/// objective. The Hessian (`p²` work per row, against `p` for a gradient) is kept for the
+/// next step while each step gains at most [`HESSIAN_KEEP`] of the previous one's, and
+/// recomputed otherwise; the fit stops at a step that gains less than `tol` of the
+/// objective, but only on a step taken with a fresh Hessian (a stale one's small gain may
+/// be slow progress), so it ends where Newton's method would. `what` names the fit in
+/// errors. Returns the point and its objective.
+pub(super) fn minimise(
+    start: Vec<f64>,
+    (max_iter, tol): (usize, f64),
+    what: &str,
+    eval: impl Fn(&[f64], bool) -> Quadratic,
+) -> Result<(Vec<f64>, f64), ModelError> {
+    let q = start.len();
+    let mut beta = start;
+    let mut at = eval(&beta, true);
+    let mut hess = std::mem::take(&mut at.hess);
+    let (mut fresh, mut hessians, mut last_gain, mut iter) = (true, 1, f64::INFINITY, 0);
+    while iter < max_iter {
+        iter += 1;
+        let mut h = hess.clone();
+        let neg: Vec<f64> = at.grad.iter().map(|v| -v).collect();
+        let step = crate::model::features::cholesky_solve(&mut h, &neg, q)
+            .ok_or_else(|| ModelError::Diverged(format!("{what}: singular Hessian")))?;
+        // candidates are judged on the objective alone (no Hessian)
+        let Some((cand, next, _)) = damped_step(&beta, &step, at.obj, |c| {
+            let e = eval(c, false);
+            let o = e.obj;
+            (e, o)
+        }) else {
+            if fresh {
+                break;
+            }
+            // a stale Hessian's step found no descent: refresh it here and retry
+            hess = eval(&beta, true).hess;
+            (hessians, fresh) = (hessians + 1, true);
+            continue;
+        };
+        let gain = at.obj - next.obj;
+        (beta, at) = (cand, next);
+        if gain <= tol * at.obj.abs().max(1.0) {
+            if fresh {
+                tracing::trace!(target: "runsize::stack", what, iter, hessians, "converged");
+                return Ok((beta, at.obj));
+            }
+            hess = eval(&beta, true).hess;
+            (hessians, fresh, last_gain) = (hessians + 1, true, f64::INFINITY);
+            continue;
+        }
+        if gain > HESSIAN_KEEP * last_gain {
+            hess = eval(&beta, true).hess;
+            (hessians, fresh) = (hessians + 1, true);
+        } else {
+            fresh = false;
+        }
+        last_gain = gain;
+    }
+    tracing::trace!(target: "runsize::stack", what, iter, hessians, "stopped");
+    Ok((beta, at.obj))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logistic_gradient_and_hessian_on_one_event() {
+        // intercept only, beta = 0: p = 1/3 each; one "small" event.
+        let x = [1.0];
+        let y = [0u8];
+        let d = Design { x: &x, y: &y, p: 1 };
+        let spec = FitSpec {
+            lambda: 0.0,
+            weights: None,
+            max_iter: 10,
+            hess_stride: 1,
+            tol: 1e-10,
+        };
+        let s = sums(&d, &spec, &[0.0, 0.0], true);
+        assert!((s.nll - 3f64.ln()).abs() < 1e-12);
+        // gradient (p - y)·x: small 1/3 - 1 = -2/3, large 1/3
+        assert!((s.grad[0] + 2.0 / 3.0).abs() < 1e-12);
+        assert!((s.grad[1] - 1.0 / 3.0).abs() < 1e-12);
+        // Hessian [[p_s(1-p_s), -p_s p_l], [., p_l(1-p_l)]] = [[2/9, -1/9], [-1/9, 2/9]]
+        let h = &s.hess;
+        assert!((h[0] - 2.0 / 9.0).abs() < 1e-12);
+        assert!((h[1] + 1.0 / 9.0).abs() < 1e-12);
+        assert!((h[2] + 1.0 / 9.0).abs() < 1e-12);
+        assert!((h[3] - 2.0 / 9.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn dot_sums_every_product_in_lanes() {
+        // 11 terms: one full lane block of 8 and a tail of 3; Σ j·(j+1) for j = 0..10 = 440
+        let a: Vec<f64> = (0..11).map(f64::from).collect();
+        let b: Vec<f64> = (1..12).map(f64::from).collect();
+        assert_eq!(dot(&a, &b), 440.0);
+        // shorter of the two: 0·1 + 1·2 + 2·3 = 8
+        assert_eq!(dot(&a[..3], &b), 8.0);
+        assert_eq!(dot::<f64>(&[], &b), 0.0);
+        // f32 rows are summed in f64: 0.1f32·10 + 0.5f32·2 = 2.000000014901161
+        assert_eq!(
+            dot(&[0.1f32, 0.5], &[10.0, 2.0]),
+            f64::from(0.1f32) * 10.0 + 1.0
+        );
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        // two features, five events
+        let x = [1.0, 0.5, 1.0, -1.0, 1.0, 2.0, 1.0, 0.0, 1.0, -0.3];
+        let y = [0u8, 1, 2, 1, 0];
+        let d = Design { x: &x, y: &y, p: 2 };
+        let spec = FitSpec {
+            lambda: 0.0,
+            weights: Some(&[1.0, 1.0, 0.0, 1.0, 1.0]),
+            max_iter: 10,
+            hess_stride: 1,
+            tol: 1e-10,
+        };
+        let beta = [0.2, -0.4, -0.1, 0.7];
+        let s = sums(&d, &spec, &beta, true);
+        assert_eq!(s.n, 4.0);
+        let h = 1e-6;
+        for j in 0..4 {
+            let mut up = beta;
+            up[j] += h;
+            let mut dn = beta;
+            dn[j] -= h;
+            let fd =
+                (sums(&d, &spec, &up, false).nll - sums(&d, &spec, &dn, false).nll) / (2.0 * h);
+            assert!(
+                (s.grad[j] - fd).abs() < 1e-6,
+                "grad {j}: {} vs {fd}",
+                s.grad[j]
+            );
+            // Hessian column j by differences of gradients
+            let gu = sums(&d, &spec, &up, false).grad;
+            let gd = sums(&d, &spec, &dn, false).grad;
+            for k in 0..4 {
+                let fd = (gu[k] - gd[k]) / (2.0 * h);
+                assert!((s.hess[k * 4 + j] - fd).abs() < 1e-5, "hess {k},{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn intercept_only_fit_recovers_log_ratios() {
+        // 2 small, 5 fit, 3 large: beta_s = ln(2/5), beta_l = ln(3/5)
+        let y = [0u8, 0, 1, 1, 1, 1, 1, 2, 2, 2];
+        let x = [1.0; 10];
+        let d = Design { x: &x, y: &y, p: 1 };
+        let spec = FitSpec {
+            lambda: 0.0,
+            weights: None,
+            max_iter: 50,
+            hess_stride: 1,
+            tol: 1e-10,
+        };
+        let b = fit_logit(&d, &spec, &[]).unwrap();
+        assert!((b[0] - (0.4f64).ln()).abs() < 1e-6, "{b:?}");
+        assert!((b[1] - (0.6f64).ln()).abs() < 1e-6, "{b:?}");
+        // deterministic
+        assert_eq!(b, fit_logit(&d, &spec, &[]).unwrap());
+    }
+}
