@@ -80,7 +80,10 @@ pub async fn run_scheduler(o: &SchedulerOptions) -> Result<(), DistError> {
 
 /// Run an executor until the process is stopped (ctrl-c, SIGTERM).
 pub async fn run_executor(o: &ExecutorOptions) -> Result<(), DistError> {
-    let state = session_builder(SessionConfig::new_with_ballista())?;
+    let state = session_builder(
+        SessionConfig::new_with_ballista()
+            .with_ballista_grpc_client_max_message_size(super::MAX_MESSAGE_BYTES),
+    )?;
     let registry = Arc::new(BallistaFunctionRegistry::from(&state));
     let vcores = if o.concurrent_tasks > 0 {
         o.concurrent_tasks
@@ -98,6 +101,9 @@ pub async fn run_executor(o: &ExecutorOptions) -> Result<(), DistError> {
         work_dir: o.work_dir.clone(),
         executor_heartbeat_interval_seconds: o.heartbeat_seconds,
         override_function_registry: Some(registry),
+        // a pass's partial sums are one large row (see MAX_MESSAGE_BYTES)
+        grpc_max_encoding_message_size: super::MAX_MESSAGE_BYTES as u32,
+        grpc_max_decoding_message_size: super::MAX_MESSAGE_BYTES as u32,
         ..Default::default()
     };
     start_executor_process(Arc::new(config)).await?;

@@ -187,7 +187,8 @@ async fn session(cfg: &EngineConfig) -> Result<SessionContext, DistError> {
         EngineKind::DataFusion => SessionContext::new_with_config(config(SessionConfig::new())),
         EngineKind::Standalone => {
             let c = config(SessionConfig::new_with_ballista())
-                .with_ballista_standalone_parallelism(cfg.partitions.max(2));
+                .with_ballista_standalone_parallelism(cfg.partitions.max(2))
+                .with_ballista_grpc_client_max_message_size(super::MAX_MESSAGE_BYTES);
             let mut state = SessionStateBuilder::new()
                 .with_config(c)
                 .with_default_features()
@@ -198,7 +199,10 @@ async fn session(cfg: &EngineConfig) -> Result<SessionContext, DistError> {
         }
         EngineKind::Remote(addr) => {
             let state = SessionStateBuilder::new()
-                .with_config(config(SessionConfig::new_with_ballista()))
+                .with_config(
+                    config(SessionConfig::new_with_ballista())
+                        .with_ballista_grpc_client_max_message_size(super::MAX_MESSAGE_BYTES),
+                )
                 .with_default_features()
                 .build();
             SessionContext::remote_with_state(&format!("df://{addr}"), state).await?

@@ -18,6 +18,13 @@ pub mod udaf;
 
 pub use engine::{EngineKind, PassStat, PlanEngine};
 
+/// Largest gRPC / Arrow Flight message the driver, the executors' shuffle reads and
+/// their Flight servers accept: 1 GiB (Ballista's default is 16 MiB). A pass's partial
+/// sums travel as one row of about 160 bytes per article-size (10M synthetic events:
+/// 198k article-sizes, a 31.8 MB row), so the default would cap the catalogue near 100k
+/// article-sizes; 1 GiB allows about 6.7M.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
 use crate::model::ModelError;
 
 /// Errors of the distributed engines.
