@@ -186,9 +186,7 @@ impl PassSums {
             })?;
             row.add(x);
         }
-        let mut scalars = o.acc.clone();
-        scalars.art.clear();
-        self.merge_scalars(&scalars);
+        self.acc.add_scalars(&o.acc);
         self.states.push((o.customer, o.slot));
         Ok(())
     }
@@ -205,23 +203,6 @@ impl PassSums {
         self.acc.merge(&o.acc);
         self.states.extend(o.states);
         Ok(())
-    }
-
-    fn merge_scalars(&mut self, o: &Acc<SparseArt>) {
-        let a = &mut self.acc;
-        let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-        add(&mut a.gglob, &o.gglob);
-        add(&mut a.iglob, &o.iglob);
-        a.loo_nll += o.loo_nll;
-        a.objective += o.objective;
-        a.n += o.n;
-        for (x, y) in a.sys.iter_mut().zip(&o.sys) {
-            add(x, y);
-        }
-        add(&mut a.drift_nll, &o.drift_nll);
-        a.sum_var += o.sum_var;
-        add(&mut a.tau, &o.tau);
-        add(&mut a.bias, &o.bias);
     }
 
     /// Number of solved customers.

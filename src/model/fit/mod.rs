@@ -346,10 +346,18 @@ impl Acc {
     }
 
     fn merge(&mut self, o: &Acc) {
-        let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         for (x, y) in self.art.iter_mut().zip(&o.art) {
             x.add(y);
         }
+        self.add_scalars(o);
+    }
+}
+
+impl<A> Acc<A> {
+    /// Add `o`'s sums other than the per-article-size ones (`xty` only where both have
+    /// it: a plan's per-customer sums carry none).
+    fn add_scalars<B>(&mut self, o: &Acc<B>) {
+        let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         add(&mut self.gglob, &o.gglob);
         add(&mut self.iglob, &o.iglob);
         self.loo_nll += o.loo_nll;
