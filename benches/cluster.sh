@@ -29,17 +29,15 @@ if [ -z "${BIN:-}" ]; then
 fi
 WORK=${WORK:-$(mktemp -d -t runsize-cluster-XXXXXX)}
 mkdir -p "$WORK"
-PIDS=()
-EXEC_PIDS=()
+# shellcheck source=scripts/cluster-lib.sh
+. "$ROOT/scripts/cluster-lib.sh"
 
 stop() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_cluster
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+    exit "$rc"
 }
 trap stop EXIT INT TERM
 
@@ -47,24 +45,8 @@ echo "== $(date -u +%H:%M:%S) synthetic events: $EVENTS (+ 20000 held out)"
 "$BIN" synth --events "$EVENTS" --seed 7 --out "$WORK/events.parquet" --no-customer-truth >/dev/null 2>&1
 "$BIN" synth --events 20000 --seed 8 --out "$WORK/heldout.parquet" --no-customer-truth >/dev/null 2>&1
 
-start_cluster() {
-    "$BIN" ballista scheduler --bind-host 127.0.0.1 --port "$PORT" \
-        --job-data-cleanup-seconds 36000 --executor-timeout-seconds 20 \
-        >"$WORK/scheduler.log" 2>&1 &
-    PIDS+=($!)
-    sleep 1
-    EXEC_PIDS=()
-    for i in 1 2; do
-        mkdir -p "$WORK/executor$i"
-        "$BIN" ballista executor --bind-host 127.0.0.1 --scheduler "127.0.0.1:$PORT" \
-            --port $((PORT + 2 * i - 1)) --grpc-port $((PORT + 2 * i)) \
-            --concurrent-tasks "$TASKS" --work-dir "$WORK/executor$i" --heartbeat-seconds 5 \
-            >"$WORK/executor$i.log" 2>&1 &
-        PIDS+=($!)
-        EXEC_PIDS+=($!)
-    done
-    sleep 3
-}
+SCHEDULER_ARGS=(--job-data-cleanup-seconds 36000 --executor-timeout-seconds 20)
+EXECUTOR_ARGS=(--heartbeat-seconds 5)
 
 # mean of a field of the "iteration" log lines (JSON logs)
 iter_mean() {
@@ -105,7 +87,8 @@ compare() {
 }
 
 if [[ " $ENGINES " == *" ballista "* ]] || [ "$KILL" = 1 ]; then
-    start_cluster
+    start_cluster "$WORK"
+    sleep 3
 fi
 for e in $ENGINES; do
     train "$e" "$WORK/$e.runsize"

@@ -16,29 +16,18 @@ BIN=${BIN:-$ROOT/target/release/runsize}
 PORT=${PORT:-50050}
 TASKS=${TASKS:-1}
 LOGS=${LOGS:-$(mktemp -d -t runsize-cluster-XXXXXX)}
-PIDS=()
+# shellcheck source=scripts/cluster-lib.sh
+. "$ROOT/scripts/cluster-lib.sh"
 
 stop() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_cluster
     echo "stopped (logs in $LOGS)"
+    exit "$rc"
 }
 trap stop EXIT INT TERM
 
-"$BIN" ballista scheduler --bind-host 127.0.0.1 --port "$PORT" >"$LOGS/scheduler.log" 2>&1 &
-PIDS+=($!)
-sleep 1
-for i in 1 2; do
-    mkdir -p "$LOGS/executor$i"
-    "$BIN" ballista executor --bind-host 127.0.0.1 --scheduler "127.0.0.1:$PORT" \
-        --port $((PORT + 2 * i - 1)) --grpc-port $((PORT + 2 * i)) \
-        --concurrent-tasks "$TASKS" --work-dir "$LOGS/executor$i" \
-        >"$LOGS/executor$i.log" 2>&1 &
-    PIDS+=($!)
-done
+start_cluster "$LOGS"
 echo "scheduler 127.0.0.1:$PORT, 2 executors (pids ${PIDS[*]}); logs in $LOGS; ctrl-c stops them"
 wait
