@@ -101,7 +101,22 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 Some(_) => params.structural.clone().max_iter(params.refit_iter.max(1)),
                 None => params.structural.clone(),
             };
-            Predictor::new(structural.fit_from(events, &data, init, &mut |_| iterations += 1)?)?
+            // each iteration at debug level (`--log runsize::stack=debug`): how a refit
+            // converges decides the stage's cost on big data
+            let mut on_iter = |s: &crate::model::fitted::IterationStats| {
+                iterations += 1;
+                tracing::debug!(
+                    target: "runsize::stack",
+                    fold = f,
+                    iter = s.iter,
+                    objective = s.objective,
+                    param_change = s.param_change,
+                    events = s.events,
+                    seconds = s.seconds,
+                    "refit iteration"
+                );
+            };
+            Predictor::new(structural.fit_from(events, &data, init, &mut on_iter)?)?
         };
         if f == 0 {
             // body rows depend only on the events' features (every fold model encodes
