@@ -151,20 +151,7 @@ impl CustomerOut {
 
 impl Acc<SparseArt> {
     fn sparse() -> Self {
-        Acc {
-            art: Vec::new(),
-            gglob: [0.0; 3],
-            iglob: [0.0; 6],
-            loo_nll: 0.0,
-            objective: 0.0,
-            n: 0.0,
-            sys: [[0.0; 10]; N_SYS],
-            drift_nll: [0.0; DRIFT_STEPS.len()],
-            sum_var: 0.0,
-            xty: Vec::new(),
-            tau: [0.0; 4],
-            bias: [0.0; 2],
-        }
+        Acc::zeroed(Vec::new(), 0)
     }
 }
 

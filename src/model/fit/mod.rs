@@ -329,8 +329,22 @@ struct Acc<A = Vec<ArtSums>> {
 
 impl Acc {
     fn new(n_as: usize, dim: usize) -> Acc {
+        Acc::zeroed(vec![ArtSums::default(); n_as], dim)
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        for (x, y) in self.art.iter_mut().zip(&o.art) {
+            x.add(y);
+        }
+        self.add_scalars(o);
+    }
+}
+
+impl<A> Acc<A> {
+    /// Zero sums around the per-article-size sums `art`, with a feature ridge of `dim`.
+    fn zeroed(art: A, dim: usize) -> Self {
         Acc {
-            art: vec![ArtSums::default(); n_as],
+            art,
             gglob: [0.0; 3],
             iglob: [0.0; 6],
             loo_nll: 0.0,
@@ -345,15 +359,6 @@ impl Acc {
         }
     }
 
-    fn merge(&mut self, o: &Acc) {
-        for (x, y) in self.art.iter_mut().zip(&o.art) {
-            x.add(y);
-        }
-        self.add_scalars(o);
-    }
-}
-
-impl<A> Acc<A> {
     /// Add `o`'s sums other than the per-article-size ones (`xty` only where both have
     /// it: a plan's per-customer sums carry none).
     fn add_scalars<B>(&mut self, o: &Acc<B>) {
