@@ -237,6 +237,7 @@ impl<'a> State<'a> {
             s,
             has_feat,
             steps: 2,
+            last_drift_step: 0.0,
         };
         st.fit_prior(1.0);
         Ok(st)

@@ -188,7 +188,9 @@ impl State<'_> {
                 + 2.0 * k1 * k2 * sy[5];
             n_all += n;
         }
-        let rho = drift_share(&self.model.globals, drift_step(&acc.drift_nll));
+        let step = super::damp_reversal(drift_step(&acc.drift_nll), self.last_drift_step);
+        self.last_drift_step = step;
+        let rho = drift_share(&self.model.globals, step);
         let g = &mut self.model.globals;
         g.k = k1;
         g.k_product = k2;
