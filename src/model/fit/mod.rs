@@ -124,7 +124,6 @@ fn drift_step(nll: &[f64; DRIFT_STEPS.len()]) -> f64 {
     (-b / (2.0 * c)).clamp(lo, hi)
 }
 
-/// Drift share `ρ = sd_drift² / (sd_drift² + sd_choice²)` moved by `step` on the logit scale.
 /// `step`, halved when it reverses the `last` one: an update that overshoots and is
 /// undone next iteration (a period-two cycle) then moves by half steps and settles
 /// instead of repeating; steps in one direction are untouched.
@@ -136,6 +135,7 @@ fn damp_reversal(step: f64, last: f64) -> f64 {
     }
 }
 
+/// Drift share `ρ = sd_drift² / (sd_drift² + sd_choice²)` moved by `step` on the logit scale.
 fn drift_share(g: &super::fitted::Globals, step: f64) -> f64 {
     let d = g.sd_drift * g.sd_drift;
     let t = d + g.sd_choice * g.sd_choice;
