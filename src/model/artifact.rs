@@ -515,6 +515,22 @@ mod tests {
         let h0 = save(&model, &without).unwrap();
         assert_eq!(h0.model_id, h.model_id);
         assert_eq!(load(&without).unwrap().1.held_out, None);
+        // a rate over no events (NaN, written as null) reads back as NaN: a model
+        // whose held-out part had no "larger" purchase at some level once saved fine
+        // and could not be loaded
+        let nan = HeldOut {
+            worth: vec![WorthRow {
+                larger_fit_rate: f64::NAN,
+                ..WorthRow::default()
+            }],
+            auc_avg: f64::NAN,
+            ..HeldOut::default()
+        };
+        let with_nan = dir.path().join("nan.runsize");
+        save_with(&model, &with_nan, Some(&nan)).unwrap();
+        let back = load(&with_nan).unwrap().1.held_out.unwrap();
+        assert!(back.worth[0].larger_fit_rate.is_nan() && back.auc_avg.is_nan());
+        assert_eq!(back.worth[0].matched_fit_rate, 0.0);
         // a header written before the field existed still parses
         let json = serde_json::to_value(&h0).unwrap();
         assert!(json.get("held_out").is_none());

@@ -21,6 +21,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::model::predictor::confidence_level;
 
+/// A number that JSON wrote as `null` (serde_json writes NaN that way: a rate over no
+/// events) read back as NaN, so a header that was written can always be read.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Levels in table order.
 pub const LEVELS: [&str; 4] = ["high", "medium", "low", "all"];
 
@@ -31,19 +37,23 @@ pub struct WorthRow {
     pub level: String,
     /// Purchases whose bought size was the recommended one.
     pub matched_n: u64,
-    /// Their fit rate.
+    /// Their fit rate (NaN, written `null`, when there are none).
+    #[serde(deserialize_with = "nan_if_null")]
     pub matched_fit_rate: f64,
     /// Purchases of another size.
     pub other_n: u64,
-    /// Their fit rate.
+    /// Their fit rate (NaN, written `null`, when there are none).
+    #[serde(deserialize_with = "nan_if_null")]
     pub other_fit_rate: f64,
     /// Of those: bought smaller than recommended (count).
     pub smaller_n: u64,
-    /// Their fit rate.
+    /// Their fit rate (NaN, written `null`, when there are none).
+    #[serde(deserialize_with = "nan_if_null")]
     pub smaller_fit_rate: f64,
     /// Of those: bought larger than recommended (count).
     pub larger_n: u64,
-    /// Their fit rate.
+    /// Their fit rate (NaN, written `null`, when there are none).
+    #[serde(deserialize_with = "nan_if_null")]
     pub larger_fit_rate: f64,
 }
 
@@ -78,11 +88,14 @@ pub struct HeldOut {
     pub source: String,
     /// Events scored.
     pub n: u64,
-    /// Average one-vs-rest AUC.
+    /// Average one-vs-rest AUC (NaN, written `null`, when an outcome is missing).
+    #[serde(deserialize_with = "nan_if_null")]
     pub auc_avg: f64,
     /// Log loss.
+    #[serde(deserialize_with = "nan_if_null")]
     pub log_loss: f64,
     /// Top-label expected calibration error.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ece: f64,
     /// Reliability per outcome.
     pub reliability: Vec<Reliability>,
