@@ -91,6 +91,10 @@ pub struct TrainArgs {
     /// it converges).
     #[arg(long, default_value_t = 8)]
     pub stack_refit_iter: usize,
+    /// Parameter tolerance of the cross-fitting refits (0 = the fit's own `--param-tol`
+    /// or its default): they only give the second stage its inputs.
+    #[arg(long, default_value_t = 0.0)]
+    pub stack_refit_tol: f64,
     /// Start the fit from this model's parameters (e.g. yesterday's), matched by key:
     /// size labels, brands, categories, products, products in sizes and customers; new
     /// keys start as in a cold fit. The big-data sample phase is skipped and the fit may
@@ -186,6 +190,7 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
         max_rows: args.stack_max_rows,
         exact_refits: !args.stack_warm_refits,
         refit_iter: args.stack_refit_iter,
+        refit_param_tol: args.stack_refit_tol,
         lambdas: (args.stack_lambdas.clone()).unwrap_or_else(|| StackParams::default().lambdas),
         folds: args.stack_cv_folds,
         solver: match args.stack_solver {

@@ -98,8 +98,8 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 .as_ref()
                 .map(|(low, high)| if f < k / 2 { high } else { low });
             let structural = match init {
-                Some(_) => params.structural.clone().max_iter(params.refit_iter.max(1)),
-                None => params.structural.clone(),
+                Some(_) => params.refit_structural().max_iter(params.refit_iter.max(1)),
+                None => params.refit_structural(),
             };
             // each iteration at debug level (`--log runsize::stack=debug`): how a refit
             // converges decides the stage's cost on big data
@@ -121,7 +121,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         if f == 0 {
             // body rows depend only on the events' features (every fold model encodes
             // them alike)
-            (out.bodies, out.body_dim) = body_rows(&model_k, events);
+            (out.bodies, out.body_dim) = body_rows(&model_k, events, &sample);
         }
         // resolved once: the count tables and the fold's inputs read the same lookups
         let r = model_k.resolve(events);
@@ -129,7 +129,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         drop(train_k);
         let global = global_rates(tables_k.global);
         let (bodies, body_dim) = (&out.bodies, out.body_dim);
-        type Row = (StackInput<'static>, StackInput<'static>, u8, u32, u32);
+        type Row = (StackInput<'static>, StackInput<'static>, u8, u32, u32, u32);
         // this fold's rows, in place
         let rows: Vec<Row> = (0..events.len())
             .into_par_iter()
@@ -140,9 +140,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 }
                 let class = events.outcome[i].class()?;
                 let ec = events.customer[i];
-                if !sample.contains(ec) {
-                    return None;
-                }
+                let body_row = sample.body_row(ec)?;
                 let (a, belief) = model_k.event_view(events, &r, i, &opts)?;
                 let (_, belief_free) = model_k.event_view(events, &r, i, &free)?;
                 let counts = count_at(
@@ -156,7 +154,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                     .get(mc as usize)
                     .copied()
                     .unwrap_or(0.0);
-                let body = body_of(bodies, body_dim, ec).to_vec();
+                let body = body_of(bodies, body_dim, body_row).to_vec();
                 let sc = StackCustomer {
                     regime: Regime::Purchase,
                     rates: customer_rates(sm, global, counts, pos),
@@ -166,7 +164,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 let levels = level_features(sm, global, &model_k.level_counts(&tables_k, &a));
                 let x = model_k.stack_input((belief, &a), levels, &sc);
                 let o = model_k.stack_input((belief_free, &a), levels, &sc);
-                Some((detach(&x), detach(&o), class as u8, ec, i as u32))
+                Some((detach(&x), detach(&o), class as u8, ec, body_row, i as u32))
             })
             .collect();
         if f == 0 && model_k.summary.converged {
@@ -178,13 +176,13 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         } else {
             drop(model_k);
         }
-        for (x, o, y, ec, i) in rows {
+        for (x, o, y, ec, body_row, i) in rows {
             out.event.push(i);
             out.inputs.push(x);
             out.offer.push(o);
             out.classes.push(y);
             out.group.push(customer_hash(events, ec));
-            out.customer.push(ec);
+            out.customer.push(body_row);
         }
         tracing::info!(
             target: "runsize::stack",
@@ -220,8 +218,7 @@ fn half_models(
         drop(rows);
         let mut iterations = 0;
         let m = params
-            .structural
-            .clone()
+            .refit_structural()
             .store_customers(true)
             .fit_prepared(events, &data, &mut |_| iterations += 1)?;
         tracing::info!(

@@ -31,8 +31,11 @@ pub(super) struct TrainEvent {
 pub struct CustomerSample {
     /// Share of customers kept, in (0, 1]; 1 keeps every customer.
     pub rate: f64,
-    /// Kept or not, per events customer (empty when the rate is 1).
-    keep: Vec<bool>,
+    /// Per events customer: its row among the kept customers (their body rows), or
+    /// `NONE` when not kept (empty when the rate is 1: every customer is kept, in order).
+    row: Vec<u32>,
+    /// Number of customers kept.
+    kept: usize,
 }
 
 impl CustomerSample {
@@ -47,20 +50,47 @@ impl CustomerSample {
         if max_rows == 0 || fit <= max_rows {
             return CustomerSample {
                 rate: 1.0,
-                keep: Vec::new(),
+                row: Vec::new(),
+                kept: events.customers.len(),
             };
         }
         let rate = max_rows as f64 / fit as f64;
-        let keep = (0..events.customers.len())
+        let keep: Vec<bool> = (0..events.customers.len())
+            .into_par_iter()
+            .with_min_len(4096)
             .map(|c| hash_in_sample(customer_hash(events, c as u32), rate))
             .collect();
-        CustomerSample { rate, keep }
+        let mut kept = 0u32;
+        let row = keep
+            .into_iter()
+            .map(|k| {
+                if k {
+                    kept += 1;
+                    kept - 1
+                } else {
+                    NONE
+                }
+            })
+            .collect();
+        CustomerSample {
+            rate,
+            row,
+            kept: kept as usize,
+        }
     }
 
     /// Whether the learners see the events of events customer `ec` (an index into
     /// `Events::customers`).
     pub fn contains(&self, ec: u32) -> bool {
-        self.keep.is_empty() || self.keep.get(ec as usize).copied().unwrap_or(false)
+        self.body_row(ec).is_some()
+    }
+
+    /// Events customer `ec`'s row among the kept customers ([`body_rows`]), if kept.
+    pub(super) fn body_row(&self, ec: u32) -> Option<u32> {
+        if self.row.is_empty() {
+            return ((ec as usize) < self.kept).then_some(ec);
+        }
+        self.row.get(ec as usize).copied().filter(|&r| r != NONE)
     }
 }
 
@@ -91,31 +121,40 @@ pub struct TrainingInputs {
     pub classes: Vec<u8>,
     /// Cross-validation group per event (hash of the customer id).
     pub group: Vec<u64>,
-    /// Body rows of the events' customers, `body_dim` per events customer.
+    /// Body rows of the sampled customers, `body_dim` per customer (see `customer`).
     pub bodies: Vec<f64>,
     /// Length of a body row.
     pub body_dim: usize,
-    /// Events customer per event (row of `bodies`).
+    /// Row of `bodies` per event (the event's customer among the sampled ones).
     pub customer: Vec<u32>,
     /// Row of `events` per event (its index in the events table).
     pub event: Vec<u32>,
 }
 
-/// Body rows of every customer of `events` straight from the training columns (the
-/// encoder's own level codes), flat, and their length.
-pub(super) fn body_rows(model: &Predictor, events: &Events) -> (Vec<f64>, usize) {
+/// Body rows of the customers of `events` kept by `sample` (row
+/// [`CustomerSample::body_row`]) straight from the training columns (the encoder's own
+/// level codes), flat, and their length. Only the sample's customers: at 10M customers
+/// and a handful of body features every customer's row would be most of a gigabyte.
+pub(super) fn body_rows(
+    model: &Predictor,
+    events: &Events,
+    sample: &CustomerSample,
+) -> (Vec<f64>, usize) {
     let dim = model.features.dim();
     let body_dim = dim.saturating_sub(1);
-    let mut bodies = vec![0.0; events.customers.len() * body_dim];
+    let mut bodies = vec![0.0; sample.kept * body_dim];
     if body_dim > 0 {
+        let kept: Vec<u32> = (0..events.customers.len() as u32)
+            .filter(|&c| sample.contains(c))
+            .collect();
         bodies
             .par_chunks_mut(body_dim)
-            .enumerate()
-            .for_each(|(c, out)| {
+            .zip(kept.par_iter())
+            .for_each(|(out, &c)| {
                 let mut row = vec![0.0; dim];
                 model
                     .features
-                    .encode_training(&events.features, c, &mut row);
+                    .encode_training(&events.features, c as usize, &mut row);
                 out.copy_from_slice(&row[1..]);
             });
     }

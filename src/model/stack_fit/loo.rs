@@ -117,6 +117,8 @@ pub(super) struct LooContext<'a> {
     smoothing: &'a Smoothing,
     global: [f64; 3],
     bodies: &'a [f64],
+    /// The learners' customers (their rows of `bodies`).
+    sample: &'a CustomerSample,
     body_dim: usize,
 }
 
@@ -167,7 +169,8 @@ pub(super) fn event_input(
     let (smallest, largest) = model.size_extreme(a);
     let levels = level_features(cx.smoothing, cx.global, &counts);
     let rates = customer_rates(cx.smoothing, cx.global, customer, pos);
-    let prior = model.prior_mean(body_of(cx.bodies, cx.body_dim, e.ec));
+    let row = cx.sample.body_row(e.ec).unwrap_or(NONE);
+    let prior = model.prior_mean(body_of(cx.bodies, cx.body_dim, row));
     let input = |belief: SizeBelief| {
         let var = belief.var + article_var;
         let (ca, cb) = cut_points(g, belief.mean - t, eta, uncertainty_scale(g.w, var));
@@ -194,7 +197,9 @@ pub(super) fn loo_inputs(
     events: &Events,
     params: &StackParams,
 ) -> TrainingInputs {
-    let (bodies, body_dim) = body_rows(model, events);
+    let sample = CustomerSample::new(events, params.max_rows);
+    log_sample(&sample);
+    let (bodies, body_dim) = body_rows(model, events, &sample);
     let evs = train_events(model, events);
     let tables = count_tables(model, &evs);
     // customer groups
@@ -229,9 +234,8 @@ pub(super) fn loo_inputs(
         global: global_rates(tables.global),
         bodies: &bodies,
         body_dim,
+        sample: &sample,
     };
-    let sample = CustomerSample::new(events, params.max_rows);
-    log_sample(&sample);
     // the band information above sums over every event; the inputs only for the sample
     let (evs, pre): (Vec<TrainEvent>, Vec<Pre>) = if sample.rate < 1.0 {
         evs.into_iter()
@@ -257,7 +261,10 @@ pub(super) fn loo_inputs(
         .collect();
     let group = evs.iter().map(|e| customer_hash(events, e.ec)).collect();
     let classes = evs.iter().map(|e| e.class as u8).collect();
-    let customer = evs.iter().map(|e| e.ec).collect();
+    let customer = evs
+        .iter()
+        .map(|e| sample.body_row(e.ec).unwrap_or(NONE))
+        .collect();
     let event = evs.iter().map(|e| e.row).collect();
     TrainingInputs {
         event,

@@ -66,6 +66,10 @@ pub struct StackParams {
     /// converges). The starting half-model has already run the structural fit's
     /// iterations, so a refit only adds the folds the half lacks.
     pub refit_iter: usize,
+    /// Parameter tolerance of the cross-fitting refits (default 0 = the structural
+    /// fit's own `param_tol`). The refits only give the learners their inputs, so they
+    /// may stop earlier than the model that is served.
+    pub refit_param_tol: f64,
     /// Rows whose second derivatives enter each Newton step of the learners (default
     /// 16,384; 0 = all): above it, every k-th row, scaled up. Gradients and objectives
     /// use every row, so the fit reaches the same optimum; the Hessian, `p²` work per
@@ -93,6 +97,7 @@ impl Default for StackParams {
             cv_rows: 250_000,
             exact_refits: true,
             refit_iter: 8,
+            refit_param_tol: 0.0,
             hess_rows: 16_384,
             solver: Solver::Newton,
         }
@@ -100,6 +105,17 @@ impl Default for StackParams {
 }
 
 impl StackParams {
+    /// The structural parameters of a cross-fitting refit: the main fit's, with
+    /// [`StackParams::refit_param_tol`] when set.
+    pub(super) fn refit_structural(&self) -> FitParams {
+        let p = self.structural.clone();
+        if self.refit_param_tol > 0.0 {
+            p.param_tol(self.refit_param_tol)
+        } else {
+            p
+        }
+    }
+
     /// Leave-one-out inputs (no structural refits) with the feature set that is safe
     /// for them.
     pub fn leave_one_out(mut self) -> Self {
@@ -126,6 +142,9 @@ impl StackParams {
             .any(|m| !(m.is_finite() && *m > 0.0))
         {
             return bad("smoothing pseudo-counts must be positive");
+        }
+        if !(self.refit_param_tol.is_finite() && self.refit_param_tol >= 0.0) {
+            return bad("refit_param_tol must be finite and >= 0");
         }
         if self.gap_knots.iter().any(|k| !k.is_finite()) {
             return bad("gap knots must be finite");
