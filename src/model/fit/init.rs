@@ -238,6 +238,7 @@ impl<'a> State<'a> {
             has_feat,
             steps: 2,
             last_drift_step: 0.0,
+            last_k_step: [0.0; 2],
         };
         st.fit_prior(1.0);
         Ok(st)

@@ -274,7 +274,8 @@ impl Kernel<'_> {
         // prior variance sums
         let resid = (s - prior.s).powi(2) + vss;
         acc.bias[0] += 1.0;
-        acc.bias[1] += u * u + vuu;
+        acc.bias[1] += u * u;
+        acc.bias[2] += vuu;
         let slot = if cu.has_feat { 0 } else { 2 };
         acc.tau[slot] += 1.0;
         acc.tau[slot + 1] += resid;

@@ -250,6 +250,8 @@ struct State<'a> {
     /// (100M events: the sample phase's parameter change alternated 0.021 / 0.025 and never
     /// settled).
     last_drift_step: f64,
+    /// The last choice-slope steps (k, k_product), damped the same way.
+    last_k_step: [f64; 2],
 }
 
 /// What the passes read per article-size, in one row: an event costs one cache miss,
@@ -339,8 +341,8 @@ struct Acc<A = Vec<ArtSums>> {
     xty: Vec<f64>,
     /// (n, Σ resid² + var) for customers with / without features.
     tau: [f64; 4],
-    /// (n, Σ bias² + var) over customers with events.
-    bias: [f64; 2],
+    /// (n, Σ bias², Σ bias posterior variance) over customers with events.
+    bias: [f64; 3],
 }
 
 impl Acc {
@@ -371,7 +373,7 @@ impl<A> Acc<A> {
             sum_var: 0.0,
             xty: vec![0.0; dim],
             tau: [0.0; 4],
-            bias: [0.0; 2],
+            bias: [0.0; 3],
         }
     }
 

@@ -86,7 +86,7 @@ impl CustomerSample {
     }
 
     /// Events customer `ec`'s row among the kept customers ([`body_rows`]), if kept.
-    pub(super) fn body_row(&self, ec: u32) -> Option<u32> {
+    pub fn body_row(&self, ec: u32) -> Option<u32> {
         if self.row.is_empty() {
             return ((ec as usize) < self.kept).then_some(ec);
         }
