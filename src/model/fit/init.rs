@@ -239,6 +239,7 @@ impl<'a> State<'a> {
             steps: 2,
             last_drift_step: 0.0,
             last_k_step: [0.0; 2],
+            last_glob_step: [0.0; 3],
         };
         st.fit_prior(1.0);
         Ok(st)

@@ -58,6 +58,9 @@ const DISPERSION_FROM: usize = 8;
 /// the latent scale is not identified (offsets would shrink as the slope grows).
 const W_MAX: f64 = 8.0;
 
+/// Smallest outcome slope per size step (sizes must still order the outcomes).
+const W_MIN: f64 = 0.05;
+
 /// Steps on the logit of the drift share of choice variance tried in each pass (the
 /// best one by leave-one-out log loss is kept).
 const DRIFT_STEPS: [f64; 5] = [-0.8, -0.3, 0.0, 0.3, 0.8];
@@ -129,6 +132,16 @@ fn drift_step(nll: &[f64; DRIFT_STEPS.len()]) -> f64 {
 /// instead of repeating; steps in one direction are untouched.
 fn damp_reversal(step: f64, last: f64) -> f64 {
     if step * last < 0.0 {
+        0.5 * step
+    } else {
+        step
+    }
+}
+
+/// `step`, halved when it reverses `last` without shrinking to under half of it: a
+/// period-two cycle (a convergent overshoot that shrinks fast is left alone).
+fn damp_cycle(step: f64, last: f64) -> f64 {
+    if step * last < 0.0 && step.abs() > 0.5 * last.abs() {
         0.5 * step
     } else {
         step
@@ -252,6 +265,9 @@ struct State<'a> {
     last_drift_step: f64,
     /// The last choice-slope steps (k, k_product), damped the same way.
     last_k_step: [f64; 2],
+    /// The last steps of the outcome globals (w, c, h); the band's (h) is damped when it
+    /// cycles.
+    last_glob_step: [f64; 3],
 }
 
 /// What the passes read per article-size, in one row: an event costs one cache miss,

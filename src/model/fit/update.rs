@@ -44,19 +44,31 @@ impl State<'_> {
         for x in &mut step {
             *x = x.clamp(-1.0, 1.0);
         }
-        let g = &mut self.model.globals;
-        // keep slope and band positive
+        let (w0, h0) = (self.model.globals.w, self.model.globals.h);
+        // the slope's box [W_MIN, W_MAX]: a step that leaves it stops at the bound and
+        // (c, h) take their Newton step given it. Scaling the whole step instead froze c
+        // and h once the slope reached the bound (RentTheRunway's does) and let the
+        // slope creep past it by the last halving's remainder
+        let w_to = (w0 + step[0]).clamp(W_MIN, W_MAX);
+        if w_to != w0 + step[0] {
+            step = bounded_slope_step(i, &acc.gglob, w_to - w0).to_vec();
+        }
+        // keep the band positive
         let mut scale: f64 = 1.0;
-        while scale > 1e-3
-            && (g.w + scale * step[0] < 0.05
-                || g.w + scale * step[0] > W_MAX
-                || g.h + scale * step[2] < 0.05)
-        {
+        while scale > 1e-3 && h0 + scale * step[2] < 0.05 {
             scale *= 0.5;
         }
-        for x in &mut step {
+        // near the optimum the Newton step on the globals, taken against customers that
+        // re-adapt in the next pass, alternated around it (period two: h 2.649 / 2.653
+        // for 30 iterations of RentTheRunway's final fit, holding the bands' change at
+        // 0.0015): a component that reverses its last step without shrinking to under
+        // half of it is halved
+        for x in step.iter_mut() {
             *x *= scale;
         }
+        step[2] = super::damp_cycle(step[2], self.last_glob_step[2]);
+        self.last_glob_step = [step[0], step[1], step[2]];
+        let g = &mut self.model.globals;
         g.w += step[0];
         g.c += step[1];
         g.h += step[2];
@@ -243,5 +255,41 @@ impl State<'_> {
                 .clamp(0.01, 5.0);
         }
         self.refresh_prior_means(&plan.chunks);
+    }
+}
+
+/// The Newton step on (w, c, h) with the slope's step fixed at `dw` (its bound): (c, h)
+/// solve their block of the information `i` (upper triangle of the 3x3, row-major:
+/// ww, wc, wh, cc, ch, hh) given it, each clamped to ±1 as the free step.
+fn bounded_slope_step(i: &[f64; 6], g: &[f64; 3], dw: f64) -> [f64; 3] {
+    let ridge = 1e-6 * (i[3] + i[5]).max(1e-9);
+    let mut a = [i[3] + ridge, i[4], i[4], i[5] + ridge];
+    let b = [-g[1] - i[1] * dw, -g[2] - i[2] * dw];
+    match crate::model::features::cholesky_solve(&mut a, &b, 2) {
+        Some(ch) => [dw, ch[0].clamp(-1.0, 1.0), ch[1].clamp(-1.0, 1.0)],
+        None => [dw, 0.0, 0.0],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_slope_step;
+
+    #[test]
+    fn bounded_slope_step_solves_the_rest_given_the_slope() {
+        // information diag(4, 2, 1) plus a w-c coupling of 1; gradient (-8, -2, 3)
+        let i = [4.0, 1.0, 0.0, 2.0, 0.0, 1.0];
+        let g = [-8.0, -2.0, 3.0];
+        // w fixed at +0.5: c solves 2·dc = 2 − 1·0.5 → 0.75; h: 1·dh = −3 → −1 (clamped)
+        let s = bounded_slope_step(&i, &g, 0.5);
+        assert_eq!(s[0], 0.5);
+        assert!((s[1] - 0.75).abs() < 1e-5, "{s:?}");
+        assert_eq!(s[2], -1.0);
+        // no coupling left to the slope: the same as the free 2x2 step
+        let s = bounded_slope_step(&[4.0, 0.0, 0.0, 2.0, 0.0, 4.0], &[0.0, -1.0, 2.0], 0.0);
+        assert!(
+            (s[1] - 0.5).abs() < 1e-5 && (s[2] + 0.5).abs() < 1e-5,
+            "{s:?}"
+        );
     }
 }
