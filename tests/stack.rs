@@ -546,4 +546,13 @@ fn cross_fitting_first_gives_the_same_stage_and_a_warm_start() {
     assert_eq!(after.purchase.coef, before.purchase.coef);
     assert_eq!(after.offer, before.offer);
     assert_eq!(after.tables, before.tables);
+    // the tables streamed in parallel blocks (cross-fitting) are those counted from the
+    // list of training events (leave-one-out): the same integers, positions summed in
+    // row order
+    let loo = params
+        .clone()
+        .leave_one_out()
+        .fit(&model, &fx.train)
+        .unwrap();
+    assert_eq!(loo.tables, after.tables);
 }

@@ -508,6 +508,21 @@ impl Predictor {
         }
     }
 
+    /// The article event `i` bought, resolved against this model (the lookups of
+    /// [`Predictor::event_view`] without the customer's belief).
+    pub fn event_article(&self, events: &Events, r: &Resolved, i: usize) -> Option<ArticleRef> {
+        let size = *events.size.get(i)?;
+        let label = events.sizes.get(size as usize)?;
+        Some(ArticleRef {
+            product: pick(&r.product, *events.product.get(i)?),
+            brand: pick(&r.brand, *events.brand.get(i)?),
+            category: pick(&r.category, *events.category.get(i)?),
+            label: pick(&r.label, size),
+            system: label.system,
+            pos: label.pos,
+        })
+    }
+
     /// The model's view of event `i`: its article and the customer's belief
     /// including this purchase's own size choice.
     pub fn event_view(
@@ -517,16 +532,7 @@ impl Predictor {
         i: usize,
         opts: &ScoreOptions,
     ) -> Option<(ArticleRef, SizeBelief)> {
-        let size = *events.size.get(i)?;
-        let label = events.sizes.get(size as usize)?;
-        let a = ArticleRef {
-            product: pick(&r.product, *events.product.get(i)?),
-            brand: pick(&r.brand, *events.brand.get(i)?),
-            category: pick(&r.category, *events.category.get(i)?),
-            label: pick(&r.label, size),
-            system: label.system,
-            pos: label.pos,
-        };
+        let a = self.event_article(events, r, i)?;
         let st = r.belief.get(*events.customer.get(i)? as usize)?;
         let chosen = opts.choice_evidence.then(|| self.choice_centre(&a));
         Some((a, self.at_purchase(st, chosen)))

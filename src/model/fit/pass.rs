@@ -5,22 +5,7 @@ use super::*;
 /// The passes prefetch the article-size rows of the customer this many ahead.
 const PREFETCH_CUSTOMERS: usize = 3;
 
-/// Hint the CPU to load the cache lines of `x` (a row of at most two lines); a no-op
-/// off x86_64.
-#[inline(always)]
-fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = (x as *const T).cast::<i8>();
-        // SAFETY: a prefetch is only a hint: it never faults or changes memory, and both
-        // addresses lie within `x`.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(std::mem::size_of::<T>() - 1));
-        }
-    }
-}
+use crate::model::math::prefetch;
 
 impl<'a> State<'a> {
     /// Event-weighted RMS change of article true sizes and relative band widths since
