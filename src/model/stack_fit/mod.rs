@@ -47,7 +47,7 @@ mod params;
 pub use self::cross_fit::{cross_fitted, CrossFitted};
 pub use self::inputs::{hash_in_sample, CustomerSample, TrainingInputs};
 pub use self::learner::{FittedLogit, LogitParams, Solver, ValidLogitParams};
-pub use self::newton::{fit_logit, sums, Design, FitSpec, Sums};
+pub use self::newton::{fit_logit, sums, sums_for, Design, FitSpec, Need, Sums};
 pub use self::params::StackParams;
 
 use self::cross_fit::cross_fit_inputs;

@@ -42,6 +42,19 @@ impl DesignElem for f64 {
 /// each further one doubles the rows.
 const HESSIAN_SAMPLE_TRIES: u32 = 5;
 
+/// What one evaluation of a learner's objective computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Objective and gradient over every included row.
+    Value,
+    /// Those and the Hessian on its row sample.
+    All,
+    /// The Hessian alone, on its row sample only (the objective and gradient come back
+    /// empty): for a point whose value is known already. A Hessian samples ~16k rows, so
+    /// this skips a pass over all the others.
+    Hessian,
+}
+
 /// A standardised design matrix with classes.
 pub struct Design<'a, E: DesignElem = f64> {
     /// Rows, row-major, `p` per row.
@@ -163,6 +176,21 @@ pub fn sums<E: DesignElem>(
     beta: &[f64],
     hessian: bool,
 ) -> Sums {
+    sums_for(d, spec, beta, if hessian { Need::All } else { Need::Value })
+}
+
+/// [`sums`] of what `need` asks for: with [`Need::Hessian`] only the Hessian's sampled
+/// rows are visited (the same Hessian, bit for bit: same rows, same chunks; `nll` and
+/// `grad` stay zero, `n` still counts every included row for the scaling).
+pub fn sums_for<E: DesignElem>(
+    d: &Design<'_, E>,
+    spec: &FitSpec<'_>,
+    beta: &[f64],
+    need: Need,
+) -> Sums {
+    let hessian = need != Need::Value;
+    let value = need != Need::Hessian;
+    let stride = spec.hess_stride.max(1);
     let p = d.p;
     let n = d.y.len();
     let chunks: Vec<(usize, usize)> = (0..n)
@@ -183,21 +211,27 @@ pub fn sums<E: DesignElem>(
                 if !included(spec, i) {
                     continue;
                 }
+                s.n += 1.0;
+                let in_hessian = hessian && i % stride == 0;
+                if !value && !in_hessian {
+                    continue;
+                }
                 let row = &d.x[i * p..(i + 1) * p];
                 let (es, el) = logits(row, beta, p);
                 let pr = softmax2(es, el);
-                let y = usize::from(d.y[i]);
-                s.nll -= pr[y].max(1e-300).ln();
-                s.n += 1.0;
-                let rs = pr[0] - f64::from(u8::from(y == 0));
-                let rl = pr[2] - f64::from(u8::from(y == 2));
-                let (gs, gl) = s.grad.split_at_mut(p);
-                for ((a, b), &v) in gs.iter_mut().zip(gl.iter_mut()).zip(row) {
-                    let v = v.to_f64();
-                    *a += rs * v;
-                    *b += rl * v;
+                if value {
+                    let y = usize::from(d.y[i]);
+                    s.nll -= pr[y].max(1e-300).ln();
+                    let rs = pr[0] - f64::from(u8::from(y == 0));
+                    let rl = pr[2] - f64::from(u8::from(y == 2));
+                    let (gs, gl) = s.grad.split_at_mut(p);
+                    for ((a, b), &v) in gs.iter_mut().zip(gl.iter_mut()).zip(row) {
+                        let v = v.to_f64();
+                        *a += rs * v;
+                        *b += rl * v;
+                    }
                 }
-                if hessian && i % spec.hess_stride.max(1) == 0 {
+                if in_hessian {
                     s.hn += 1.0;
                     hx.extend(row.iter().map(|v| v.to_f64()));
                     hw[0].push(pr[0] * (1.0 - pr[0]));
@@ -269,7 +303,8 @@ pub fn fit_logit<E: DesignElem>(
         beta = vec![0.0; q];
     }
     let hessians = std::cell::Cell::new(0u32);
-    let eval = |b: &[f64], hessian: bool| {
+    let eval = |b: &[f64], need: Need| {
+        let hessian = need != Need::Value;
         let mut at = *spec;
         if hessian {
             // a row sample's curvature misses rare features: when Newton's steps have
@@ -281,7 +316,7 @@ pub fn fit_logit<E: DesignElem>(
             let doublings = k.saturating_sub(HESSIAN_SAMPLE_TRIES).min(usize::BITS - 1);
             at.hess_stride = (spec.hess_stride >> doublings).max(1);
         }
-        let s = sums(d, &at, b, hessian);
+        let s = sums_for(d, &at, b, need);
         let obj = penalised(&s, b, spec.lambda, p);
         let mut grad = s.grad;
         let mut hess = s.hess;
@@ -309,7 +344,8 @@ pub fn fit_logit<E: DesignElem>(
 }
 
 /// A penalised objective at one point, for [`minimise`]: its value, gradient and (when
-/// asked for) Hessian, row-major; each includes the ridge penalty.
+/// asked for) Hessian, row-major; each includes the ridge penalty. With
+/// [`Need::Hessian`] only `hess` is meaningful.
 pub(super) struct Quadratic {
     pub(super) obj: f64,
     pub(super) grad: Vec<f64>,
@@ -317,8 +353,8 @@ pub(super) struct Quadratic {
     pub(super) hess: Vec<f64>,
 }
 
-/// Newton's method from `start` on the objective `eval` gives (`eval(b, true)` with the
-/// Hessian), at most `max_iter` steps, each damped until it does not increase the
+/// Newton's method from `start` on the objective `eval` gives (`eval(b, need)`: the
+/// Hessian is asked for alone at a point already evaluated), at most `max_iter` steps, each damped until it does not increase the
 /// objective. The Hessian (`p²` work per row, against `p` for a gradient) is kept for the
 /// next step while each step gains at most [`HESSIAN_KEEP`] of the previous one's, and
 /// recomputed otherwise; the fit stops at a step that gains less than `tol` of the
@@ -329,11 +365,11 @@ pub(super) fn minimise(
     start: Vec<f64>,
     (max_iter, tol): (usize, f64),
     what: &str,
-    eval: impl Fn(&[f64], bool) -> Quadratic,
+    eval: impl Fn(&[f64], Need) -> Quadratic,
 ) -> Result<(Vec<f64>, f64), ModelError> {
     let q = start.len();
     let mut beta = start;
-    let mut at = eval(&beta, true);
+    let mut at = eval(&beta, Need::All);
     let mut hess = std::mem::take(&mut at.hess);
     let (mut fresh, mut hessians, mut last_gain, mut iter) = (true, 1, f64::INFINITY, 0);
     while iter < max_iter {
@@ -344,7 +380,7 @@ pub(super) fn minimise(
             .ok_or_else(|| ModelError::Diverged(format!("{what}: singular Hessian")))?;
         // candidates are judged on the objective alone (no Hessian)
         let Some((cand, next, _)) = damped_step(&beta, &step, at.obj, |c| {
-            let e = eval(c, false);
+            let e = eval(c, Need::Value);
             let o = e.obj;
             (e, o)
         }) else {
@@ -352,7 +388,7 @@ pub(super) fn minimise(
                 break;
             }
             // a stale Hessian's step found no descent: refresh it here and retry
-            hess = eval(&beta, true).hess;
+            hess = eval(&beta, Need::Hessian).hess;
             (hessians, fresh) = (hessians + 1, true);
             continue;
         };
@@ -363,12 +399,12 @@ pub(super) fn minimise(
                 tracing::trace!(target: "runsize::stack", what, iter, hessians, "converged");
                 return Ok((beta, at.obj));
             }
-            hess = eval(&beta, true).hess;
+            hess = eval(&beta, Need::Hessian).hess;
             (hessians, fresh, last_gain) = (hessians + 1, true, f64::INFINITY);
             continue;
         }
         if gain > HESSIAN_KEEP * last_gain {
-            hess = eval(&beta, true).hess;
+            hess = eval(&beta, Need::Hessian).hess;
             (hessians, fresh) = (hessians + 1, true);
         } else {
             fresh = false;
@@ -407,6 +443,33 @@ mod tests {
         assert!((h[1] + 1.0 / 9.0).abs() < 1e-12);
         assert!((h[2] + 1.0 / 9.0).abs() < 1e-12);
         assert!((h[3] - 2.0 / 9.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn hessian_alone_is_the_same_hessian() {
+        // 11 rows of 3 features over three chunks' worth of strides, one row left out
+        let x: Vec<f32> = (0..33).map(|k| ((k * 7 % 11) as f32 - 5.0) / 3.0).collect();
+        let y: Vec<u8> = (0..11).map(|i| (i * 5 % 3) as u8).collect();
+        let d = Design { x: &x, y: &y, p: 3 };
+        let w: Vec<f32> = (0..11).map(|i| if i == 4 { 0.0 } else { 1.0 }).collect();
+        let spec = FitSpec {
+            lambda: 0.0,
+            weights: Some(&w),
+            max_iter: 10,
+            hess_stride: 2,
+            tol: 1e-10,
+        };
+        let beta = [0.1, -0.2, 0.3, -0.4, 0.5, 0.05];
+        let all = sums_for(&d, &spec, &beta, Need::All);
+        let alone = sums_for(&d, &spec, &beta, Need::Hessian);
+        assert_eq!(alone.hess, all.hess);
+        assert_eq!((alone.n, alone.hn), (all.n, all.hn));
+        assert_eq!((alone.n, alone.hn), (10.0, 5.0));
+        assert_eq!(alone.nll, 0.0);
+        // the value alone: the same log loss and gradient, no Hessian
+        let value = sums_for(&d, &spec, &beta, Need::Value);
+        assert_eq!((value.nll, &value.grad), (all.nll, &all.grad));
+        assert!(value.hess.is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::design::{in_cv, standardised_design};
 use super::inputs::TrainingInputs;
-use super::newton::{dot, minimise, Quadratic, CHUNK};
+use super::newton::{dot, minimise, Need, Quadratic, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput};
@@ -24,14 +24,12 @@ pub(super) struct BinaryFit<'a> {
 }
 
 impl BinaryFit<'_> {
-    /// Log loss, gradient and Hessian over `rows` at `beta`; `hessian = false` leaves the
-    /// Hessian empty (a `q` gradient instead of `q²` work per row).
-    pub(super) fn sums(
-        &self,
-        rows: &[u32],
-        beta: &[f64],
-        hessian: bool,
-    ) -> (f64, Vec<f64>, Vec<f64>) {
+    /// Log loss, gradient and Hessian over `rows` at `beta`, as `need` asks: `Value`
+    /// leaves the Hessian empty (a `q` gradient instead of `q²` work per row), `Hessian`
+    /// visits only its sampled rows (log loss and gradient come back zero).
+    pub(super) fn sums(&self, rows: &[u32], beta: &[f64], need: Need) -> (f64, Vec<f64>, Vec<f64>) {
+        let hessian = need != Need::Value;
+        let value = need != Need::Hessian;
         let q = self.cols.len();
         let hq = if hessian { q } else { 0 };
         let stride = if self.hess_rows == 0 {
@@ -47,6 +45,10 @@ impl BinaryFit<'_> {
                 let mut hn = 0;
                 let mut z = vec![0.0; q];
                 for (pos, &i) in chunk.iter().enumerate() {
+                    let in_hessian = hq > 0 && (ci * CHUNK + pos).is_multiple_of(stride);
+                    if !value && !in_hessian {
+                        continue;
+                    }
                     let i = i as usize;
                     let row = &self.x[i * self.p..(i + 1) * self.p];
                     for (zk, &c) in z.iter_mut().zip(self.cols) {
@@ -54,16 +56,18 @@ impl BinaryFit<'_> {
                     }
                     let eta = dot(&z, beta);
                     let pr = crate::model::math::sigmoid(eta);
-                    let yi = self.y[i];
-                    nll -= if yi { pr } else { 1.0 - pr }.max(1e-300).ln();
-                    let r = pr - f64::from(u8::from(yi));
-                    let w = pr * (1.0 - pr);
-                    for j in 0..q {
-                        g[j] += r * z[j];
+                    if value {
+                        let yi = self.y[i];
+                        nll -= if yi { pr } else { 1.0 - pr }.max(1e-300).ln();
+                        let r = pr - f64::from(u8::from(yi));
+                        for j in 0..q {
+                            g[j] += r * z[j];
+                        }
                     }
-                    if hq == 0 || !(ci * CHUNK + pos).is_multiple_of(stride) {
+                    if !in_hessian {
                         continue;
                     }
+                    let w = pr * (1.0 - pr);
                     hn += 1;
                     for j in 0..hq {
                         let a = w * z[j];
@@ -101,8 +105,9 @@ impl BinaryFit<'_> {
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
         let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
-        let eval = |b: &[f64], hessian: bool| {
-            let (nll, mut grad, mut hess) = self.sums(rows, b, hessian);
+        let eval = |b: &[f64], need: Need| {
+            let hessian = need != Need::Value;
+            let (nll, mut grad, mut hess) = self.sums(rows, b, need);
             for j in 0..q {
                 if j > 0 {
                     grad[j] += lambda * b[j];
@@ -218,7 +223,7 @@ impl StackParams {
                             (lambda, start),
                             (self.max_iter, CV_TOL),
                         )?;
-                        loss += model.sums(&part_rows(part, true, f), &b, false).0;
+                        loss += model.sums(&part_rows(part, true, f), &b, Need::Value).0;
                         starts[f as usize] = b;
                     }
                     if loss < best[part].0 {
