@@ -3,7 +3,7 @@
 
 use super::inputs::{
     body_of, body_rows, count_tables_where, customer_hash, detach, log_sample, CustomerSample,
-    TrainingInputs,
+    OfferView, TrainingInputs,
 };
 use super::params::StackParams;
 use crate::data::schema::{Events, NONE};
@@ -129,7 +129,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         drop(train_k);
         let global = global_rates(tables_k.global);
         let (bodies, body_dim) = (&out.bodies, out.body_dim);
-        type Row = (StackInput<'static>, StackInput<'static>, u8, u32, u32, u32);
+        type Row = (StackInput<'static>, OfferView, u8, u32, u32, u32);
         // this fold's rows, in place
         let rows: Vec<Row> = (0..events.len())
             .into_par_iter()
@@ -164,7 +164,23 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 let levels = level_features(sm, global, &model_k.level_counts(&tables_k, &a));
                 let x = model_k.stack_input((belief, &a), levels, &sc);
                 let o = model_k.stack_input((belief_free, &a), levels, &sc);
-                Some((detach(&x), detach(&o), class as u8, ec, body_row, i as u32))
+                debug_assert_eq!(
+                    StackInput {
+                        probs: o.probs,
+                        gap: o.gap,
+                        gap_sd: o.gap_sd,
+                        ..x
+                    },
+                    o
+                );
+                Some((
+                    detach(&x),
+                    OfferView::of(&o),
+                    class as u8,
+                    ec,
+                    body_row,
+                    i as u32,
+                ))
             })
             .collect();
         if f == 0 && model_k.summary.converged {

@@ -45,7 +45,7 @@ mod offer;
 mod params;
 
 pub use self::cross_fit::{cross_fitted, CrossFitted};
-pub use self::inputs::{hash_in_sample, CustomerSample, TrainingInputs};
+pub use self::inputs::{hash_in_sample, CustomerSample, OfferView, TrainingInputs};
 pub use self::learner::{FittedLogit, LogitParams, Solver, ValidLogitParams};
 pub use self::newton::{fit_logit, sums, sums_for, Design, FitSpec, Need, Sums};
 pub use self::params::StackParams;
@@ -148,7 +148,7 @@ impl StackParams {
         let t0 = std::time::Instant::now();
         let purchase = self.fit_learner(&inputs, &inputs.inputs, &sets)?;
         let t1 = std::time::Instant::now();
-        let offer = self.fit_offer(&inputs, &inputs.offer, self.offer_set)?;
+        let offer = self.fit_offer(&inputs, &inputs.offer_inputs(), self.offer_set)?;
         tracing::info!(
             target: "runsize::stack",
             rows = inputs.inputs.len(),
