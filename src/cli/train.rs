@@ -210,7 +210,11 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
     let stack_seconds = t_stack.elapsed().as_secs_f64();
     let fold_start = cross_fitted.as_mut().and_then(|c| c.warm_start.take());
     let init = init.or(fold_start);
-    let data = if !stack {
+    // Cross-fitted inputs need no more per-event columns (the final count tables are
+    // read from the fit data): free them before the final fit, as without the stage.
+    // Leave-one-out inputs are computed from the events after the fit: keep them.
+    let release = !stack || cross_fitted.is_some();
+    let data = if release {
         FitData::from_events_releasing(&mut ingested.events)
     } else {
         FitData::from_events(&ingested.events)
@@ -219,7 +223,7 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
         target: "runsize::train",
         fit_events = data.len(),
         article_sizes = data.article_sizes.len(),
-        event_columns_freed = !stack,
+        event_columns_freed = release,
         "prepared fit data"
     );
     release_free_memory();
@@ -258,7 +262,8 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
     let inputs = (&ingested.events, &data, init.as_ref());
     let mut model = args.engine.fit(&params, inputs, &mut on_iter)?;
     drop(init);
-    drop(data);
+    // the cross-fitted stage counts its tables from the fit data
+    let data = cross_fitted.is_some().then_some(data);
     log_memory("fitted", 0);
     if let Some(pb) = bar {
         pb.finish_and_clear();
@@ -266,16 +271,17 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
     if let Some(sp) = stack_params {
         let t0 = std::time::Instant::now();
         let predictor = Predictor::new(model)?;
-        let fitted_stack = match cross_fitted {
-            Some(cf) => {
-                let inputs = sp.complete_inputs(&predictor, &ingested.events, cf)?;
+        let fitted_stack = match (cross_fitted, data) {
+            (Some(cf), Some(data)) => {
+                let inputs = sp.complete_inputs(&predictor, (&ingested.events, &data), cf)?;
+                drop(data);
                 // the learners read only their inputs: free the events first (the
                 // model holds the dictionaries and features)
                 drop(std::mem::take(&mut ingested.events));
                 release_free_memory();
                 sp.fit_inputs(inputs)?
             }
-            None => sp.fit(&predictor, &ingested.events)?,
+            _ => sp.fit(&predictor, &ingested.events)?,
         };
         model = predictor.into_fitted();
         model.stack = Some(fitted_stack);

@@ -3,6 +3,7 @@
 //! Unseen customers, products, brands and sizes fall back on priors; nothing is dropped.
 
 use super::features::{FeatureModel, FeatureValues};
+use super::fitdata::ArticleSizeKey;
 use super::predict::{ArticleRef, CustomerState, SizeBelief};
 use super::predictor::{Catalog, Predictor};
 use super::stack::{Regime, StackCustomer, StackCustomers};
@@ -511,13 +512,25 @@ impl Predictor {
     /// The article event `i` bought, resolved against this model (the lookups of
     /// [`Predictor::event_view`] without the customer's belief).
     pub fn event_article(&self, events: &Events, r: &Resolved, i: usize) -> Option<ArticleRef> {
-        let size = *events.size.get(i)?;
-        let label = events.sizes.get(size as usize)?;
+        let key = ArticleSizeKey {
+            product: *events.product.get(i)?,
+            brand: *events.brand.get(i)?,
+            category: *events.category.get(i)?,
+            label: *events.size.get(i)?,
+        };
+        Self::key_article(events, r, &key)
+    }
+
+    /// The article of an article-size key of `events`' dictionaries (as
+    /// [`FitData`](crate::model::fitdata::FitData) holds them), resolved by `r`; `None`
+    /// when its size label is not in `events`.
+    pub fn key_article(events: &Events, r: &Resolved, key: &ArticleSizeKey) -> Option<ArticleRef> {
+        let label = events.sizes.get(key.label as usize)?;
         Some(ArticleRef {
-            product: pick(&r.product, *events.product.get(i)?),
-            brand: pick(&r.brand, *events.brand.get(i)?),
-            category: pick(&r.category, *events.category.get(i)?),
-            label: pick(&r.label, size),
+            product: pick(&r.product, key.product),
+            brand: pick(&r.brand, key.brand),
+            category: pick(&r.category, key.category),
+            label: pick(&r.label, key.label),
             system: label.system,
             pos: label.pos,
         })

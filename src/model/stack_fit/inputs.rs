@@ -3,6 +3,7 @@
 //! tables, and the customer sample the learners are fitted on.
 
 use crate::data::schema::{Events, NONE};
+use crate::model::fitdata::FitData;
 use crate::model::math::prefetch;
 use crate::model::predict::{ArticleRef, CustomerState};
 use crate::model::predictor::Predictor;
@@ -328,6 +329,56 @@ fn bump(table: &mut [Counts], i: u32, y: u8) {
             c[y] = c[y].saturating_add(1);
         }
     }
+}
+
+/// [`count_tables_where`] of every fit event, read from the fit data `data` built from
+/// `events` (whose per-event columns may since have been released: only dictionaries,
+/// size labels and features are read): each article-size is looked up once, and the
+/// events are counted customer by customer. The same tables: a customer's label
+/// positions are summed in row order either way (fit data keep each customer's events
+/// in row order), and counts are integers.
+pub(super) fn count_tables_fit_data(
+    model: &Predictor,
+    events: &Events,
+    data: &FitData,
+) -> StackTables {
+    let r = model.resolve(events);
+    let arts: Vec<Option<Counted>> = data
+        .article_sizes
+        .par_iter()
+        .map(|key| {
+            let a = Predictor::key_article(events, &r, key)?;
+            Some(Counted {
+                category: a.category,
+                brand: a.brand,
+                product: a.product,
+                art: model.article_size_index(&a).unwrap_or(NONE),
+                customer: NONE,
+                class: 0,
+                pos: model.label_position(&a),
+            })
+        })
+        .collect();
+    let mut t = empty_tables(model);
+    let mut block: Vec<Option<Counted>> = Vec::with_capacity(COUNT_BLOCK);
+    let customers = data.customers().min(r.belief.len());
+    for c in 0..customers {
+        let customer = r.customer.get(c).copied().unwrap_or(NONE);
+        let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
+        for (&a, &y) in data.ev_as[lo..hi].iter().zip(&data.ev_y[lo..hi]) {
+            block.push(arts.get(a as usize).copied().flatten().map(|e| Counted {
+                customer,
+                class: y,
+                ..e
+            }));
+        }
+        if block.len() >= COUNT_BLOCK {
+            add_block(&mut t, &block);
+            block.clear();
+        }
+    }
+    add_block(&mut t, &block);
+    t
 }
 
 /// Rows whose lookups [`count_tables_where`] computes at once (32 bytes each).

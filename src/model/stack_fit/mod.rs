@@ -55,6 +55,7 @@ use self::design::{design_for, in_cv, NO_FOLD};
 use self::loo::loo_inputs;
 use crate::data::schema::Events;
 use crate::model::eval::metrics;
+use crate::model::fitdata::FitData;
 use crate::model::predictor::Predictor;
 use crate::model::stack::{CvPoint, FeatureSet, FeatureSpec, Stack, StackInput, StackLogit};
 use crate::model::ModelError;
@@ -104,17 +105,21 @@ impl StackParams {
         events: &Events,
         cross_fitted: CrossFitted,
     ) -> Result<Stack, ModelError> {
-        let inputs = self.complete_inputs(model, events, cross_fitted)?;
+        let data = FitData::from_events(events);
+        let inputs = self.complete_inputs(model, (events, &data), cross_fitted)?;
         self.fit_inputs(inputs)
     }
 
     /// Inputs cross-fitted before the final structural `model` ([`cross_fitted`]) with
     /// that model's count tables added: all the learners need, so the caller may free the
-    /// events before [`StackParams::fit_inputs`].
+    /// events and fit data before [`StackParams::fit_inputs`]. The tables are counted
+    /// from the fit `data` the model was fitted on, built from `events`: only their
+    /// dictionaries, size labels and features are read, so the caller may have released
+    /// their per-event columns ([`FitData::from_events_releasing`]) before the final fit.
     pub fn complete_inputs(
         &self,
         model: &Predictor,
-        events: &Events,
+        (events, data): (&Events, &FitData),
         cross_fitted: CrossFitted,
     ) -> Result<TrainingInputs, ModelError> {
         self.validate()?;
@@ -124,7 +129,7 @@ impl StackParams {
             ));
         }
         let mut inputs = cross_fitted.inputs;
-        inputs.tables = inputs::count_tables_where(model, events, &model.resolve(events), None);
+        inputs.tables = inputs::count_tables_fit_data(model, events, data);
         Ok(inputs)
     }
 
