@@ -54,18 +54,20 @@ impl FitData {
         Self::from_events_where(events, None)
     }
 
-    /// [`FitData::from_events`] of the rows where `keep` is true (every row for `None`):
+    /// [`FitData::from_events`] of the rows `i` where `keep(i)` is true (every row for `None`):
     /// the same data as of a copy of those rows, without the copy (the second stage's
     /// cross-fitting refits leave one fold out this way).
-    pub fn from_events_where(events: &Events, keep: Option<&[bool]>) -> FitData {
+    pub fn from_events_where(
+        events: &Events,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> FitData {
         let n_customers = events.customers.len();
         let mut key_index = KeyIndex::default();
         let mut article_sizes = Vec::new();
         let mut as_of_event = vec![NONE; events.len()];
         let mut counts = vec![0u64; n_customers + 1];
         for (i, slot) in as_of_event.iter_mut().enumerate() {
-            if events.outcome[i].class().is_none() || keep.is_some_and(|k| k.get(i) != Some(&true))
-            {
+            if events.outcome[i].class().is_none() || keep.is_some_and(|k| !k(i)) {
                 continue;
             }
             let key = ArticleSizeKey {
@@ -373,7 +375,7 @@ mod tests {
             ..Default::default()
         };
         let want = FitData::from_events(&copy);
-        let got = FitData::from_events_where(&ev, Some(&keep));
+        let got = FitData::from_events_where(&ev, Some(&|i| keep[i]));
         assert!(got.len() < FitData::from_events(&ev).len());
         assert_eq!(got.cust_start, want.cust_start);
         assert_eq!(got.ev_as, want.ev_as);

@@ -237,8 +237,8 @@ pub(super) fn train_events(model: &Predictor, events: &Events) -> Vec<TrainEvent
         .collect()
 }
 
-/// [`count_tables`] of the training events (resolved by `r`) among the rows of `events` where `keep` is
-/// true (every row for `None`), streamed in row order instead of materialised (at 100M
+/// [`count_tables`] of the training events (resolved by `r`) among the rows `i` of `events` where
+/// `keep(i)` is true (every row for `None`), streamed in row order instead of materialised (at 100M
 /// events the list alone is ~9 GB). The same tables: counts are integers, and each
 /// customer's label positions are summed in row order either way. The lookups run in
 /// parallel over blocks of [`COUNT_BLOCK`] rows (no customer belief: only the article is
@@ -247,7 +247,7 @@ pub(super) fn count_tables_where(
     model: &Predictor,
     events: &Events,
     r: &Resolved,
-    keep: Option<&[bool]>,
+    keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
 ) -> StackTables {
     let mut t = empty_tables(model);
     let mut block: Vec<Option<Counted>> = Vec::with_capacity(COUNT_BLOCK.min(events.len()));
@@ -257,7 +257,7 @@ pub(super) fn count_tables_where(
             .into_par_iter()
             .with_min_len(4096)
             .map(|i| {
-                if keep.is_some_and(|k| k.get(i) != Some(&true)) {
+                if keep.is_some_and(|k| !k(i)) {
                     return None;
                 }
                 counted(model, events, r, i)
