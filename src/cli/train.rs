@@ -68,12 +68,12 @@ pub struct TrainArgs {
     /// model's log-odds and smoothed product / size / customer outcome rates).
     #[arg(long)]
     pub no_stack: bool,
-    /// Skip the second stage (with a warning) above this many fit events: it keeps the
-    /// event table and its training inputs in memory, so its memory grows with the
-    /// events (7.5M fit events: 1.9x the structural fit's time and 1.94 GiB peak against
-    /// 0.77 GiB; 15M: 2.0x and 3.12 GiB against 1.38 GiB; 94M with five-fold refits,
-    /// before: 27 min and 15.5 GiB); 0 = no limit.
-    #[arg(long, default_value_t = 15_000_000)]
+    /// Skip the second stage (with a warning) above this many fit events; 0 (default) = no
+    /// limit: the default model includes the stage at every size (100M synthetic events:
+    /// 5 min 24 s and 4.2 GiB peak with it, see BENCHMARKS.md). A cap for machines whose
+    /// memory holds the structural fit but not the stage (its peak holds the event table
+    /// through cross-fitting).
+    #[arg(long, default_value_t = 0)]
     pub stack_max_events: usize,
     /// Out-of-sample inputs of the second stage: refit the structural model this many
     /// times on all but one fold of the events (default 2: the two halves, about one
