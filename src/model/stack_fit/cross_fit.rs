@@ -163,15 +163,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 let levels = level_features(sm, global, &model_k.level_counts(&tables_k, &a));
                 let x = model_k.stack_input((belief, &a), levels, &sc);
                 let o = model_k.stack_input((belief_free, &a), levels, &sc);
-                debug_assert_eq!(
-                    StackInput {
-                        probs: o.probs,
-                        gap: o.gap,
-                        gap_sd: o.gap_sd,
-                        ..x
-                    },
-                    o
-                );
+                debug_assert_eq!(OfferView::of(&o).onto(&x), o);
                 Some((
                     detach(&x),
                     OfferView::of(&o),

@@ -157,6 +157,16 @@ impl OfferView {
             gap_sd: x.gap_sd,
         }
     }
+
+    /// The full offer input: the purchase input `x` with this view's fields.
+    pub fn onto<'a>(&self, x: &StackInput<'a>) -> StackInput<'a> {
+        StackInput {
+            probs: self.probs,
+            gap: self.gap,
+            gap_sd: self.gap_sd,
+            ..*x
+        }
+    }
 }
 
 impl TrainingInputs {
@@ -166,12 +176,7 @@ impl TrainingInputs {
         self.inputs
             .par_iter()
             .zip(self.offer.par_iter())
-            .map(|(x, o)| StackInput {
-                probs: o.probs,
-                gap: o.gap,
-                gap_sd: o.gap_sd,
-                ..*x
-            })
+            .map(|(x, o)| o.onto(x))
             .collect()
     }
 }
@@ -273,7 +278,7 @@ const COUNT_PREFETCH: usize = 16;
 
 /// Count a block of events in row order: the customer tables (the big, randomly read
 /// ones: 10M customers are 200 MB) in one task and the article tables in another, each
-/// prefetching the entries a few rows ahead. The same sums as [`add_counted`] per row.
+/// prefetching the entries a few rows ahead. The same sums as counting row by row.
 fn add_block(t: &mut StackTables, block: &[Option<Counted>]) {
     let StackTables {
         global,
@@ -415,26 +420,25 @@ fn counted(model: &Predictor, events: &Events, r: &Resolved, i: usize) -> Option
     })
 }
 
-/// Count one event's outcome into every table it touches.
-fn add_counted(t: &mut StackTables, e: &Counted) {
-    if let Some(g) = t.global.get_mut(usize::from(e.class)) {
-        *g += 1;
-    }
-    bump(&mut t.category, e.category, e.class);
-    bump(&mut t.brand, e.brand, e.class);
-    bump(&mut t.product, e.product, e.class);
-    bump(&mut t.article_size, e.art, e.class);
-    bump(&mut t.customer, e.customer, e.class);
-    if let Some(x) = t.customer_pos.get_mut(e.customer as usize) {
-        *x += e.pos;
-    }
-}
-
 /// Count the training outcomes into tables aligned with the model.
 pub(super) fn count_tables(model: &Predictor, evs: &[TrainEvent]) -> StackTables {
     let mut t = empty_tables(model);
-    for e in evs {
-        add_event(&mut t, model, e);
+    for chunk in evs.chunks(COUNT_BLOCK) {
+        let block: Vec<Option<Counted>> = chunk
+            .iter()
+            .map(|e| {
+                Some(Counted {
+                    category: e.article.category,
+                    brand: e.article.brand,
+                    product: e.article.product,
+                    art: e.art,
+                    customer: e.customer,
+                    class: e.class as u8,
+                    pos: model.label_position(&e.article),
+                })
+            })
+            .collect();
+        add_block(&mut t, &block);
     }
     t
 }
@@ -450,22 +454,6 @@ fn empty_tables(model: &Predictor) -> StackTables {
         customer: vec![[0; 3]; model.customers.len()],
         customer_pos: vec![0.0; model.customers.len()],
     }
-}
-
-/// Count one training event.
-fn add_event(t: &mut StackTables, model: &Predictor, e: &TrainEvent) {
-    add_counted(
-        t,
-        &Counted {
-            category: e.article.category,
-            brand: e.article.brand,
-            product: e.article.product,
-            art: e.art,
-            customer: e.customer,
-            class: e.class as u8,
-            pos: model.label_position(&e.article),
-        },
-    );
 }
 
 /// Hash of a customer id (cross-validation groups).
