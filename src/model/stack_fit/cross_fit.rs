@@ -93,6 +93,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         let mut iterations = 0;
         let model_k = {
             let data = FitData::from_events_where(events, Some(&train_k));
+            let t_data = t0.elapsed().as_secs_f64();
             // fold f's refit starts from the half that does not hold f
             let init = halves
                 .as_ref()
@@ -116,8 +117,11 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                     "refit iteration"
                 );
             };
-            Predictor::new(structural.fit_from(events, &data, init, &mut on_iter)?)?
+            let m = Predictor::new(structural.fit_from(events, &data, init, &mut on_iter)?)?;
+            tracing::debug!(target: "runsize::stack", fold = f, fit_data_seconds = t_data, fit_seconds = t0.elapsed().as_secs_f64() - t_data, "fold model");
+            m
         };
+        let t_rows = std::time::Instant::now();
         if f == 0 {
             // body rows depend only on the events' features (every fold model encodes
             // them alike)
@@ -125,7 +129,9 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         }
         // resolved once: the count tables and the fold's inputs read the same lookups
         let r = model_k.resolve(events);
+        let t_resolve = t_rows.elapsed().as_secs_f64();
         let tables_k = count_tables_where(&model_k, events, &r, Some(&train_k));
+        let t_tables = t_rows.elapsed().as_secs_f64() - t_resolve;
         let global = global_rates(tables_k.global);
         let (bodies, body_dim) = (&out.bodies, out.body_dim);
         type Row = (StackInput<'static>, OfferView, u8, u32, u32, u32);
@@ -174,6 +180,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 ))
             })
             .collect();
+        tracing::debug!(target: "runsize::stack", fold = f, resolve_seconds = t_resolve, tables_seconds = t_tables, rows_seconds = t_rows.elapsed().as_secs_f64() - t_resolve - t_tables, "fold inputs");
         if f == 0 && model_k.summary.converged {
             // its customer table (the biggest part of a model) is left out: the final fit
             // starts customers from their priors, and the next fold's fit runs meanwhile
