@@ -48,6 +48,7 @@ pub use self::engine::{
 };
 use self::kernel::Kernel;
 use self::plan::{split_chunks, Plan};
+pub use self::warm::mean_start;
 
 /// Number of size systems.
 const N_SYS: usize = SizeSystem::ALL.len();

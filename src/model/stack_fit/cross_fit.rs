@@ -37,8 +37,9 @@ pub struct CrossFitted {
     /// [`StackParams::fit_cross_fitted`] fills it from the final model.
     pub(super) inputs: TrainingInputs,
     /// The first fold's structural model without its customer table, when its fit
-    /// converged: the final fit on all the events may start from it (it only has to add
-    /// the fold it lacks; customers start from their priors). `None` when it did not
+    /// converged, averaged with the second's (the fit's `mean_start`)
+    /// when there are two folds and it converged too: the final fit on all the events may
+    /// start from it (customers start from their priors). `None` when the first did not
     /// converge (a warm start would then not end where a cold fit does).
     pub warm_start: Option<Fitted>,
 }
@@ -181,12 +182,18 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             })
             .collect();
         tracing::debug!(target: "runsize::stack", fold = f, resolve_seconds = t_resolve, tables_seconds = t_tables, rows_seconds = t_rows.elapsed().as_secs_f64() - t_resolve - t_tables, "fold inputs");
-        if f == 0 && model_k.summary.converged {
+        // the first fold model, and with two folds the mean of both halves (nearer the
+        // fit on all the events than either: 10M events, 5 final passes instead of 7)
+        let keep = f == 0 || (f == 1 && k == 2 && warm_start.is_some());
+        if keep && model_k.summary.converged {
             // its customer table (the biggest part of a model) is left out: the final fit
             // starts customers from their priors, and the next fold's fit runs meanwhile
             let mut start = model_k.into_fitted();
             start.customers = Default::default();
-            warm_start = Some(start);
+            warm_start = Some(match warm_start.take() {
+                Some(first) => crate::model::fit::mean_start(&first, &start),
+                None => start,
+            });
         } else {
             drop(model_k);
         }
