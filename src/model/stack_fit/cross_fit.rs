@@ -16,6 +16,9 @@ use crate::model::stack::{
 use crate::model::{Fitted, ModelError};
 use rayon::prelude::*;
 
+/// Events whose fold rows are computed (in parallel) and appended at a time.
+const ROW_BLOCK: usize = 1 << 20;
+
 /// Cross-fitted inputs: the events are split into `cross_fit` random folds (by row); for
 /// each, the structural model and the counts are refitted on the other folds and the
 /// fold's events get exactly the inputs that model gives new events. The count tables
@@ -137,50 +140,65 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         let (bodies, body_dim) = (&out.bodies, out.body_dim);
         type Row = (StackInput<'static>, OfferView, u8, u32, u32, u32);
         // this fold's rows, in place
-        let rows: Vec<Row> = (0..events.len())
-            .into_par_iter()
-            .with_min_len(1024)
-            .filter_map(|i| {
-                if *fold.get(i)? != f {
-                    return None;
-                }
-                let class = events.outcome[i].class()?;
-                let ec = events.customer[i];
-                let body_row = sample.body_row(ec)?;
-                let (a, belief) = model_k.event_view(events, &r, i, &opts)?;
-                let (_, belief_free) = model_k.event_view(events, &r, i, &free)?;
-                let counts = count_at(
-                    &tables_k.customer,
-                    r.customer.get(ec as usize).copied().unwrap_or(NONE),
-                )
-                .unwrap_or([0.0; 3]);
-                let mc = r.customer.get(ec as usize).copied().unwrap_or(NONE);
-                let pos = tables_k
-                    .customer_pos
-                    .get(mc as usize)
-                    .copied()
-                    .unwrap_or(0.0);
-                let body = body_of(bodies, body_dim, body_row).to_vec();
-                let sc = StackCustomer {
-                    regime: Regime::Purchase,
-                    rates: customer_rates(sm, global, counts, pos),
-                    prior: model_k.prior_mean(&body),
-                    body,
-                };
-                let levels = level_features(sm, global, &model_k.level_counts(&tables_k, &a));
-                let x = model_k.stack_input((belief, &a), levels, &sc);
-                let o = model_k.stack_input((belief_free, &a), levels, &sc);
-                debug_assert_eq!(OfferView::of(&o).onto(&x), o);
-                Some((
-                    detach(&x),
-                    OfferView::of(&o),
-                    class as u8,
-                    ec,
-                    body_row,
-                    i as u32,
-                ))
-            })
-            .collect();
+        let row_of = |i: usize| -> Option<Row> {
+            if *fold.get(i)? != f {
+                return None;
+            }
+            let class = events.outcome[i].class()?;
+            let ec = events.customer[i];
+            let body_row = sample.body_row(ec)?;
+            let (a, belief) = model_k.event_view(events, &r, i, &opts)?;
+            let (_, belief_free) = model_k.event_view(events, &r, i, &free)?;
+            let counts = count_at(
+                &tables_k.customer,
+                r.customer.get(ec as usize).copied().unwrap_or(NONE),
+            )
+            .unwrap_or([0.0; 3]);
+            let mc = r.customer.get(ec as usize).copied().unwrap_or(NONE);
+            let pos = tables_k
+                .customer_pos
+                .get(mc as usize)
+                .copied()
+                .unwrap_or(0.0);
+            let body = body_of(bodies, body_dim, body_row).to_vec();
+            let sc = StackCustomer {
+                regime: Regime::Purchase,
+                rates: customer_rates(sm, global, counts, pos),
+                prior: model_k.prior_mean(&body),
+                body,
+            };
+            let levels = level_features(sm, global, &model_k.level_counts(&tables_k, &a));
+            let x = model_k.stack_input((belief, &a), levels, &sc);
+            let o = model_k.stack_input((belief_free, &a), levels, &sc);
+            debug_assert_eq!(OfferView::of(&o).onto(&x), o);
+            Some((
+                detach(&x),
+                OfferView::of(&o),
+                class as u8,
+                ec,
+                body_row,
+                i as u32,
+            ))
+        };
+        // in blocks of events, each appended as it is done: the rows (~650 bytes each)
+        // are then held once, not also in a fold-sized temporary (~325 MB at 1M rows)
+        for lo in (0..events.len()).step_by(ROW_BLOCK) {
+            let hi = (lo + ROW_BLOCK).min(events.len());
+            let rows: Vec<Row> = (lo..hi)
+                .into_par_iter()
+                .with_min_len(1024)
+                .filter_map(row_of)
+                .collect();
+            for (x, o, y, ec, body_row, i) in rows {
+                out.event.push(i);
+                out.inputs.push(x);
+                out.offer.push(o);
+                out.classes.push(y);
+                out.group.push(customer_hash(events, ec));
+                out.customer.push(body_row);
+            }
+        }
+        drop((tables_k, r));
         tracing::debug!(target: "runsize::stack", fold = f, resolve_seconds = t_resolve, tables_seconds = t_tables, rows_seconds = t_rows.elapsed().as_secs_f64() - t_resolve - t_tables, "fold inputs");
         // the first fold model, and with two folds the mean of both halves (nearer the
         // fit on all the events than either: 10M events, 5 final passes instead of 7)
@@ -196,14 +214,6 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             });
         } else {
             drop(model_k);
-        }
-        for (x, o, y, ec, body_row, i) in rows {
-            out.event.push(i);
-            out.inputs.push(x);
-            out.offer.push(o);
-            out.classes.push(y);
-            out.group.push(customer_hash(events, ec));
-            out.customer.push(body_row);
         }
         tracing::info!(
             target: "runsize::stack",
