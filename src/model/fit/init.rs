@@ -55,6 +55,9 @@ fn checked(i: u32, n: usize) -> u32 {
     }
 }
 
+/// Customers per block of the set-up's parallel loops over customers.
+const CUSTOMER_BLOCK: usize = 1 << 16;
+
 impl<'a> State<'a> {
     pub(super) fn init(meta: &'a Events, data: &'a FitData) -> Result<State<'a>, ModelError> {
         let n_as = data.article_sizes.len();
@@ -190,24 +193,35 @@ impl<'a> State<'a> {
             as_ref.iter().map(|a| a.product).collect(),
             as_ref.iter().map(art_of).collect(),
         ];
-        // customers start at their mean chosen size
+        // customers start at their mean chosen size (in parallel blocks of customers,
+        // their sums added in block order: the same start for any thread count)
         let nc = data.customers();
         let mut s = vec![0.0; nc];
-        let mut total = 0.0;
-        for (c, sc) in s.iter_mut().enumerate() {
-            let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
-            if hi > lo {
-                let sum: f64 = data.ev_as[lo..hi]
-                    .iter()
-                    .map(|&j| {
-                        let a = &as_ref[j as usize];
-                        as_pos[j as usize] + model.align(a.system)
-                    })
-                    .sum();
-                *sc = sum / (hi - lo) as f64;
-                total += sum;
-            }
-        }
+        let model_ref = &model;
+        let totals: Vec<f64> = s
+            .par_chunks_mut(CUSTOMER_BLOCK)
+            .enumerate()
+            .map(|(b, part)| {
+                let mut total = 0.0;
+                for (k, sc) in part.iter_mut().enumerate() {
+                    let c = b * CUSTOMER_BLOCK + k;
+                    let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
+                    if hi > lo {
+                        let sum: f64 = data.ev_as[lo..hi]
+                            .iter()
+                            .map(|&j| {
+                                let a = &as_ref[j as usize];
+                                as_pos[j as usize] + model_ref.align(a.system)
+                            })
+                            .sum();
+                        *sc = sum / (hi - lo) as f64;
+                        total += sum;
+                    }
+                }
+                total
+            })
+            .collect();
+        let total: f64 = totals.iter().sum();
         let pop_mean = total / data.len().max(1) as f64;
         for (c, sc) in s.iter_mut().enumerate() {
             if data.cust_start[c + 1] == data.cust_start[c] {
@@ -216,11 +230,17 @@ impl<'a> State<'a> {
         }
         model.features = FeatureModel::from_training(&meta.features, pop_mean);
         let dim = model.features.dim();
-        let mut row = vec![0.0; dim];
         let mut has_feat = vec![false; nc];
-        for (c, hf) in has_feat.iter_mut().enumerate() {
-            *hf = model.features.encode_training(&meta.features, c, &mut row);
-        }
+        let fm = &model.features;
+        has_feat
+            .par_chunks_mut(CUSTOMER_BLOCK)
+            .enumerate()
+            .for_each(|(b, part)| {
+                let mut row = vec![0.0; dim];
+                for (k, hf) in part.iter_mut().enumerate() {
+                    *hf = fm.encode_training(&meta.features, b * CUSTOMER_BLOCK + k, &mut row);
+                }
+            });
         let mut st = State {
             meta,
             data,
@@ -249,21 +269,35 @@ impl<'a> State<'a> {
     pub(super) fn fit_prior(&mut self, lambda: f64) {
         let fm = &self.model.features;
         let dim = fm.dim();
+        let n = self.data.customers();
+        // in blocks of customers, merged in block order (the same sums for any thread
+        // count)
+        let parts: Vec<RidgeStats> = (0..n)
+            .step_by(CUSTOMER_BLOCK)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|lo| {
+                let mut stats = RidgeStats::new(dim);
+                let mut row = vec![0.0; dim];
+                for c in lo..(lo + CUSTOMER_BLOCK).min(n) {
+                    if self.data.cust_start[c + 1] > self.data.cust_start[c] {
+                        fm.encode_training(&self.meta.features, c, &mut row);
+                        stats.add(&row, self.s[c]);
+                    }
+                }
+                stats
+            })
+            .collect();
         let mut stats = RidgeStats::new(dim);
-        let mut row = vec![0.0; dim];
-        for c in 0..self.data.customers() {
-            if self.data.cust_start[c + 1] > self.data.cust_start[c] {
-                fm.encode_training(&self.meta.features, c, &mut row);
-                stats.add(&row, self.s[c]);
-            }
+        for part in &parts {
+            stats.merge(part);
         }
         if let Some(coef) = stats.solve(lambda) {
             self.model.features.coef = coef;
         }
-        let n = self.data.customers();
         let all: Vec<(usize, usize)> = (0..n)
-            .step_by(1 << 16)
-            .map(|lo| (lo, (lo + (1 << 16)).min(n)))
+            .step_by(CUSTOMER_BLOCK)
+            .map(|lo| (lo, (lo + CUSTOMER_BLOCK).min(n)))
             .collect();
         self.refresh_prior_means(&all);
     }
