@@ -2,8 +2,8 @@
 //! the fold's events given exactly the inputs that model gives new events.
 
 use super::inputs::{
-    body_of, body_rows, count_tables_where, customer_hash, detach, log_sample, CustomerSample,
-    OfferView, TrainingInputs,
+    body_of, body_rows, count_tables_where, customer_hash, detach, log_sample, CountFilter,
+    CustomerSample, OfferView, TrainingInputs,
 };
 use super::params::StackParams;
 use crate::data::schema::{Events, NONE};
@@ -29,7 +29,12 @@ pub(super) fn cross_fit_inputs(
     params: &StackParams,
 ) -> Result<TrainingInputs, ModelError> {
     let mut out = cross_fitted(events, params)?.inputs;
-    out.tables = count_tables_where(model, events, &model.resolve(events), None);
+    out.tables = count_tables_where(
+        model,
+        events,
+        &model.resolve(events),
+        CountFilter::default(),
+    );
     Ok(out)
 }
 
@@ -134,7 +139,12 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         // resolved once: the count tables and the fold's inputs read the same lookups
         let r = model_k.resolve(events);
         let t_resolve = t_rows.elapsed().as_secs_f64();
-        let tables_k = count_tables_where(&model_k, events, &r, Some(&train_k));
+        let in_sample = |c: u32| sample.contains(c);
+        let counting = CountFilter {
+            rows: Some(&train_k),
+            customers: Some(&in_sample),
+        };
+        let tables_k = count_tables_where(&model_k, events, &r, counting);
         let t_tables = t_rows.elapsed().as_secs_f64() - t_resolve;
         let global = global_rates(tables_k.global);
         let (bodies, body_dim) = (&out.bodies, out.body_dim);

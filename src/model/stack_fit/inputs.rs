@@ -242,6 +242,19 @@ pub(super) fn train_events(model: &Predictor, events: &Events) -> Vec<TrainEvent
         .collect()
 }
 
+/// Which events [`count_tables_where`] counts, and whose customer counts it keeps
+/// (default: every event, every customer).
+#[derive(Clone, Copy, Default)]
+pub(super) struct CountFilter<'a> {
+    /// Rows counted (`None`: every row).
+    pub(super) rows: Option<&'a (dyn Fn(usize) -> bool + Sync)>,
+    /// Customers (event dictionary index) whose customer counts are kept (`None`:
+    /// all); the other customers' events still count in the article tables. A fold's
+    /// tables are only read for its sampled customers' rows: at 100M events the
+    /// customer counts of the other 99% were most of a fold's counting.
+    pub(super) customers: Option<&'a (dyn Fn(u32) -> bool + Sync)>,
+}
+
 /// [`count_tables`] of the training events (resolved by `r`) among the rows `i` of `events` where
 /// `keep(i)` is true (every row for `None`), streamed in row order instead of materialised (at 100M
 /// events the list alone is ~9 GB). The same tables: counts are integers, and each
@@ -252,7 +265,7 @@ pub(super) fn count_tables_where(
     model: &Predictor,
     events: &Events,
     r: &Resolved,
-    keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    keep: CountFilter<'_>,
 ) -> StackTables {
     let mut t = empty_tables(model);
     let mut block: Vec<Option<Counted>> = Vec::with_capacity(COUNT_BLOCK.min(events.len()));
@@ -262,10 +275,15 @@ pub(super) fn count_tables_where(
             .into_par_iter()
             .with_min_len(4096)
             .map(|i| {
-                if keep.is_some_and(|k| !k(i)) {
+                if keep.rows.is_some_and(|k| !k(i)) {
                     return None;
                 }
-                counted(model, events, r, i)
+                let mut e = counted(model, events, r, i)?;
+                let ec = events.customer.get(i).copied().unwrap_or(NONE);
+                if keep.customers.is_some_and(|k| !k(ec)) {
+                    e.customer = NONE;
+                }
+                Some(e)
             })
             .collect_into_vec(&mut block);
         add_block(&mut t, &block);
