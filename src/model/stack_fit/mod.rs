@@ -236,7 +236,10 @@ impl StackParams {
                 // strongest penalty first, each warm-started from the previous one
                 let mut lambdas = self.lambdas.clone();
                 lambdas.sort_by(|a, b| b.total_cmp(a));
-                let mut starts: Vec<Vec<f64>> = vec![Vec::new(); k as usize];
+                // each fold's path starts from the structural model itself (zeros would
+                // start from equal odds: 10M events, 11 Newton steps for the first
+                // penalty)
+                let mut starts: Vec<Vec<f64>> = vec![structural_start(&spec); k as usize];
                 let mut set_best = f64::INFINITY;
                 for &lambda in &lambdas {
                     let mut all_p = Vec::new();
@@ -292,6 +295,9 @@ impl StackParams {
         let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
             .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
         let data = DatasetBase::new(x, ArrayView1::from(&inputs.classes[..]));
+        if best_start.is_empty() {
+            best_start = structural_start(&spec);
+        }
         let fitted: Result<FittedLogit, ModelError> = learner(lambda, best_start).fit(&data);
         let coef = fitted?.into_coef();
         Ok(StackLogit {
@@ -301,6 +307,24 @@ impl StackParams {
             cv,
         })
     }
+}
+
+/// The coefficients that reproduce the structural model on a standardised design of
+/// `spec` (columns 1 and 2 are the structural log-odds of small and of large against
+/// fit, `x = mean + scale·z`): the small logit is `mean₁ + scale₁·z₁`, the large one
+/// `mean₂ + scale₂·z₂`. The learner is a correction of that model, so its fits start
+/// there. Empty when the design has fewer than three columns.
+pub(super) fn structural_start(spec: &FeatureSpec) -> Vec<f64> {
+    let p = spec.mean.len();
+    if p < 3 || spec.scale.len() != p {
+        return Vec::new();
+    }
+    let mut beta = vec![0.0; 2 * p];
+    beta[0] = spec.mean[1];
+    beta[1] = spec.scale[1];
+    beta[p] = spec.mean[2];
+    beta[p + 2] = spec.scale[2];
+    beta
 }
 
 /// The element-wise mean of the fold fits' coefficients (empty when there are none or
@@ -320,7 +344,35 @@ pub(super) fn mean_coef(fits: &[Vec<f64>]) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::mean_coef;
+    use super::{mean_coef, structural_start};
+    use crate::model::stack::{FeatureSet, FeatureSpec};
+
+    #[test]
+    fn structural_start_reproduces_the_structural_log_odds() {
+        let spec = FeatureSpec {
+            set: FeatureSet::FULL,
+            gap_knots: Vec::new(),
+            label_knots: Vec::new(),
+            body_dim: 0,
+            mean: vec![0.0, -1.5, -2.0, 3.0],
+            scale: vec![1.0, 0.5, 2.0, 1.0],
+            lo: Vec::new(),
+            hi: Vec::new(),
+        };
+        let b = structural_start(&spec);
+        // raw row [1, ls = -1, ll = -3, 7] standardised: [1, 1, -0.5, 4]
+        let z = [1.0, 1.0, -0.5, 4.0];
+        let dot = |w: &[f64]| w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
+        assert_eq!(dot(&b[..4]), -1.0);
+        assert_eq!(dot(&b[4..]), -3.0);
+        // too few columns: no start
+        let short = FeatureSpec {
+            mean: vec![0.0, 1.0],
+            scale: vec![1.0, 1.0],
+            ..spec
+        };
+        assert!(structural_start(&short).is_empty());
+    }
 
     #[test]
     fn mean_coef_averages_matching_fits_only() {
