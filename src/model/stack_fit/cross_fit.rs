@@ -59,12 +59,12 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
     let k = params.cross_fit.max(2) as u64;
     let sample = CustomerSample::new(events, params.max_rows);
     log_sample(&sample);
-    let fold: Vec<u8> = (0..events.len())
-        .map(|i| {
-            let r = events.row.get(i).unwrap_or(i as u64);
-            (crate::model::artifact::fnv1a(&r.to_le_bytes()) % k) as u8
-        })
-        .collect();
+    // each event's fold, from a hash of its original row number: computed where it is
+    // read (a column of them is 100 MB at 100M events, held through cross-fitting)
+    let fold_of = |i: usize| -> u8 {
+        let r = events.row.get(i).unwrap_or(i as u64);
+        (crate::model::artifact::fnv1a(&r.to_le_bytes()) % k) as u8
+    };
     let k = k as u8;
     // the rows the folds will give, at most (events the model cannot place give none):
     // reserved once, so the row tables (~600 bytes per row) are not copied as they grow
@@ -92,13 +92,13 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
     let halves = if params.exact_refits || k <= 2 {
         None
     } else {
-        Some(half_models(events, &fold, k, params)?)
+        Some(half_models(events, &fold_of, k, params)?)
     };
     for f in 0..k {
         let t0 = std::time::Instant::now();
         // the other folds' rows, read in place (no copy of the events, and no mask of
         // them: 100 MB at 100M events): the same refit as on a copy of them
-        let train_k = |i: usize| fold.get(i).is_some_and(|&x| x != f);
+        let train_k = |i: usize| i < events.len() && fold_of(i) != f;
         let mut iterations = 0;
         let model_k = {
             let data = FitData::from_events_where(events, Some(&train_k));
@@ -151,7 +151,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         type Row = (StackInput<'static>, OfferView, u8, u32, u32, u32);
         // this fold's rows, in place
         let row_of = |i: usize| -> Option<Row> {
-            if *fold.get(i)? != f {
+            if fold_of(i) != f {
                 return None;
             }
             let class = events.outcome[i].class()?;
@@ -248,13 +248,13 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
 /// about one fit on all the events.
 fn half_models(
     events: &Events,
-    fold: &[u8],
+    fold_of: &(dyn Fn(usize) -> u8 + Sync),
     k: u8,
     params: &StackParams,
 ) -> Result<(Fitted, Fitted), ModelError> {
     let fit_half = |low: bool| -> Result<Fitted, ModelError> {
         let t0 = std::time::Instant::now();
-        let rows = |i: usize| fold.get(i).is_some_and(|&x| (x < k / 2) == low);
+        let rows = |i: usize| i < events.len() && (fold_of(i) < k / 2) == low;
         let data = FitData::from_events_where(events, Some(&rows));
         let mut iterations = 0;
         let m = params
