@@ -16,6 +16,48 @@ use crate::model::stack::{
 use crate::model::{Fitted, ModelError};
 use rayon::prelude::*;
 
+/// Each event's fold, `bits` bits per event packed into words (1, 2, 4 or 8 bits: the
+/// fewest that hold `k - 1`).
+struct Folds {
+    bits: usize,
+    words: Vec<u64>,
+}
+
+impl Folds {
+    /// The folds of events `0..n`, `fold_of(i) < k` each, filled in parallel.
+    fn new(n: usize, k: u8, fold_of: impl Fn(usize) -> u8 + Sync) -> Folds {
+        let bits = match k {
+            0..=2 => 1,
+            3..=4 => 2,
+            5..=16 => 4,
+            _ => 8,
+        };
+        let per = 64 / bits;
+        let mut words = vec![0u64; n.div_ceil(per)];
+        words
+            .par_iter_mut()
+            .with_min_len(1024)
+            .enumerate()
+            .for_each(|(w, word)| {
+                for j in 0..per {
+                    let i = w * per + j;
+                    if i < n {
+                        *word |= u64::from(fold_of(i)) << (j * bits);
+                    }
+                }
+            });
+        Folds { bits, words }
+    }
+
+    /// Event `i`'s fold (0 past the end).
+    #[inline]
+    fn get(&self, i: usize) -> u8 {
+        let per = 64 / self.bits;
+        let word = self.words.get(i / per).copied().unwrap_or(0);
+        ((word >> ((i % per) * self.bits)) & ((1u64 << self.bits) - 1)) as u8
+    }
+}
+
 /// Events whose fold rows are computed (in parallel) and appended at a time.
 const ROW_BLOCK: usize = 1 << 20;
 
@@ -59,12 +101,14 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
     let k = params.cross_fit.max(2) as u64;
     let sample = CustomerSample::new(events, params.max_rows);
     log_sample(&sample);
-    // each event's fold, from a hash of its original row number: computed where it is
-    // read (a column of them is 100 MB at 100M events, held through cross-fitting)
-    let fold_of = |i: usize| -> u8 {
+    // each event's fold, from a hash of its original row number, packed (one bit per
+    // event with two folds: 12.5 MB at 100M events instead of a 100 MB byte column,
+    // and read far faster than hashing the row again at every read)
+    let folds = Folds::new(events.len(), k as u8, |i| {
         let r = events.row.get(i).unwrap_or(i as u64);
         (crate::model::artifact::fnv1a(&r.to_le_bytes()) % k) as u8
-    };
+    });
+    let fold_of = |i: usize| folds.get(i);
     let k = k as u8;
     // the rows the folds will give, at most (events the model cannot place give none):
     // reserved once, so the row tables (~600 bytes per row) are not copied as they grow
@@ -271,4 +315,21 @@ fn half_models(
         Ok(m)
     };
     Ok((fit_half(true)?, fit_half(false)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Folds;
+
+    #[test]
+    fn packed_folds_read_back_what_was_stored() {
+        for k in [2u8, 3, 5, 17] {
+            let f = |i: usize| ((i * 7 + i / 3) % k as usize) as u8;
+            let folds = Folds::new(1000, k, f);
+            assert!((0..1000).all(|i| folds.get(i) == f(i)), "k = {k}");
+            assert_eq!(folds.words.len(), 1000usize.div_ceil(64 / folds.bits));
+        }
+        // two folds: one bit per event
+        assert_eq!(Folds::new(1000, 2, |_| 1).words.len(), 16);
+    }
 }
