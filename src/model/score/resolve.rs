@@ -193,13 +193,51 @@ impl<'e> FeatureColumns<'e> {
 impl Predictor {
     /// Resolve an event table's dictionaries against this model.
     pub fn resolve(&self, events: &Events) -> Resolved {
+        let mut r = self.resolve_keys(events);
+        r.belief = self.beliefs(events, &r.customer);
+        r
+    }
+
+    /// [`Predictor::resolve`] without the customers' beliefs (`belief` empty): the
+    /// dictionary lookups alone, a few bytes per key instead of 40 bytes per customer.
+    pub fn resolve_keys(&self, events: &Events) -> Resolved {
         let customer = self.customer_indices(&events.customers);
+        Resolved {
+            customer,
+            product: map_dict(
+                &events.products,
+                &self.catalog().product,
+                group_names(&self.products),
+            ),
+            brand: map_dict(
+                &events.brands,
+                &self.catalog().brand,
+                group_names(&self.brands),
+            ),
+            category: map_dict(
+                &events.categories,
+                &self.catalog().category,
+                group_names(&self.categories),
+            ),
+            label: events
+                .sizes
+                .iter()
+                .map(|l| Catalog::find(&self.catalog().label, Some(&l.canonical)))
+                .collect(),
+            belief: Vec::new(),
+        }
+    }
+
+    /// Each customer's belief before their events (`customer`: the model's index of each
+    /// events customer, as [`Predictor::resolve_keys`] gives): the stored posterior of a
+    /// known customer, else the prior from their features or the population's.
+    pub fn beliefs(&self, events: &Events, customer: &[u32]) -> Vec<CustomerState> {
         let cols = FeatureColumns::new(self, events);
         let g = &self.globals;
         let bias_var = g.sd_customer_bias * g.sd_customer_bias;
         // the population prior is the same for every customer without features
         let population = self.customer_prior(None);
-        let belief = customer
+        customer
             .par_iter()
             .enumerate()
             .map_init(
@@ -231,31 +269,7 @@ impl Predictor {
                     )
                 },
             )
-            .collect();
-        Resolved {
-            customer,
-            product: map_dict(
-                &events.products,
-                &self.catalog().product,
-                group_names(&self.products),
-            ),
-            brand: map_dict(
-                &events.brands,
-                &self.catalog().brand,
-                group_names(&self.brands),
-            ),
-            category: map_dict(
-                &events.categories,
-                &self.catalog().category,
-                group_names(&self.categories),
-            ),
-            label: events
-                .sizes
-                .iter()
-                .map(|l| Catalog::find(&self.catalog().label, Some(&l.canonical)))
-                .collect(),
-            belief,
-        }
+            .collect()
     }
 
     /// The article event `i` bought, resolved against this model (the lookups of

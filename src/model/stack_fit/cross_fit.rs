@@ -2,8 +2,8 @@
 //! the fold's events given exactly the inputs that model gives new events.
 
 use super::inputs::{
-    body_of, body_rows, count_tables_where, customer_hash, detach, log_sample, CountFilter,
-    CustomerSample, OfferView, TrainingInputs,
+    body_of, body_rows, count_tables_events, count_tables_grouped, customer_hash, detach,
+    log_sample, CustomerSample, OfferView, TrainingInputs,
 };
 use super::params::StackParams;
 use crate::data::schema::{Events, NONE};
@@ -71,12 +71,7 @@ pub(super) fn cross_fit_inputs(
     params: &StackParams,
 ) -> Result<TrainingInputs, ModelError> {
     let mut out = cross_fitted(events, params)?.inputs;
-    out.tables = count_tables_where(
-        model,
-        events,
-        &model.resolve(events),
-        CountFilter::default(),
-    );
+    out.tables = count_tables_events(model, events, &model.resolve(events));
     Ok(out)
 }
 
@@ -144,8 +139,8 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         // them: 100 MB at 100M events): the same refit as on a copy of them
         let train_k = |i: usize| i < events.len() && fold_of(i) != f;
         let mut iterations = 0;
+        let data = FitData::from_events_where(events, Some(&train_k));
         let model_k = {
-            let data = FitData::from_events_where(events, Some(&train_k));
             let t_data = t0.elapsed().as_secs_f64();
             // fold f's refit starts from the half that does not hold f
             let init = halves
@@ -181,14 +176,15 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             (out.bodies, out.body_dim) = body_rows(&model_k, events, &sample);
         }
         // resolved once: the count tables and the fold's inputs read the same lookups
-        let r = model_k.resolve(events);
+        let mut r = model_k.resolve_keys(events);
         let t_resolve = t_rows.elapsed().as_secs_f64();
+        // from the fold's fit data (its training events, grouped): one lookup per
+        // article-size, and customer counts for the sampled customers only; the fit
+        // data is freed before the customers' beliefs (40 bytes per customer) are made
         let in_sample = |c: u32| sample.contains(c);
-        let counting = CountFilter {
-            rows: Some(&train_k),
-            customers: Some(&in_sample),
-        };
-        let tables_k = count_tables_where(&model_k, events, &r, counting);
+        let tables_k = count_tables_grouped(&model_k, events, (&data, &r), Some(&in_sample));
+        drop(data);
+        r.belief = model_k.beliefs(events, &r.customer);
         let t_tables = t_rows.elapsed().as_secs_f64() - t_resolve;
         let global = global_rates(tables_k.global);
         let (bodies, body_dim) = (&out.bodies, out.body_dim);

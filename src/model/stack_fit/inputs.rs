@@ -242,31 +242,12 @@ pub(super) fn train_events(model: &Predictor, events: &Events) -> Vec<TrainEvent
         .collect()
 }
 
-/// Which events [`count_tables_where`] counts, and whose customer counts it keeps
-/// (default: every event, every customer).
-#[derive(Clone, Copy, Default)]
-pub(super) struct CountFilter<'a> {
-    /// Rows counted (`None`: every row).
-    pub(super) rows: Option<&'a (dyn Fn(usize) -> bool + Sync)>,
-    /// Customers (event dictionary index) whose customer counts are kept (`None`:
-    /// all); the other customers' events still count in the article tables. A fold's
-    /// tables are only read for its sampled customers' rows: at 100M events the
-    /// customer counts of the other 99% were most of a fold's counting.
-    pub(super) customers: Option<&'a (dyn Fn(u32) -> bool + Sync)>,
-}
-
-/// [`count_tables`] of the training events (resolved by `r`) among the rows `i` of `events` where
-/// `keep(i)` is true (every row for `None`), streamed in row order instead of materialised (at 100M
-/// events the list alone is ~9 GB). The same tables: counts are integers, and each
+/// [`count_tables`] of the training events of `events` (resolved by `r`), streamed in
+/// row order instead of materialised (at 100M events the list alone is ~9 GB). The same tables: counts are integers, and each
 /// customer's label positions are summed in row order either way. The lookups run in
 /// parallel over blocks of [`COUNT_BLOCK`] rows (no customer belief: only the article is
 /// needed), the counting in row order.
-pub(super) fn count_tables_where(
-    model: &Predictor,
-    events: &Events,
-    r: &Resolved,
-    keep: CountFilter<'_>,
-) -> StackTables {
+pub(super) fn count_tables_events(model: &Predictor, events: &Events, r: &Resolved) -> StackTables {
     let mut t = empty_tables(model);
     let mut block: Vec<Option<Counted>> = Vec::with_capacity(COUNT_BLOCK.min(events.len()));
     for lo in (0..events.len()).step_by(COUNT_BLOCK) {
@@ -274,17 +255,7 @@ pub(super) fn count_tables_where(
         (lo..hi)
             .into_par_iter()
             .with_min_len(4096)
-            .map(|i| {
-                if keep.rows.is_some_and(|k| !k(i)) {
-                    return None;
-                }
-                let mut e = counted(model, events, r, i)?;
-                let ec = events.customer.get(i).copied().unwrap_or(NONE);
-                if keep.customers.is_some_and(|k| !k(ec)) {
-                    e.customer = NONE;
-                }
-                Some(e)
-            })
+            .map(|i| counted(model, events, r, i))
             .collect_into_vec(&mut block);
         add_block(&mut t, &block);
     }
@@ -354,7 +325,7 @@ fn bump(table: &mut [Counts], i: u32, y: u8) {
     }
 }
 
-/// [`count_tables_where`] of every fit event, read from the fit data `data` built from
+/// [`count_tables_events`] of every fit event, read from the fit data `data` built from
 /// `events` (whose per-event columns may since have been released: only dictionaries,
 /// size labels and features are read): each article-size is looked up once, and the
 /// events are counted customer by customer. The same tables: a customer's label
@@ -365,12 +336,24 @@ pub(super) fn count_tables_fit_data(
     events: &Events,
     data: &FitData,
 ) -> StackTables {
-    let r = model.resolve(events);
+    count_tables_grouped(model, events, (data, &model.resolve(events)), None)
+}
+
+/// [`count_tables_fit_data`] with the model's lookups `r` of `events`, keeping customer
+/// counts only for the customers `keep_customer` accepts (event dictionary index;
+/// `None`: all): a cross-fitting fold counts its tables from the fit data of its
+/// training events, one lookup per article-size instead of one per event.
+pub(super) fn count_tables_grouped(
+    model: &Predictor,
+    events: &Events,
+    (data, r): (&FitData, &Resolved),
+    keep_customer: Option<&(dyn Fn(u32) -> bool + Sync)>,
+) -> StackTables {
     let arts: Vec<Option<Counted>> = data
         .article_sizes
         .par_iter()
         .map(|key| {
-            let a = Predictor::key_article(events, &r, key)?;
+            let a = Predictor::key_article(events, r, key)?;
             Some(Counted {
                 category: a.category,
                 brand: a.brand,
@@ -384,9 +367,12 @@ pub(super) fn count_tables_fit_data(
         .collect();
     let mut t = empty_tables(model);
     let mut block: Vec<Option<Counted>> = Vec::with_capacity(COUNT_BLOCK);
-    let customers = data.customers().min(r.belief.len());
+    let customers = data.customers().min(r.customer.len());
     for c in 0..customers {
-        let customer = r.customer.get(c).copied().unwrap_or(NONE);
+        let customer = match keep_customer {
+            Some(keep) if !keep(c as u32) => NONE,
+            _ => r.customer.get(c).copied().unwrap_or(NONE),
+        };
         let (lo, hi) = (data.cust_start[c] as usize, data.cust_start[c + 1] as usize);
         for (&a, &y) in data.ev_as[lo..hi].iter().zip(&data.ev_y[lo..hi]) {
             block.push(arts.get(a as usize).copied().flatten().map(|e| Counted {
@@ -404,7 +390,7 @@ pub(super) fn count_tables_fit_data(
     t
 }
 
-/// Rows whose lookups [`count_tables_where`] computes at once (32 bytes each).
+/// Rows whose lookups [`count_tables_events`] computes at once (32 bytes each).
 const COUNT_BLOCK: usize = 1 << 20;
 
 /// What counting one training event needs: its keys in the model and its class.
