@@ -24,29 +24,80 @@ pub struct WarmMatch {
     pub customers: usize,
 }
 
-fn name_map(names: impl Iterator<Item = String>) -> std::collections::HashMap<String, u32> {
-    names.enumerate().map(|(i, n)| (n, i as u32)).collect()
+/// Where each key of one model sits in another (`NONE`: not there), level by level:
+/// size labels by canonical label, brands, categories and products by name, products
+/// in sizes by (product, label).
+struct KeyMap {
+    labels: Vec<u32>,
+    brands: Vec<u32>,
+    categories: Vec<u32>,
+    products: Vec<u32>,
+    article_sizes: Vec<u32>,
 }
 
-/// Copy `from`'s offset value and band of every group whose name is in it.
-fn copy_groups(to: &mut [GroupParams], from: &[GroupParams]) -> (usize, Vec<u32>) {
-    let ix = name_map(from.iter().map(|g| g.name.clone()));
+/// The position in `from` of each of `to`'s names.
+fn names_in<'a>(
+    to: impl Iterator<Item = &'a String>,
+    from: impl Iterator<Item = &'a String>,
+) -> Vec<u32> {
+    let ix: std::collections::HashMap<&String, u32> =
+        from.enumerate().map(|(i, n)| (n, i as u32)).collect();
+    to.map(|n| ix.get(n).copied().unwrap_or(NONE)).collect()
+}
+
+impl KeyMap {
+    /// `to`'s keys in `from`'s numbering.
+    fn between(to: &Fitted, from: &Fitted) -> KeyMap {
+        let groups = |a: &[GroupParams], b: &[GroupParams]| {
+            names_in(a.iter().map(|g| &g.name), b.iter().map(|g| &g.name))
+        };
+        let labels = names_in(
+            to.labels.iter().map(|l| &l.canonical),
+            from.labels.iter().map(|l| &l.canonical),
+        );
+        let products = groups(&to.products, &from.products);
+        let as_ix: std::collections::HashMap<(u32, u32), u32> = from
+            .article_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.product, a.label), i as u32))
+            .collect();
+        let article_sizes = to
+            .article_sizes
+            .iter()
+            .map(|x| {
+                let key = (
+                    products.get(x.product as usize).copied().unwrap_or(NONE),
+                    labels.get(x.label as usize).copied().unwrap_or(NONE),
+                );
+                as_ix.get(&key).copied().unwrap_or(NONE)
+            })
+            .collect();
+        KeyMap {
+            labels,
+            brands: groups(&to.brands, &from.brands),
+            categories: groups(&to.categories, &from.categories),
+            products,
+            article_sizes,
+        }
+    }
+}
+
+/// `merge(t, f)` for each item `t` of `to` whose key `map` places in `from`; how many.
+fn each_match<T>(
+    to: &mut [T],
+    from: &[T],
+    map: &[u32],
+    mut merge: impl FnMut(&mut T, &T),
+) -> usize {
     let mut matched = 0;
-    let map = to
-        .iter_mut()
-        .map(
-            |g| match ix.get(&g.name).and_then(|&i| from.get(i as usize)) {
-                Some(f) => {
-                    g.offset.value = f.offset.value;
-                    g.eta = f.eta;
-                    matched += 1;
-                    ix[&g.name]
-                }
-                None => NONE,
-            },
-        )
-        .collect();
-    (matched, map)
+    for (t, &i) in to.iter_mut().zip(map) {
+        if let Some(f) = from.get(i as usize) {
+            merge(t, f);
+            matched += 1;
+        }
+    }
+    matched
 }
 
 impl State<'_> {
@@ -58,46 +109,33 @@ impl State<'_> {
         let mut got = WarmMatch::default();
         let model = &mut self.model;
         model.globals = init.globals.clone();
-        // labels by canonical form
-        let lab_ix = name_map(init.labels.iter().map(|l| l.canonical.clone()));
-        let lab_map: Vec<u32> = model
-            .labels
-            .iter_mut()
-            .map(|l| match lab_ix.get(&l.canonical) {
-                Some(&i) => {
-                    if let Some(f) = init.labels.get(i as usize) {
-                        l.offset.value = f.offset.value;
-                        got.labels += 1;
-                    }
-                    i
-                }
-                None => NONE,
-            })
-            .collect();
-        got.brands = copy_groups(&mut model.brands, &init.brands).0;
-        got.categories = copy_groups(&mut model.categories, &init.categories).0;
-        let (products, prod_map) = copy_groups(&mut model.products, &init.products);
-        got.products = products;
-        // products in sizes by (product, label) in the init model's numbering
-        let as_ix: std::collections::HashMap<(u32, u32), u32> = init
-            .article_sizes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| ((a.product, a.label), i as u32))
-            .collect();
-        for x in &mut model.article_sizes {
-            let key = (
-                prod_map.get(x.product as usize).copied().unwrap_or(NONE),
-                lab_map.get(x.label as usize).copied().unwrap_or(NONE),
-            );
-            if let Some(f) = as_ix
-                .get(&key)
-                .and_then(|&i| init.article_sizes.get(i as usize))
-            {
-                x.offset.value = f.offset.value;
-                got.article_sizes += 1;
-            }
-        }
+        let keys = KeyMap::between(model, init);
+        let copy_group = |g: &mut GroupParams, f: &GroupParams| {
+            g.offset.value = f.offset.value;
+            g.eta = f.eta;
+        };
+        got.labels = each_match(&mut model.labels, &init.labels, &keys.labels, |l, f| {
+            l.offset.value = f.offset.value;
+        });
+        got.brands = each_match(&mut model.brands, &init.brands, &keys.brands, copy_group);
+        got.categories = each_match(
+            &mut model.categories,
+            &init.categories,
+            &keys.categories,
+            copy_group,
+        );
+        got.products = each_match(
+            &mut model.products,
+            &init.products,
+            &keys.products,
+            copy_group,
+        );
+        got.article_sizes = each_match(
+            &mut model.article_sizes,
+            &init.article_sizes,
+            &keys.article_sizes,
+            |x, f| x.offset.value = f.offset.value,
+        );
         // non-reference systems' alignment, when both fits align to the same system
         let ref_sys = SizeSystem::ALL.get(self.ref_system).copied();
         let same_ref = init
@@ -227,54 +265,28 @@ pub fn mean_start(a: &Fitted, b: &Fitted) -> Fitted {
             mean(&mut s.align, o.align);
         }
     }
-    let lab_ix = name_map(b.labels.iter().map(|l| l.canonical.clone()));
-    for l in &mut m.labels {
-        if let Some(o) = lab_ix
-            .get(&l.canonical)
-            .and_then(|&i| b.labels.get(i as usize))
-        {
-            mean(&mut l.offset.value, o.offset.value);
-        }
-    }
-    for (to, from) in [
-        (&mut m.brands, &b.brands),
-        (&mut m.categories, &b.categories),
-        (&mut m.products, &b.products),
-    ] {
-        let ix = name_map(from.iter().map(|g| g.name.clone()));
-        for g in to.iter_mut() {
-            if let Some(o) = ix.get(&g.name).and_then(|&i| from.get(i as usize)) {
-                mean(&mut g.offset.value, o.offset.value);
-                mean(&mut g.eta, o.eta);
-            }
-        }
-    }
-    // products in sizes by (product id, canonical label), in `b`'s numbering
-    let index_in = |names: std::collections::HashMap<String, u32>, of: Vec<&String>| -> Vec<u32> {
-        of.into_iter()
-            .map(|n| names.get(n).copied().unwrap_or(NONE))
-            .collect()
+    let keys = KeyMap::between(&m, b);
+    let mean_group = |g: &mut GroupParams, o: &GroupParams| {
+        mean(&mut g.offset.value, o.offset.value);
+        mean(&mut g.eta, o.eta);
     };
-    let prod_map = index_in(
-        name_map(b.products.iter().map(|g| g.name.clone())),
-        m.products.iter().map(|g| &g.name).collect(),
+    each_match(&mut m.labels, &b.labels, &keys.labels, |l, o| {
+        mean(&mut l.offset.value, o.offset.value)
+    });
+    each_match(&mut m.brands, &b.brands, &keys.brands, mean_group);
+    each_match(
+        &mut m.categories,
+        &b.categories,
+        &keys.categories,
+        mean_group,
     );
-    let lab_map = index_in(lab_ix, m.labels.iter().map(|l| &l.canonical).collect());
-    let as_ix: std::collections::HashMap<(u32, u32), usize> = b
-        .article_sizes
-        .iter()
-        .enumerate()
-        .map(|(i, x)| ((x.product, x.label), i))
-        .collect();
-    for x in &mut m.article_sizes {
-        let k = (
-            prod_map.get(x.product as usize).copied().unwrap_or(NONE),
-            lab_map.get(x.label as usize).copied().unwrap_or(NONE),
-        );
-        if let Some(o) = as_ix.get(&k).and_then(|&i| b.article_sizes.get(i)) {
-            mean(&mut x.offset.value, o.offset.value);
-        }
-    }
+    each_match(&mut m.products, &b.products, &keys.products, mean_group);
+    each_match(
+        &mut m.article_sizes,
+        &b.article_sizes,
+        &keys.article_sizes,
+        |x, o| mean(&mut x.offset.value, o.offset.value),
+    );
     m
 }
 

@@ -82,9 +82,9 @@ pub struct CrossFitted {
     /// [`StackParams::fit_cross_fitted`] fills it from the final model.
     pub(super) inputs: TrainingInputs,
     /// The first fold's structural model without its customer table, when its fit
-    /// converged, averaged with the second's (the fit's `mean_start`)
-    /// when there are two folds and it converged too: the final fit on all the events may
-    /// start from it (customers start from their priors). `None` when the first did not
+    /// converged, averaged with the second's (the fit's `mean_start`) when there are two
+    /// folds and it converged too: the final fit on all the events may start from it
+    /// (customers start from their priors). `None` when the first did not
     /// converge (a warm start would then not end where a cold fit does).
     pub warm_start: Option<Fitted>,
 }
@@ -166,7 +166,13 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 );
             };
             let m = Predictor::new(structural.fit_from(events, &data, init, &mut on_iter)?)?;
-            tracing::debug!(target: "runsize::stack", fold = f, fit_data_seconds = t_data, fit_seconds = t0.elapsed().as_secs_f64() - t_data, "fold model");
+            tracing::debug!(
+                target: "runsize::stack",
+                fold = f,
+                fit_data_seconds = t_data,
+                fit_seconds = t0.elapsed().as_secs_f64() - t_data,
+                "fold model"
+            );
             m
         };
         let t_rows = std::time::Instant::now();
@@ -249,7 +255,14 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             }
         }
         drop((tables_k, r));
-        tracing::debug!(target: "runsize::stack", fold = f, resolve_seconds = t_resolve, tables_seconds = t_tables, rows_seconds = t_rows.elapsed().as_secs_f64() - t_resolve - t_tables, "fold inputs");
+        tracing::debug!(
+            target: "runsize::stack",
+            fold = f,
+            resolve_seconds = t_resolve,
+            tables_seconds = t_tables,
+            rows_seconds = t_rows.elapsed().as_secs_f64() - t_resolve - t_tables,
+            "fold inputs"
+        );
         // the first fold model, and with two folds the mean of both halves (nearer the
         // fit on all the events than either: 10M events, 5 final passes instead of 7)
         let keep = f == 0 || (f == 1 && k == 2 && warm_start.is_some());

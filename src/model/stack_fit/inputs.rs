@@ -243,10 +243,10 @@ pub(super) fn train_events(model: &Predictor, events: &Events) -> Vec<TrainEvent
 }
 
 /// [`count_tables`] of the training events of `events` (resolved by `r`), streamed in
-/// row order instead of materialised (at 100M events the list alone is ~9 GB). The same tables: counts are integers, and each
-/// customer's label positions are summed in row order either way. The lookups run in
-/// parallel over blocks of [`COUNT_BLOCK`] rows (no customer belief: only the article is
-/// needed), the counting in row order.
+/// row order instead of materialised (at 100M events the list alone is ~9 GB). The same
+/// tables: counts are integers, and each customer's label positions are summed in row
+/// order either way. The lookups run in parallel over blocks of [`COUNT_BLOCK`] rows (no
+/// customer belief: only the article is needed), the counting in row order.
 pub(super) fn count_tables_events(model: &Predictor, events: &Events, r: &Resolved) -> StackTables {
     let mut t = empty_tables(model);
     let mut block: Vec<Option<Counted>> = Vec::with_capacity(COUNT_BLOCK.min(events.len()));
