@@ -170,12 +170,7 @@ impl<'a> State<'a> {
                 n: sys_n[s.index()],
             })
             .collect();
-        let article_size: std::collections::HashMap<(u32, u32), u32> = model
-            .article_sizes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| ((a.product, a.label), i as u32))
-            .collect();
+        let article_size = model.article_size_keys();
         let art_of = |a: &ArticleRef| {
             if a.product == NONE {
                 NONE

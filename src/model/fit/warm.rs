@@ -56,12 +56,7 @@ impl KeyMap {
             from.labels.iter().map(|l| &l.canonical),
         );
         let products = groups(&to.products, &from.products);
-        let as_ix: std::collections::HashMap<(u32, u32), u32> = from
-            .article_sizes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| ((a.product, a.label), i as u32))
-            .collect();
+        let as_ix = from.article_size_keys();
         let article_sizes = to
             .article_sizes
             .iter()

@@ -353,6 +353,15 @@ pub struct Fitted {
 }
 
 impl Fitted {
+    /// Each product in size's index by its (product, label) indices.
+    pub(crate) fn article_size_keys(&self) -> std::collections::HashMap<(u32, u32), u32> {
+        self.article_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.product, a.label), i as u32))
+            .collect()
+    }
+
     /// The smallest model that passes [`Fitted::validate`]: one size label, default
     /// constants, no keys (for tests and examples).
     pub fn minimal() -> Fitted {
