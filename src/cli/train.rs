@@ -5,6 +5,7 @@ use crate::data::ingest;
 use crate::model::fitdata::FitData;
 use crate::model::fitted::IterationStats;
 use crate::model::insight::worth::HeldOut;
+use crate::model::memory::{mib, process_memory};
 use crate::model::report::ProfileBy;
 use crate::model::stack_fit::{self, Solver, StackParams};
 use crate::model::{artifact, FitParams, Fitted, Predictor};
@@ -364,22 +365,6 @@ fn held_out(model: Fitted, args: &TrainArgs) -> Result<(Fitted, Option<HeldOut>)
     let h = crate::model::insight::worth::held_out(&predictor, &events, &source)?;
     tracing::info!(target: "runsize::train", events = h.n, auc = h.auc_avg, "held-out evaluation stored in the artifact");
     Ok((predictor.into_fitted(), Some(h)))
-}
-
-fn mib(bytes: usize) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// Resident and peak resident memory of this process in bytes (`VmRSS`, `VmHWM` from
-/// `/proc/self/status`; `None` where that file does not exist).
-pub fn process_memory() -> Option<(usize, usize)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<usize> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 /// Hand free heap memory back to the OS (glibc keeps freed blocks of its arenas, e.g. the

@@ -16,6 +16,7 @@ pub mod fitted;
 pub mod insight;
 pub(crate) mod levels;
 pub(crate) mod math;
+pub mod memory;
 pub(crate) mod params;
 pub mod predict;
 pub mod predictor;

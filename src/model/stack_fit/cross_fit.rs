@@ -278,12 +278,16 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         } else {
             drop(model_k);
         }
+        let (rss, peak) = crate::model::memory::process_memory().unwrap_or((0, 0));
         tracing::info!(
             target: "runsize::stack",
             fold = f,
             iterations,
             warm = halves.is_some(),
             seconds = t0.elapsed().as_secs_f64(),
+            rows = out.inputs.len(),
+            rss_mib = crate::model::memory::mib(rss),
+            peak_rss_mib = crate::model::memory::mib(peak),
             "cross-fitted fold"
         );
     }
