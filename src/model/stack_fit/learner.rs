@@ -55,7 +55,7 @@ impl Default for LogitParams {
         LogitParams(ValidLogitParams {
             lambda: 1.0,
             max_iter: 30,
-            hess_rows: 16_384,
+            hess_rows: 65_536,
             solver: Solver::Newton,
             start: Vec::new(),
             tol: 1e-10,
@@ -76,7 +76,7 @@ impl LogitParams {
         self
     }
 
-    /// Rows whose second derivatives enter each Newton step (default 16,384; 0 = all);
+    /// Rows whose second derivatives enter each Newton step (default 65,536; 0 = all);
     /// see `StackParams::hess_rows`.
     pub fn hess_rows(mut self, hess_rows: usize) -> Self {
         self.0.hess_rows = hess_rows;

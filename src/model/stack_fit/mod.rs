@@ -161,6 +161,8 @@ impl StackParams {
             offer_features = offer.as_ref().map_or(0, |o| o.spec.mean.len()),
             purchase_seconds = (t1 - t0).as_secs_f64(),
             offer_seconds = t1.elapsed().as_secs_f64(),
+            peak_rss_mib = crate::model::memory::process_memory()
+                .map_or(0.0, |(_, peak)| crate::model::memory::mib(peak)),
             "learners fitted"
         );
         let stack = Stack {

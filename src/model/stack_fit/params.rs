@@ -71,10 +71,13 @@ pub struct StackParams {
     /// may stop earlier than the model that is served.
     pub refit_param_tol: f64,
     /// Rows whose second derivatives enter each Newton step of the learners (default
-    /// 16,384; 0 = all): above it, every k-th row, scaled up. Gradients and objectives
+    /// 65,536; 0 = all): above it, every k-th row, scaled up. Gradients and objectives
     /// use every row, so the fit reaches the same optimum; the Hessian, `p²` work per
-    /// row (p ~ 200 features: ~70k multiply-adds), then costs a fixed budget instead of
-    /// growing with the rows.
+    /// row (p ~ 200 features: ~70k multiply-adds, in f32), then costs a fixed budget
+    /// instead of growing with the rows. A sampled Hessian makes Newton's steps
+    /// converge linearly, at a rate that improves with the sample: at 10M synthetic
+    /// events (1M learner rows) 16,384 rows took 10 steps and 3 Hessians for the final
+    /// purchase fit, 65,536 took 6 and 1, and the purchase learner 3.0 s -> 2.4 s.
     pub hess_rows: usize,
     /// The purchase learner's solver (default [`Solver::Newton`]; see BENCHMARKS.md for
     /// linfa-logistic's L-BFGS on the same data).
@@ -98,7 +101,7 @@ impl Default for StackParams {
             exact_refits: true,
             refit_iter: 8,
             refit_param_tol: 0.0,
-            hess_rows: 16_384,
+            hess_rows: 65_536,
             solver: Solver::Newton,
         }
     }
