@@ -255,6 +255,7 @@ impl<'a> State<'a> {
             last_drift_step: 0.0,
             last_k_step: [0.0; 2],
             last_glob_step: [0.0; 3],
+            shard_sums: Vec::new(),
         };
         st.fit_prior(1.0);
         Ok(st)

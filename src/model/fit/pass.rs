@@ -92,6 +92,7 @@ impl<'a> State<'a> {
         let mut s = std::mem::take(&mut self.s);
         let mut u = std::mem::take(&mut self.u);
         let mut cov = std::mem::take(&mut self.cov);
+        let mut pool = std::mem::take(&mut self.shard_sums);
         let ranges: Vec<(usize, usize)> = plan
             .shards
             .iter()
@@ -116,12 +117,18 @@ impl<'a> State<'a> {
             let window = rayon::current_num_threads().max(1);
             for group in plan.shards.chunks(window) {
                 let parts: Vec<CustomerSlots<'_>> = slots.by_ref().take(group.len()).collect();
+                // the sums of the shards in flight, reused (zeroed by their task)
+                while pool.len() < group.len() {
+                    pool.push(Acc::new(0, 0));
+                }
+                let reused: Vec<Acc> = pool.drain(..group.len()).collect();
                 let accs: Vec<Acc> = parts
                     .into_par_iter()
                     .zip(group.par_iter())
-                    .map(|(mut slots, shard)| {
+                    .zip(reused)
+                    .map(|((mut slots, shard), mut acc)| {
                         let base = shard.first().map_or(0, |x| x.0);
-                        let mut acc = Acc::new(n_as, dim);
+                        acc.reset(n_as, dim);
                         let mut scratch = Scratch {
                             terms: Vec::new(),
                             drift_stride: plan.drift_stride,
@@ -138,9 +145,11 @@ impl<'a> State<'a> {
                 for part in &accs {
                     total.merge(part);
                 }
+                pool.extend(accs);
             }
             total
         };
+        self.shard_sums = pool;
         self.s = s;
         self.u = u;
         self.cov = cov;
