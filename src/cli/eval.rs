@@ -32,6 +32,13 @@ pub fn evaluate_all(
 ) -> Result<(EvalReport, Vec<WorthRow>, Vec<Reliability>), crate::Error> {
     let (model, _) = artifact::load_predictor(&args.model)?;
     let cfg = args.ingest.to_config(true)?;
+    let unlisted = model.fitted().features.unlisted(&cfg.customer_features);
+    if !unlisted.is_empty() {
+        tracing::warn!(
+            "the model was trained with body features {} that --customer-features does not list: scoring without them (pass the training's --customer-features)",
+            unlisted.join(", ")
+        );
+    }
     let ingested = ingest(&cfg)?;
     let report = model.evaluate(&ingested.events)?;
     let held = worth::held_out(&model, &ingested.events, "eval")?;

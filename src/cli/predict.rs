@@ -82,6 +82,13 @@ fn cpu_seconds() -> Option<f64> {
 pub fn run(args: &PredictArgs) -> Result<(), crate::Error> {
     let (model, _) = artifact::load_predictor(&args.model)?;
     let cfg = args.ingest.to_config(false)?;
+    let unlisted = model.fitted().features.unlisted(&cfg.customer_features);
+    if !unlisted.is_empty() {
+        tracing::warn!(
+            "the model was trained with body features {} that --customer-features does not list: scoring without them (pass the training's --customer-features)",
+            unlisted.join(", ")
+        );
+    }
     let (mut df, ingested) = ingest_with_frame(&cfg)?;
     let t0 = std::time::Instant::now();
     let cpu0 = cpu_seconds();

@@ -76,6 +76,25 @@ pub struct FeatureModel {
 const Z_CLIP: f64 = 5.0;
 
 impl FeatureModel {
+    /// The names of the body features this model reads, numeric ones first (its design
+    /// order).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.numeric
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(self.categorical.iter().map(|f| f.name.as_str()))
+    }
+
+    /// The model's feature names that `listed` (the columns a command was told to read)
+    /// leaves out: scoring without them silently drops the body data the model learned
+    /// from, so `eval` and `predict` warn about them.
+    pub fn unlisted(&self, listed: &[String]) -> Vec<String> {
+        self.names()
+            .filter(|n| !listed.iter().any(|l| l == n))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Build the encoding (means, standard deviations, levels) from training features;
     /// coefficients start at zero except the intercept.
     pub fn from_training(features: &CustomerFeatures, intercept: f64) -> Self {
@@ -369,6 +388,27 @@ pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlisted_names_the_features_a_command_left_out() {
+        let m = FeatureModel {
+            numeric: vec![NumericEnc {
+                name: "height_in".into(),
+                mean: 65.0,
+                sd: 3.0,
+            }],
+            categorical: vec![CategoricalEnc {
+                name: "body_type".into(),
+                levels: vec!["petite".into()],
+            }],
+            coef: vec![0.0; 3],
+        };
+        assert_eq!(m.names().collect::<Vec<_>>(), ["height_in", "body_type"]);
+        assert_eq!(m.unlisted(&[]), ["height_in", "body_type"]);
+        assert_eq!(m.unlisted(&["body_type".to_string()]), ["height_in"]);
+        let all = ["body_type".to_string(), "height_in".to_string()];
+        assert!(m.unlisted(&all).is_empty());
+    }
     use crate::data::schema::{CategoricalFeature, NumericFeature};
 
     #[test]
