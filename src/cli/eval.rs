@@ -1,6 +1,6 @@
 //! `runsize eval`: the published metric (average one-vs-rest AUC) and friends.
 
-use super::ingest_args::IngestArgs;
+use super::ingest_args::{warn_unlisted_features, IngestArgs};
 use crate::data::ingest;
 use crate::model::artifact;
 use crate::model::eval::{EvalReport, Metrics};
@@ -32,13 +32,7 @@ pub fn evaluate_all(
 ) -> Result<(EvalReport, Vec<WorthRow>, Vec<Reliability>), crate::Error> {
     let (model, _) = artifact::load_predictor(&args.model)?;
     let cfg = args.ingest.to_config(true)?;
-    let unlisted = model.fitted().features.unlisted(&cfg.customer_features);
-    if !unlisted.is_empty() {
-        tracing::warn!(
-            "the model was trained with body features {} that --customer-features does not list: scoring without them (pass the training's --customer-features)",
-            unlisted.join(", ")
-        );
-    }
+    warn_unlisted_features(&model.fitted().features, &cfg);
     let ingested = ingest(&cfg)?;
     let report = model.evaluate(&ingested.events)?;
     let held = worth::held_out(&model, &ingested.events, "eval")?;

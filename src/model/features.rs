@@ -388,6 +388,7 @@ pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::schema::{CategoricalFeature, NumericFeature};
 
     #[test]
     fn unlisted_names_the_features_a_command_left_out() {
@@ -409,7 +410,6 @@ mod tests {
         let all = ["body_type".to_string(), "height_in".to_string()];
         assert!(m.unlisted(&all).is_empty());
     }
-    use crate::data::schema::{CategoricalFeature, NumericFeature};
 
     #[test]
     fn cholesky_hand_checked() {
