@@ -221,8 +221,29 @@ pub(super) fn shares_keys(init: &Fitted, meta: &Events) -> bool {
     })
 }
 
-/// The mean of two models of one catalogue, as a starting point: `a` with every global,
-/// offset and band averaged with `b`'s where `b` has the same key (size label, brand,
+/// An offset's posterior on the events of both halves, from its posteriors `a` and
+/// `b` on each (means and standard errors) under the level's shared prior `N(0,
+/// prior_sd²)`: the data of both add their information, the prior counts once:
+/// precision `1/se_a² + 1/se_b² − 1/prior_sd²`, mean `(a/se_a² + b/se_b²)` over it.
+/// The plain mean where a standard error is unknown (0 or not finite).
+fn pooled(a: &Offset, b: &Offset, prior_sd: f64) -> f64 {
+    let prec = |se: f64| (se.is_finite() && se > 0.0).then(|| 1.0 / (se * se));
+    let (Some(pa), Some(pb)) = (prec(a.se), prec(b.se)) else {
+        return 0.5 * (a.value + b.value);
+    };
+    let prior = if prior_sd.is_finite() && prior_sd > 0.0 {
+        1.0 / (prior_sd * prior_sd)
+    } else {
+        0.0
+    };
+    // the prior cannot hold more information than either half's posterior
+    let p = (pa + pb - prior.min(pa).min(pb)).max(pa.max(pb));
+    (pa * a.value + pb * b.value) / p
+}
+
+/// The mean of two models of one catalogue, as a starting point: `a` with every global
+/// and band averaged with `b`'s and every offset pooled with `b`'s ([`pooled`]: the
+/// posterior on both halves' events) where `b` has the same key (size label, brand,
 /// category, product, product in size, size system), `a`'s own elsewhere (`b`'s other
 /// keys are not added: a fit starts them cold). Customers are `a`'s.
 ///
@@ -261,26 +282,34 @@ pub fn mean_start(a: &Fitted, b: &Fitted) -> Fitted {
         }
     }
     let keys = KeyMap::between(&m, b);
-    let mean_group = |g: &mut GroupParams, o: &GroupParams| {
-        mean(&mut g.offset.value, o.offset.value);
-        mean(&mut g.eta, o.eta);
+    let g = m.globals.clone();
+    let group = |sd: f64| {
+        move |x: &mut GroupParams, o: &GroupParams| {
+            x.offset.value = pooled(&x.offset, &o.offset, sd);
+            mean(&mut x.eta, o.eta);
+        }
     };
     each_match(&mut m.labels, &b.labels, &keys.labels, |l, o| {
-        mean(&mut l.offset.value, o.offset.value)
+        l.offset.value = pooled(&l.offset, &o.offset, g.sd_label)
     });
-    each_match(&mut m.brands, &b.brands, &keys.brands, mean_group);
+    each_match(&mut m.brands, &b.brands, &keys.brands, group(g.sd_brand));
     each_match(
         &mut m.categories,
         &b.categories,
         &keys.categories,
-        mean_group,
+        group(g.sd_category),
     );
-    each_match(&mut m.products, &b.products, &keys.products, mean_group);
+    each_match(
+        &mut m.products,
+        &b.products,
+        &keys.products,
+        group(g.sd_product),
+    );
     each_match(
         &mut m.article_sizes,
         &b.article_sizes,
         &keys.article_sizes,
-        |x, o| mean(&mut x.offset.value, o.offset.value),
+        |x, o| x.offset.value = pooled(&x.offset, &o.offset, g.sd_article_size),
     );
     m
 }
@@ -321,6 +350,20 @@ mod tests {
                 ..Offset::default()
             },
         }
+    }
+
+    #[test]
+    fn pooled_offsets_add_both_halves_information_with_the_prior_once() {
+        let o = |value, se| Offset { value, se, n: 1 };
+        // precisions 4 and 1, prior precision 1: (4·1 + 1·3) / (4 + 1 − 1) = 1.75
+        assert_eq!(pooled(&o(1.0, 0.5), &o(3.0, 1.0), 1.0), 1.75);
+        // no prior: the precision-weighted mean (4·1 + 1·3) / 5
+        assert_eq!(pooled(&o(1.0, 0.5), &o(3.0, 1.0), 0.0), 1.4);
+        // equal halves pull the mean out of the prior's shrinkage: (2·2 + 2·2) / (2+2−1)
+        let h = 0.5f64.sqrt();
+        assert!((pooled(&o(2.0, h), &o(2.0, h), 1.0) - 8.0 / 3.0).abs() < 1e-12);
+        // an unknown standard error: the plain mean
+        assert_eq!(pooled(&o(1.0, 0.0), &o(3.0, 1.0), 1.0), 2.0);
     }
 
     #[test]

@@ -58,6 +58,22 @@ impl Folds {
     }
 }
 
+/// Training events up to which the fold models are fitted side by side: the extra
+/// memory is one more fold's fit data and customer states at once (RentTheRunway's 123k
+/// events: peak RSS 135 -> 139 MiB), bounded by this.
+const SIDE_BY_SIDE_EVENTS: usize = 1 << 20;
+
+/// A fold's structural model and what its inputs still need from its fit.
+struct FoldModel {
+    model: Predictor,
+    /// Its fit data (the fold's training events, grouped by customer).
+    data: FitData,
+    /// Fit iterations.
+    iterations: usize,
+    /// When its fit started.
+    started: std::time::Instant,
+}
+
 /// Events whose fold rows are computed (in parallel) and appended at a time.
 const ROW_BLOCK: usize = 1 << 20;
 
@@ -133,48 +149,86 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
     } else {
         Some(half_models(events, &fold_of, k, params)?)
     };
-    for f in 0..k {
+    // fold f's structural model, its fit data (the count tables read it), iterations
+    // and seconds
+    let fit_fold = |f: u8| -> Result<FoldModel, ModelError> {
         let t0 = std::time::Instant::now();
         // the other folds' rows, read in place (no copy of the events, and no mask of
         // them: 100 MB at 100M events): the same refit as on a copy of them
         let train_k = |i: usize| i < events.len() && fold_of(i) != f;
         let mut iterations = 0;
         let data = FitData::from_events_where(events, Some(&train_k));
-        let model_k = {
-            let t_data = t0.elapsed().as_secs_f64();
-            // fold f's refit starts from the half that does not hold f
-            let init = halves
-                .as_ref()
-                .map(|(low, high)| if f < k / 2 { high } else { low });
-            let structural = match init {
-                Some(_) => params.refit_structural().max_iter(params.refit_iter.max(1)),
-                None => params.refit_structural(),
-            };
-            // each iteration at debug level (`--log runsize::stack=debug`): how a refit
-            // converges decides the stage's cost on big data
-            let mut on_iter = |s: &crate::model::fitted::IterationStats| {
-                iterations += 1;
-                tracing::debug!(
-                    target: "runsize::stack",
-                    fold = f,
-                    iter = s.iter,
-                    objective = s.objective,
-                    param_change = s.param_change,
-                    events = s.events,
-                    seconds = s.seconds,
-                    "refit iteration"
-                );
-            };
-            let m = Predictor::new(structural.fit_from(events, &data, init, &mut on_iter)?)?;
+        let t_data = t0.elapsed().as_secs_f64();
+        // fold f's refit starts from the half that does not hold f
+        let init = halves
+            .as_ref()
+            .map(|(low, high)| if f < k / 2 { high } else { low });
+        let structural = match init {
+            Some(_) => params.refit_structural().max_iter(params.refit_iter.max(1)),
+            None => params.refit_structural(),
+        };
+        // each iteration at debug level (`--log runsize::stack=debug`): how a refit
+        // converges decides the stage's cost on big data
+        let mut on_iter = |s: &crate::model::fitted::IterationStats| {
+            iterations += 1;
             tracing::debug!(
                 target: "runsize::stack",
                 fold = f,
-                fit_data_seconds = t_data,
-                fit_seconds = t0.elapsed().as_secs_f64() - t_data,
-                "fold model"
+                iter = s.iter,
+                objective = s.objective,
+                param_change = s.param_change,
+                events = s.events,
+                seconds = s.seconds,
+                "refit iteration"
             );
-            m
         };
+        let model = Predictor::new(structural.fit_from(events, &data, init, &mut on_iter)?)?;
+        tracing::debug!(
+            target: "runsize::stack",
+            fold = f,
+            fit_data_seconds = t_data,
+            fit_seconds = t0.elapsed().as_secs_f64() - t_data,
+            "fold model"
+        );
+        Ok(FoldModel {
+            model,
+            data,
+            iterations,
+            started: t0,
+        })
+    };
+    // small data: the fold models are fitted side by side (a small pass leaves a core
+    // idle in its serial updates; the same models bit for bit, the passes' sums do not
+    // depend on the threads); big data: one at a time (each holds its fit data)
+    let mut side_by_side = if events.len() <= SIDE_BY_SIDE_EVENTS && halves.is_none() {
+        let mut fits = Vec::with_capacity(k as usize);
+        // fitted in pairs: two cores' worth
+        for pair in (0..k).collect::<Vec<u8>>().chunks(2) {
+            match pair {
+                [a, b] => {
+                    let (x, y) = rayon::join(|| fit_fold(*a), || fit_fold(*b));
+                    fits.push(x?);
+                    fits.push(y?);
+                }
+                [a] => fits.push(fit_fold(*a)?),
+                _ => {}
+            }
+        }
+        Some(fits.into_iter())
+    } else {
+        None
+    };
+    for f in 0..k {
+        let fold = match side_by_side.as_mut().and_then(Iterator::next) {
+            Some(fold) => fold,
+            None => fit_fold(f)?,
+        };
+        let FoldModel {
+            model: model_k,
+            data,
+            iterations,
+            started: t0,
+        } = fold;
         let t_rows = std::time::Instant::now();
         if f == 0 {
             // body rows depend only on the events' features (every fold model encodes

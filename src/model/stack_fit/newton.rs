@@ -364,8 +364,10 @@ pub(super) struct Quadratic {
 /// objective, but only on a step taken with a fresh Hessian or one whose gain fell at
 /// least [`HESSIAN_KEEP`]-fold from the step before (a stale Hessian's small gain may
 /// be slow progress; a gain falling that fast leaves less than itself to gain), so it
-/// ends where Newton's method would. `what` names the fit in errors. Returns the point
-/// and its objective.
+/// ends where Newton's method would. A step whose gain the quadratic model predicts
+/// under `tol` (half the Newton decrement) is the last one and is taken without
+/// evaluating it. `what` names the fit in errors. Returns the point and its objective
+/// (the quadratic model's after such a step).
 pub(super) fn minimise(
     start: Vec<f64>,
     (max_iter, tol): (usize, f64),
@@ -383,6 +385,19 @@ pub(super) fn minimise(
         let neg: Vec<f64> = at.grad.iter().map(|v| -v).collect();
         let step = crate::model::features::cholesky_solve(&mut h, &neg, q)
             .ok_or_else(|| ModelError::Diverged(format!("{what}: singular Hessian")))?;
+        // the quadratic model's gain of the full step (half the Newton decrement
+        // -gᵀ·step): when it is under the tolerance the step is taken without
+        // evaluating it, the evaluation that would only confirm convergence (one pass
+        // over the rows per fit saved). A kept Hessian is one whose last step's gain
+        // fell at least HESSIAN_KEEP-fold: its model is trusted as the rule below trusts it
+        let predicted = -0.5 * at.grad.iter().zip(&step).map(|(g, d)| g * d).sum::<f64>();
+        if predicted.is_finite() && predicted >= 0.0 && predicted <= tol * at.obj.abs().max(1.0) {
+            for (b, d) in beta.iter_mut().zip(&step) {
+                *b += d;
+            }
+            tracing::trace!(target: "runsize::stack", what, iter, hessians, predicted, "converged by the quadratic model");
+            return Ok((beta, at.obj - predicted));
+        }
         // candidates are judged on the objective alone (no Hessian)
         let Some((cand, next, _)) = damped_step(&beta, &step, at.obj, |c| {
             let e = eval(c, Need::Value);
@@ -535,6 +550,43 @@ mod tests {
                 assert!((s.hess[k * 4 + j] - fd).abs() < 1e-5, "hess {k},{j}");
             }
         }
+    }
+
+    #[test]
+    fn a_step_the_quadratic_model_calls_negligible_ends_the_fit_unevaluated() {
+        // f(b) = (b − 3)²: Newton's first step lands on the minimum; the next step's
+        // predicted gain is 0, so it ends there with 2 evaluations (start, the step),
+        // not 3 (and a step to evaluate only to confirm it)
+        let evals = std::cell::Cell::new(0);
+        let quad = |b: &[f64], need: Need| {
+            evals.set(evals.get() + 1);
+            Quadratic {
+                obj: (b[0] - 3.0).powi(2),
+                grad: vec![2.0 * (b[0] - 3.0)],
+                hess: if need == Need::Value {
+                    Vec::new()
+                } else {
+                    vec![2.0]
+                },
+            }
+        };
+        let (b, obj) = minimise(vec![0.0], (10, 1e-10), "test", quad).unwrap();
+        assert_eq!((b, evals.get()), (vec![3.0], 2));
+        assert!(obj.abs() < 1e-30, "{obj}");
+        // f(b) = cosh(b − 1) (minimum 1 at b = 1): the end point and its objective are
+        // Newton's to the tolerance
+        let cosh = |b: &[f64], need: Need| Quadratic {
+            obj: (b[0] - 1.0).cosh(),
+            grad: vec![(b[0] - 1.0).sinh()],
+            hess: if need == Need::Value {
+                Vec::new()
+            } else {
+                vec![(b[0] - 1.0).cosh()]
+            },
+        };
+        let (b, obj) = minimise(vec![-1.5], (20, 1e-12), "test", cosh).unwrap();
+        assert!((b[0] - 1.0).abs() < 2e-6, "{b:?}");
+        assert!((obj - 1.0).abs() < 1e-11, "{obj}");
     }
 
     #[test]

@@ -226,7 +226,12 @@ impl StackParams {
                 for &lambda in &lambdas {
                     let mut loss = 0.0;
                     for f in 0..k {
-                        let start = std::mem::take(&mut starts[f as usize]);
+                        // the first penalty's later folds start from the first fold's
+                        // fit (two thirds of their rows in common) instead of zeros
+                        let start = match std::mem::take(&mut starts[f as usize]) {
+                            s if s.is_empty() && f > 0 => starts[0].clone(),
+                            s => s,
+                        };
                         let b = model.fit(
                             &part_rows(part, false, f),
                             (lambda, start),
