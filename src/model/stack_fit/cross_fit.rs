@@ -58,9 +58,10 @@ impl Folds {
     }
 }
 
-/// Training events up to which the fold models are fitted side by side: the extra
-/// memory is one more fold's fit data and customer states at once (RentTheRunway's 123k
-/// events: peak RSS 135 -> 139 MiB), bounded by this.
+/// Training events up to which the fold models are fitted side by side, all before
+/// their inputs: the extra memory is every fold's fit data and customer states held at
+/// once (RentTheRunway's 123k events, two folds: peak RSS 135 -> 139 MiB), bounded by
+/// this.
 const SIDE_BY_SIDE_EVENTS: usize = 1 << 20;
 
 /// A fold's structural model and what its inputs still need from its fit.
