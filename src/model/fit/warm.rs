@@ -236,8 +236,9 @@ fn pooled(a: &Offset, b: &Offset, prior_sd: f64) -> f64 {
     } else {
         0.0
     };
-    // the prior cannot hold more information than either half's posterior
-    let p = (pa + pb - prior.min(pa).min(pb)).max(pa.max(pb));
+    // the prior cannot hold more information than either half's posterior (so the
+    // pooled precision is at least the larger of the two)
+    let p = pa + pb - prior.min(pa).min(pb);
     (pa * a.value + pb * b.value) / p
 }
 

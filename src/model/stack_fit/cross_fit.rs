@@ -204,15 +204,12 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
     let mut side_by_side = if events.len() <= SIDE_BY_SIDE_EVENTS && halves.is_none() {
         let mut fits = Vec::with_capacity(k as usize);
         // fitted in pairs: two cores' worth
-        for pair in (0..k).collect::<Vec<u8>>().chunks(2) {
-            match pair {
-                [a, b] => {
-                    let (x, y) = rayon::join(|| fit_fold(*a), || fit_fold(*b));
-                    fits.push(x?);
-                    fits.push(y?);
-                }
-                [a] => fits.push(fit_fold(*a)?),
-                _ => {}
+        for a in (0..k).step_by(2) {
+            if a + 1 < k {
+                let (x, y) = rayon::join(|| fit_fold(a), || fit_fold(a + 1));
+                fits.extend([x?, y?]);
+            } else {
+                fits.push(fit_fold(a)?);
             }
         }
         Some(fits.into_iter())

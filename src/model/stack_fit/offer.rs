@@ -223,15 +223,10 @@ impl StackParams {
             for (part, model) in models.iter().enumerate() {
                 let mut starts: Vec<Vec<f64>> = vec![Vec::new(); k as usize];
                 let mut last = f64::INFINITY;
-                for &lambda in &lambdas {
+                for (li, &lambda) in lambdas.iter().enumerate() {
                     let mut loss = 0.0;
                     for f in 0..k {
-                        // the first penalty's later folds start from the first fold's
-                        // fit (two thirds of their rows in common) instead of zeros
-                        let start = match std::mem::take(&mut starts[f as usize]) {
-                            s if s.is_empty() && f > 0 => starts[0].clone(),
-                            s => s,
-                        };
+                        let start = super::path_start(&mut starts, f as usize, li == 0);
                         let b = model.fit(
                             &part_rows(part, false, f),
                             (lambda, start),
