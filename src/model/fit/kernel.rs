@@ -19,6 +19,11 @@ pub(super) struct Kernel<'k> {
     pub(super) drift_stride: usize,
 }
 
+/// A customer's last Newton step is cut back when the slope along it at its end is
+/// uphill by more than this share of its downhill slope at its start (an exact step on
+/// a quadratic ends at slope 0).
+const OVERSHOOT: f64 = 0.5;
+
 /// One customer as the kernel sees them: index, prior, warm start and events.
 pub(super) struct Cust<'e> {
     pub(super) c: usize,
@@ -100,6 +105,8 @@ impl Kernel<'_> {
         let n = cu.ev_as.len() as f64;
         let (ev_as, ev_y) = (cu.ev_as, cu.ev_y);
         let (mut s, mut u) = cu.start;
+        // the last step: where it started, its gradient there and the step taken
+        let mut last: Option<[(f64, f64); 3]> = None;
         let mut step = 0;
         while step < self.steps {
             let mut gs = (s - prior.s) * ps;
@@ -118,27 +125,32 @@ impl Kernel<'_> {
             }
             let info = (ps + n * choice_prec + ho_sum, ho_sum, pu + ho_sum);
             let (ds, du) = newton_step((gs, gu), info);
+            let from = (s, u);
             s -= ds;
             // the bias is stored in f32: evaluate where the next iteration will start
             u = f64::from((u - du) as f32);
+            last = Some([from, (gs, gu), (s - from.0, u - from.1)]);
             step += 1;
             if ds.abs() < 1e-9 && du.abs() < 1e-9 {
                 break;
             }
         }
         // the final point: information, per-event terms and the penalised objective
-        terms.clear();
-        let mut obj = 0.5 * (s - prior.s).powi(2) / prior.ss + 0.5 * u * u / prior.uu;
-        let mut ho_sum = 0.0;
-        for (&j, &y) in ev_as.iter().zip(ev_y) {
-            let r = &self.arts[j as usize];
-            let base = g.c - g.w * (s + u - r.t);
-            let f = sigmoid_pair(base, r.exp_half, r.exp_neg_half);
-            let d = event_deriv_at(f, y as usize);
-            let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
-            ho_sum += ho;
-            obj += d.nll + 0.5 * (s - r.xc).powi(2) * choice_prec;
-            terms.push((go, ho));
+        let (mut obj, mut ho_sum, grad) = self.evaluate(cu, (s, u), choice_prec, terms);
+        // a Newton step that overshot the minimum along its line (the slope there uphill
+        // by more than half the start's downhill slope) is cut back to the secant's zero
+        // of that slope: with a steep outcome slope, a customer far from their optimum
+        // (a warm start on other events) otherwise alternated between two points, one
+        // step per pass, and the whole fit with them
+        if let Some([from, g0, d]) = last {
+            let slope0 = g0.0 * d.0 + g0.1 * d.1;
+            let slope1 = grad.0 * d.0 + grad.1 * d.1;
+            if slope0 < 0.0 && slope1 > -OVERSHOOT * slope0 {
+                let t = slope0 / (slope0 - slope1);
+                s = from.0 + t * d.0;
+                u = f64::from((from.1 + t * d.1) as f32);
+                (obj, ho_sum, _) = self.evaluate(cu, (s, u), choice_prec, terms);
+            }
         }
         let info = (ps + n * choice_prec + ho_sum, ho_sum, pu + ho_sum);
         let (ss, su, uu) = inv2(info.0, info.1, info.2);
@@ -148,6 +160,38 @@ impl Kernel<'_> {
             obj,
             choice_prec,
         }
+    }
+
+    /// Customer `cu` at `(s, u)`: the penalised objective, the summed outcome
+    /// information and the gradient on `(s, u)`, with each event's outcome gradient and
+    /// information (on `s + u`) in `terms`.
+    fn evaluate(
+        &self,
+        cu: &Cust<'_>,
+        (s, u): (f64, f64),
+        choice_prec: f64,
+        terms: &mut Vec<(f64, f64)>,
+    ) -> (f64, f64, (f64, f64)) {
+        let g = self.g;
+        let prior = cu.prior;
+        terms.clear();
+        let mut obj = 0.5 * (s - prior.s).powi(2) / prior.ss + 0.5 * u * u / prior.uu;
+        let mut gs = (s - prior.s) / prior.ss.max(1e-9);
+        let mut gu = (u - prior.u) / prior.uu.max(1e-9);
+        let mut ho_sum = 0.0;
+        for (&j, &y) in cu.ev_as.iter().zip(cu.ev_y) {
+            let r = &self.arts[j as usize];
+            let base = g.c - g.w * (s + u - r.t);
+            let f = sigmoid_pair(base, r.exp_half, r.exp_neg_half);
+            let d = event_deriv_at(f, y as usize);
+            let (go, ho) = (d.grad(-g.w, -g.w), d.info(-g.w, -g.w));
+            ho_sum += ho;
+            obj += d.nll + 0.5 * (s - r.xc).powi(2) * choice_prec;
+            gs += go + (s - r.xc) * choice_prec;
+            gu += go;
+            terms.push((go, ho));
+        }
+        (obj, ho_sum, (gs, gu))
     }
 
     /// Leave-one-out derivatives of customer `cu`'s events at their solved state, added
@@ -279,5 +323,122 @@ impl Kernel<'_> {
         let slot = if cu.has_feat { 0 } else { 2 };
         acc.tau[slot] += 1.0;
         acc.tau[slot + 1] += resid;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(t: f64, half: f64, xc: f64) -> ArtRow {
+        ArtRow {
+            t,
+            half,
+            exp_half: half.exp(),
+            exp_neg_half: (-half).exp(),
+            xc,
+            r1: 0.0,
+            r2: 0.0,
+        }
+    }
+
+    /// RentTheRunway's globals at the slope's bound (8 per size step).
+    fn steep() -> Globals {
+        Globals {
+            w: 8.0,
+            c: -0.2,
+            h: 2.65,
+            sd_choice: 0.06,
+            sd_drift: 0.43,
+            ..Globals::default()
+        }
+    }
+
+    #[test]
+    fn a_customer_without_events_lands_on_the_prior_mean() {
+        let g = steep();
+        let k = Kernel {
+            g: &g,
+            arts: &[],
+            as_pos: &[],
+            as_sys: &[],
+            steps: 1,
+            drift_stride: 1,
+        };
+        let cu = Cust {
+            c: 0,
+            prior: CustomerState::prior(0.7, 0.25, 0.0016),
+            has_feat: false,
+            start: (-1.3, 0.02),
+            ev_as: &[],
+            ev_y: &[],
+        };
+        let solved = k.solve(&cu, &mut Vec::new());
+        // a quadratic objective: Newton's step is exact, nothing to cut back
+        assert!((solved.st.s - 0.7).abs() < 1e-12, "{}", solved.st.s);
+        assert!(solved.st.u.abs() < 1e-9, "{}", solved.st.u);
+        assert!(solved.obj.abs() < 1e-12);
+        // the posterior is the prior
+        assert!((solved.st.ss - 0.25).abs() < 1e-12);
+        assert!((solved.st.uu - 0.0016).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_overshooting_step_is_cut_back_to_a_lower_objective() {
+        let g = steep();
+        // one "large" outcome on an article of true size 0 chosen at 0; the customer
+        // starts at -1 (a start fitted on other events), the prior at 0
+        let arts = [row(0.0, 2.65, 0.0)];
+        let k = Kernel {
+            g: &g,
+            arts: &arts,
+            as_pos: &[],
+            as_sys: &[],
+            steps: 1,
+            drift_stride: 1,
+        };
+        let cu = Cust {
+            c: 0,
+            prior: CustomerState::prior(0.0, 1.0, 0.0016),
+            has_feat: false,
+            start: (-1.0, 0.0),
+            ev_as: &[0],
+            ev_y: &[2],
+        };
+        let mut terms = Vec::new();
+        let choice_prec = 1.0 / (0.06f64 * 0.06 + 0.43 * 0.43);
+        // the plain Newton step from the start, by hand from the start's derivatives
+        let (obj0, ho, (gs, gu)) = k.evaluate(&cu, cu.start, choice_prec, &mut terms);
+        let info = (1.0 + choice_prec + ho, ho, 1.0 / 0.0016 + ho);
+        let (ds, du) = newton_step((gs, gu), info);
+        let newton = (cu.start.0 - ds, cu.start.1 - du);
+        let (obj_newton, _, gn) = k.evaluate(&cu, newton, choice_prec, &mut terms);
+        // it overshoots: uphill along the step at its end, by more than half the
+        // start's downhill slope
+        let slope = |g: (f64, f64)| -(g.0 * ds + g.1 * du);
+        assert!(slope((gs, gu)) < 0.0 && slope(gn) > -0.5 * slope((gs, gu)));
+        let solved = k.solve(&cu, &mut terms);
+        // cut back between the start and Newton's point, below both objectives
+        let t = (solved.st.s - cu.start.0) / (newton.0 - cu.start.0);
+        assert!(t > 0.0 && t < 1.0, "t = {t}");
+        assert!(solved.obj < obj_newton && solved.obj < obj0);
+        println!(
+            "start {:.4} (objective {obj0:.4}), Newton {:.4} ({obj_newton:.4}), cut {:.4} ({:.4})",
+            cu.start.0, newton.0, solved.st.s, solved.obj
+        );
+        // passes from there settle (the fit's outer loop, parameters fixed)
+        let mut cu = cu;
+        cu.start = (solved.st.s, solved.st.u);
+        for _ in 0..8 {
+            let next = k.solve(&cu, &mut terms);
+            cu.start = (next.st.s, next.st.u);
+        }
+        let again = k.solve(&cu, &mut terms);
+        assert!(
+            (again.st.s - cu.start.0).abs() < 1e-9,
+            "{} vs {}",
+            again.st.s,
+            cu.start.0
+        );
     }
 }
