@@ -342,6 +342,18 @@ mod tests {
         }
     }
 
+    /// A kernel taking one Newton step per customer, as the fit's passes do.
+    fn one_step<'k>(g: &'k Globals, arts: &'k [ArtRow]) -> Kernel<'k> {
+        Kernel {
+            g,
+            arts,
+            as_pos: &[],
+            as_sys: &[],
+            steps: 1,
+            drift_stride: 1,
+        }
+    }
+
     /// RentTheRunway's globals at the slope's bound (8 per size step).
     fn steep() -> Globals {
         Globals {
@@ -357,14 +369,7 @@ mod tests {
     #[test]
     fn a_customer_without_events_lands_on_the_prior_mean() {
         let g = steep();
-        let k = Kernel {
-            g: &g,
-            arts: &[],
-            as_pos: &[],
-            as_sys: &[],
-            steps: 1,
-            drift_stride: 1,
-        };
+        let k = one_step(&g, &[]);
         let cu = Cust {
             c: 0,
             prior: CustomerState::prior(0.7, 0.25, 0.0016),
@@ -389,14 +394,7 @@ mod tests {
         // one "large" outcome on an article of true size 0 chosen at 0; the customer
         // starts at -1 (a start fitted on other events), the prior at 0
         let arts = [row(0.0, 2.65, 0.0)];
-        let k = Kernel {
-            g: &g,
-            arts: &arts,
-            as_pos: &[],
-            as_sys: &[],
-            steps: 1,
-            drift_stride: 1,
-        };
+        let k = one_step(&g, &arts);
         let cu = Cust {
             c: 0,
             prior: CustomerState::prior(0.0, 1.0, 0.0016),
