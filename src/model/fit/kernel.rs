@@ -92,8 +92,9 @@ impl Kernel<'_> {
     /// arrays directly: every event is a choice and an outcome, and the band half-width
     /// is precomputed, so a step costs two logistic evaluations per event. Takes up to
     /// `steps` Newton steps from `cu.start`, then evaluates the final point once more
-    /// with log-likelihoods, leaving each event's outcome gradient and information (on
-    /// `s + u`) in `terms` for the leave-one-out sums.
+    /// with log-likelihoods (and its gradient: a last step that overshot is cut back,
+    /// see [`OVERSHOOT`], and its end evaluated again), leaving each event's outcome
+    /// gradient and information (on `s + u`) in `terms` for the leave-one-out sums.
     ///
     /// [`solve_customer`]: crate::model::predict::solve_customer
     pub(super) fn solve(&self, cu: &Cust<'_>, terms: &mut Vec<(f64, f64)>) -> Solved {
