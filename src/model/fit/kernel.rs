@@ -140,9 +140,10 @@ impl Kernel<'_> {
         let (mut obj, mut ho_sum, grad) = self.evaluate(cu, (s, u), choice_prec, terms);
         // a Newton step that overshot the minimum along its line (the slope there uphill
         // by more than half the start's downhill slope) is cut back to the secant's zero
-        // of that slope: with a steep outcome slope, a customer far from their optimum
-        // (a warm start on other events) otherwise alternated between two points, one
-        // step per pass, and the whole fit with them
+        // of that slope: with a steep outcome slope, customers far from their optimum
+        // (a warm start on other events) otherwise overshot pass after pass and, with
+        // the offsets answering each overshoot, the whole fit alternated between two
+        // states (RentTheRunway: 40 iterations, not converged)
         if let Some([from, g0, d]) = last {
             let slope0 = g0.0 * d.0 + g0.1 * d.1;
             let slope1 = grad.0 * d.0 + grad.1 * d.1;
