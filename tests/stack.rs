@@ -383,7 +383,8 @@ fn learners_fit_on_a_customer_sample() {
             t.customer
                 .iter()
                 .position(|&x| x == c)
-                .map(|i| t.inputs[i].gap)
+                .and_then(|i| t.purchase_input(i))
+                .map(|x| x.gap)
         };
         let c = sampled.customer[0];
         let ec = all

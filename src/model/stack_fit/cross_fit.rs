@@ -2,8 +2,8 @@
 //! the fold's events given exactly the inputs that model gives new events.
 
 use super::inputs::{
-    body_of, body_rows, count_tables_events, count_tables_grouped, customer_hash, detach,
-    log_sample, CustomerSample, OfferView, TrainingInputs,
+    body_of, body_rows, count_tables_events, count_tables_grouped, customer_hash, log_sample,
+    CustomerSample, OfferView, StoredInput, TrainingInputs,
 };
 use super::params::StackParams;
 use crate::data::schema::{Events, NONE};
@@ -11,7 +11,7 @@ use crate::model::fitdata::FitData;
 use crate::model::predictor::Predictor;
 use crate::model::score::ScoreOptions;
 use crate::model::stack::{
-    count_at, customer_rates, global_rates, level_features, Regime, StackCustomer, StackInput,
+    count_at, customer_rates, global_rates, level_features, Regime, StackCustomer,
 };
 use crate::model::{Fitted, ModelError};
 use rayon::prelude::*;
@@ -123,7 +123,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
     let fold_of = |i: usize| folds.get(i);
     let k = k as u8;
     // the rows the folds will give, at most (events the model cannot place give none):
-    // reserved once, so the row tables (~600 bytes per row) are not copied as they grow
+    // reserved once, so the row tables (~180 bytes per row) are not copied as they grow
     let rows = (0..events.len())
         .filter(|&i| events.outcome[i].class().is_some() && sample.contains(events.customer[i]))
         .count();
@@ -222,7 +222,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             None => fit_fold(f)?,
         };
         let FoldModel {
-            model: model_k,
+            model: mut model_k,
             data,
             iterations,
             started: t0,
@@ -243,10 +243,13 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         let tables_k = count_tables_grouped(&model_k, events, (&data, &r), Some(&in_sample));
         drop(data);
         r.belief = model_k.beliefs(events, &r.customer);
+        // the rows read the beliefs, not the customer table: free it (and its index)
+        // before they are made, as the warm start leaves it out anyway
+        model_k.release_customers();
         let t_tables = t_rows.elapsed().as_secs_f64() - t_resolve;
         let global = global_rates(tables_k.global);
         let (bodies, body_dim) = (&out.bodies, out.body_dim);
-        type Row = (StackInput<'static>, OfferView, u8, u32, u32, u32);
+        type Row = (StoredInput, OfferView, u8, u32, u32, u32);
         // this fold's rows, in place
         let row_of = |i: usize| -> Option<Row> {
             if fold_of(i) != f {
@@ -280,7 +283,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             let o = model_k.stack_input((belief_free, &a), levels, &sc);
             debug_assert_eq!(OfferView::of(&o).onto(&x), o);
             Some((
-                detach(&x),
+                StoredInput::of(&x),
                 OfferView::of(&o),
                 class as u8,
                 ec,
@@ -288,8 +291,8 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
                 i as u32,
             ))
         };
-        // in blocks of events, each appended as it is done: the rows (~650 bytes each)
-        // are then held once, not also in a fold-sized temporary (~325 MB at 1M rows)
+        // in blocks of events, each appended as it is done: the rows (~180 bytes each)
+        // are then held once, not also in a fold-sized temporary (~90 MB at 1M rows)
         for lo in (0..events.len()).step_by(ROW_BLOCK) {
             let hi = (lo + ROW_BLOCK).min(events.len());
             let rows: Vec<Row> = (lo..hi)
@@ -321,8 +324,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         if keep && model_k.summary.converged {
             // its customer table (the biggest part of a model) is left out: the final fit
             // starts customers from their priors, and the next fold's fit runs meanwhile
-            let mut start = model_k.into_fitted();
-            start.customers = Default::default();
+            let start = model_k.into_fitted();
             warm_start = Some(match warm_start.take() {
                 Some(first) => crate::model::fit::mean_start(&first, &start),
                 None => start,

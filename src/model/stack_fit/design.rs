@@ -1,6 +1,6 @@
 //! The learners' standardised design matrices and cross-validation folds.
 
-use super::inputs::{body_of, hash_in_sample, TrainingInputs};
+use super::inputs::{body_of, hash_in_sample, OfferView, StoredInput, TrainingInputs};
 use super::params::StackParams;
 use crate::model::stack::{features, n_features, FeatureSet, FeatureSpec, StackInput};
 use rayon::prelude::*;
@@ -25,6 +25,62 @@ pub(super) fn in_cv(group: u64, n: usize, cv_rows: usize) -> bool {
     )
 }
 
+/// The rows a design is built from: the training events' purchase inputs, each seen
+/// through its offer view when `offer` is given (the offer regime's rows, without a
+/// second copy of every input: ~290 MB at the learners' 1M rows).
+#[derive(Clone, Copy)]
+pub(super) struct Rows<'r> {
+    /// Purchase-regime inputs, one per row.
+    pub(super) inputs: &'r [StoredInput],
+    /// Offer views, one per row, laid over `inputs` when given.
+    pub(super) offer: Option<&'r [OfferView]>,
+}
+
+impl<'r> Rows<'r> {
+    /// The purchase-regime rows.
+    pub(super) fn purchase(inputs: &'r TrainingInputs) -> Self {
+        Rows {
+            inputs: &inputs.inputs,
+            offer: None,
+        }
+    }
+
+    /// The offer-regime rows of `inputs`.
+    pub(super) fn offer(inputs: &'r TrainingInputs) -> Self {
+        Rows {
+            inputs: &inputs.inputs,
+            offer: Some(&inputs.offer),
+        }
+    }
+
+    /// Number of rows.
+    pub(super) fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Rows `lo..lo + len` (clamped to the end).
+    fn slice(&self, lo: usize, len: usize) -> Rows<'r> {
+        let hi = (lo + len).min(self.inputs.len());
+        let lo = lo.min(hi);
+        Rows {
+            inputs: &self.inputs[lo..hi],
+            offer: self.offer.map(|o| o.get(lo..hi).unwrap_or(&[])),
+        }
+    }
+
+    /// Row `k` with `body` as its body row.
+    fn row<'b>(&self, k: usize, body: &'b [f64]) -> Option<StackInput<'b>> {
+        let x = StackInput {
+            body,
+            ..self.inputs.get(k)?.input()
+        };
+        Some(match self.offer {
+            Some(o) => o.get(k)?.onto(&x),
+            None => x,
+        })
+    }
+}
+
 /// Quantiles of `v` (nearest rank), deduplicated.
 pub(super) fn quantiles(mut v: Vec<f64>, qs: &[f64]) -> Vec<f64> {
     v.retain(|x| x.is_finite());
@@ -43,10 +99,10 @@ pub(super) fn quantiles(mut v: Vec<f64>, qs: &[f64]) -> Vec<f64> {
     out
 }
 
-/// The standardised design of a feature set, and its feature map.
+/// The standardised design of a feature set on the purchase-regime rows of `inputs`,
+/// and its feature map.
 pub(super) fn design_for(
     inputs: &TrainingInputs,
-    rows: &[StackInput<'static>],
     set: FeatureSet,
     params: &StackParams,
 ) -> (Vec<f32>, FeatureSpec) {
@@ -54,7 +110,7 @@ pub(super) fn design_for(
         set,
         gap_knots: params.gap_knots.clone(),
         label_knots: quantiles(
-            rows.iter().map(|x| x.label_pos).collect(),
+            inputs.inputs.iter().map(StoredInput::label_pos).collect(),
             &[0.1, 0.3, 0.5, 0.7, 0.9],
         ),
         body_dim: inputs.body_dim,
@@ -63,7 +119,7 @@ pub(super) fn design_for(
         lo: Vec::new(),
         hi: Vec::new(),
     };
-    standardised_design(inputs, rows, spec, |spec, x, row| {
+    standardised_design(inputs, Rows::purchase(inputs), spec, |spec, x, row| {
         row.clear();
         features(spec, x, &mut |v| row.push(v));
     })
@@ -77,29 +133,34 @@ pub(super) fn design_for(
 /// thread count.
 pub(super) fn standardised_design<E: FromF64>(
     inputs: &TrainingInputs,
-    rows: &[StackInput<'static>],
+    rows: Rows<'_>,
     mut spec: FeatureSpec,
     write: impl Fn(&FeatureSpec, &StackInput<'_>, &mut Vec<f64>) + Sync,
 ) -> (Vec<E>, FeatureSpec) {
     let p = n_features(&spec).max(1);
-    // each chunk's rows, written one at a time into `row`
-    let each_row =
-        |rows: &[StackInput<'static>], customers: &[u32], f: &mut dyn FnMut(usize, &[f64])| {
-            let mut row = Vec::with_capacity(p);
-            for (k, (inp, &c)) in rows.iter().zip(customers).enumerate() {
-                let body = body_of(&inputs.bodies, inputs.body_dim, c);
-                write(&spec, &StackInput { body, ..*inp }, &mut row);
-                row.resize(p, 0.0);
-                f(k, &row);
-            }
-        };
+    let n_chunks = rows.len().div_ceil(DESIGN_CHUNK);
+    // chunk `ci`'s rows, written one at a time into `row`
+    let each_row = |ci: usize, f: &mut dyn FnMut(usize, &[f64])| {
+        let lo = ci * DESIGN_CHUNK;
+        let chunk = rows.slice(lo, DESIGN_CHUNK);
+        let customers = inputs.customer.get(lo..).unwrap_or(&[]);
+        let mut row = Vec::with_capacity(p);
+        for (k, &c) in (0..chunk.len()).zip(customers) {
+            let body = body_of(&inputs.bodies, inputs.body_dim, c);
+            let Some(x) = chunk.row(k, body) else {
+                continue;
+            };
+            write(&spec, &x, &mut row);
+            row.resize(p, 0.0);
+            f(k, &row);
+        }
+    };
     // pass 1: per-chunk sums and sums of squares, merged in chunk order
-    let moments: Vec<(Vec<f64>, Vec<f64>)> = rows
-        .par_chunks(DESIGN_CHUNK)
-        .zip(inputs.customer.par_chunks(DESIGN_CHUNK))
-        .map(|(rows, customers)| {
+    let moments: Vec<(Vec<f64>, Vec<f64>)> = (0..n_chunks)
+        .into_par_iter()
+        .map(|ci| {
             let (mut sum, mut sq) = (vec![0.0; p], vec![0.0; p]);
-            each_row(rows, customers, &mut |_, row| {
+            each_row(ci, &mut |_, row| {
                 for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
                     *s += v;
                     *q += v * v;
@@ -126,11 +187,10 @@ pub(super) fn standardised_design<E: FromF64>(
     let mut x = vec![E::from_f64(0.0); rows.len() * p];
     let ranges: Vec<(Vec<f64>, Vec<f64>)> = x
         .par_chunks_mut(p * DESIGN_CHUNK)
-        .zip(rows.par_chunks(DESIGN_CHUNK))
-        .zip(inputs.customer.par_chunks(DESIGN_CHUNK))
-        .map(|((out, rows), customers)| {
+        .enumerate()
+        .map(|(ci, out)| {
             let (mut lo, mut hi) = (vec![f64::INFINITY; p], vec![f64::NEG_INFINITY; p]);
-            each_row(rows, customers, &mut |k, row| {
+            each_row(ci, &mut |k, row| {
                 let dst = &mut out[k * p..(k + 1) * p];
                 for j in 0..p {
                     let z = (row[j] - mean[j]) / scale[j];

@@ -3,7 +3,7 @@
 
 use super::inputs::{
     body_of, body_rows, count_tables, customer_hash, log_sample, train_events, CustomerSample,
-    OfferView, TrainEvent, TrainingInputs,
+    OfferView, StoredInput, TrainEvent, TrainingInputs,
 };
 use super::params::StackParams;
 use crate::data::schema::{Events, NONE};
@@ -245,7 +245,7 @@ pub(super) fn loo_inputs(
     } else {
         (evs, pre)
     };
-    let (inputs, offer): (Vec<StackInput<'static>>, Vec<OfferView>) = evs
+    let (inputs, offer): (Vec<StoredInput>, Vec<OfferView>) = evs
         .par_iter()
         .zip(pre.par_iter())
         .map(|(e, x)| {
@@ -257,7 +257,7 @@ pub(super) fn loo_inputs(
                 0.0
             };
             let (x, o) = event_input(&cx, e, x, band_var);
-            (x, OfferView::of(&o))
+            (StoredInput::of(&x), OfferView::of(&o))
         })
         .collect();
     let group = evs.iter().map(|e| customer_hash(events, e.ec)).collect();

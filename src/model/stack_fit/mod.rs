@@ -45,19 +45,19 @@ mod offer;
 mod params;
 
 pub use self::cross_fit::{cross_fitted, CrossFitted};
-pub use self::inputs::{hash_in_sample, CustomerSample, OfferView, TrainingInputs};
+pub use self::inputs::{hash_in_sample, CustomerSample, OfferView, StoredInput, TrainingInputs};
 pub use self::learner::{FittedLogit, LogitParams, Solver, ValidLogitParams};
 pub use self::newton::{fit_logit, sums, sums_for, Design, FitSpec, Need, Sums};
 pub use self::params::StackParams;
 
 use self::cross_fit::cross_fit_inputs;
-use self::design::{design_for, in_cv, NO_FOLD};
+use self::design::{design_for, in_cv, Rows, NO_FOLD};
 use self::loo::loo_inputs;
 use crate::data::schema::Events;
 use crate::model::eval::metrics;
 use crate::model::fitdata::FitData;
 use crate::model::predictor::Predictor;
-use crate::model::stack::{CvPoint, FeatureSet, FeatureSpec, Stack, StackInput, StackLogit};
+use crate::model::stack::{CvPoint, FeatureSet, FeatureSpec, Stack, StackLogit};
 use crate::model::ModelError;
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -151,9 +151,9 @@ impl StackParams {
             })
             .collect();
         let t0 = std::time::Instant::now();
-        let purchase = self.fit_learner(&inputs, &inputs.inputs, &sets)?;
+        let purchase = self.fit_learner(&inputs, &sets)?;
         let t1 = std::time::Instant::now();
-        let offer = self.fit_offer(&inputs, &inputs.offer_inputs(), self.offer_set)?;
+        let offer = self.fit_offer(&inputs, Rows::offer(&inputs), self.offer_set)?;
         tracing::info!(
             target: "runsize::stack",
             rows = inputs.inputs.len(),
@@ -179,16 +179,15 @@ impl StackParams {
         Ok(stack)
     }
 
-    /// Choose the penalty and feature set by cross-validation by customer on `rows`,
-    /// then fit on all of them.
+    /// Choose the penalty and feature set by cross-validation by customer on the
+    /// purchase-regime rows of `inputs`, then fit on all of them.
     fn fit_learner(
         &self,
         inputs: &TrainingInputs,
-        rows: &[StackInput<'static>],
         sets: &[FeatureSet],
     ) -> Result<StackLogit, ModelError> {
         let k = self.folds as u64;
-        let n = rows.len();
+        let n = inputs.inputs.len();
         let folds: Vec<u8> = inputs
             .group
             .iter()
@@ -230,7 +229,7 @@ impl StackParams {
                 .collect();
             for (si, &set) in sets.iter().enumerate() {
                 let t = std::time::Instant::now();
-                let (x_owned, spec) = design_for(inputs, rows, set, self);
+                let (x_owned, spec) = design_for(inputs, set, self);
                 tracing::debug!(target: "runsize::stack", seconds = t.elapsed().as_secs_f64(), "design built");
                 let x = ArrayView2::from_shape((n, spec.mean.len()), &x_owned)
                     .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
@@ -292,7 +291,7 @@ impl StackParams {
         let set = sets[si];
         let (x, spec) = match best_design {
             Some(d) => d,
-            None => design_for(inputs, rows, set, self),
+            None => design_for(inputs, set, self),
         };
         let x = ArrayView2::from_shape((n, spec.mean.len()), &x)
             .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;

@@ -1,12 +1,12 @@
 //! Fitting the offer calibration ([`OfferCalibration`]): two binary logistic
 //! regressions (fit vs misfit, small vs large) with penalties by cross-validation.
 
-use super::design::{in_cv, standardised_design};
+use super::design::{in_cv, standardised_design, Rows};
 use super::inputs::TrainingInputs;
 use super::newton::{dot, minimise, Need, Quadratic, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
-use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, StackInput};
+use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration};
 use crate::model::ModelError;
 use rayon::prelude::*;
 
@@ -148,7 +148,7 @@ impl StackParams {
     pub(super) fn fit_offer(
         &self,
         inputs: &TrainingInputs,
-        rows: &[StackInput<'static>],
+        rows: Rows<'_>,
         set: FeatureSet,
     ) -> Result<Option<OfferCalibration>, ModelError> {
         let spec = FeatureSpec {
