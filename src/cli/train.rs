@@ -272,19 +272,24 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
     if let Some(sp) = stack_params {
         let t0 = std::time::Instant::now();
         let predictor = Predictor::new(model)?;
-        let fitted_stack = match (cross_fitted, data) {
+        let (fitted, fitted_stack) = match (cross_fitted, data) {
             (Some(cf), Some(data)) => {
                 let inputs = sp.complete_inputs(&predictor, (&ingested.events, &data), cf)?;
+                // the learners read only their inputs: free the events, the fit data and
+                // the predictor's indexes first (the model holds the dictionaries and
+                // features; 10M customers' index is ~40 MB)
+                let fitted = predictor.into_fitted();
                 drop(data);
-                // the learners read only their inputs: free the events first (the
-                // model holds the dictionaries and features)
                 drop(std::mem::take(&mut ingested.events));
                 release_free_memory();
-                sp.fit_inputs(inputs)?
+                (fitted, sp.fit_inputs(inputs)?)
             }
-            _ => sp.fit(&predictor, &ingested.events)?,
+            _ => {
+                let stack = sp.fit(&predictor, &ingested.events)?;
+                (predictor.into_fitted(), stack)
+            }
         };
-        model = predictor.into_fitted();
+        model = fitted;
         model.stack = Some(fitted_stack);
         tracing::info!(
             target: "runsize::train",
