@@ -297,9 +297,12 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
             "second stage fitted"
         );
     }
-    // Dictionaries and features are in the model now: free them before it is serialised.
+    // Dictionaries and features are in the model now: free them before it is serialised,
+    // and give the heap the fit and the learners freed back before the held-out
+    // evaluation reads its events
     let report = ingested.report;
     drop(ingested.events);
+    release_free_memory();
     model.summary.source = format!(
         "files: {}",
         report
