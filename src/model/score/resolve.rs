@@ -232,14 +232,40 @@ impl Predictor {
     /// events customer, as [`Predictor::resolve_keys`] gives): the stored posterior of a
     /// known customer, else the prior from their features or the population's.
     pub fn beliefs(&self, events: &Events, customer: &[u32]) -> Vec<CustomerState> {
+        self.belief_states(events, customer, (customer.len(), &|k| k))
+    }
+
+    /// [`Predictor::beliefs`] of the events customers `which` only, in their order
+    /// (cross-fitting needs the sampled customers' beliefs alone: 40 bytes per customer,
+    /// ~400 MB at 10M customers for all of them).
+    pub fn beliefs_of(
+        &self,
+        events: &Events,
+        customer: &[u32],
+        which: &[u32],
+    ) -> Vec<CustomerState> {
+        let ec_of = |k: usize| which.get(k).map_or(usize::MAX, |&c| c as usize);
+        self.belief_states(events, customer, (which.len(), &ec_of))
+    }
+
+    /// The beliefs of `n` events customers, the `k`-th being customer `ec_of(k)`.
+    fn belief_states(
+        &self,
+        events: &Events,
+        customer: &[u32],
+        (n, ec_of): (usize, &(dyn Fn(usize) -> usize + Sync)),
+    ) -> Vec<CustomerState> {
         let cols = FeatureColumns::new(self, events);
         let g = &self.globals;
         let bias_var = g.sd_customer_bias * g.sd_customer_bias;
         // the population prior is the same for every customer without features
         let population = self.customer_prior(None);
-        customer
-            .par_iter()
-            .enumerate()
+        (0..n)
+            .into_par_iter()
+            .map(|k| {
+                let c = ec_of(k);
+                (c, customer.get(c).copied().unwrap_or(NONE))
+            })
             .map_init(
                 || {
                     (
@@ -250,7 +276,7 @@ impl Predictor {
                         vec![0.0; self.features.dim()],
                     )
                 },
-                |(values, row), (c, &mc)| {
+                |(values, row), (c, mc)| {
                     if mc != NONE {
                         if let Some(st) = self.known_customer(mc as usize) {
                             return st;

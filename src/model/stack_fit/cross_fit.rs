@@ -9,7 +9,6 @@ use super::params::StackParams;
 use crate::data::schema::{Events, NONE};
 use crate::model::fitdata::FitData;
 use crate::model::predictor::Predictor;
-use crate::model::score::ScoreOptions;
 use crate::model::stack::{
     count_at, customer_rates, global_rates, level_features, Regime, StackCustomer,
 };
@@ -139,10 +138,8 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         event: Vec::with_capacity(rows),
     };
     let mut warm_start = None;
-    let opts = ScoreOptions::default();
-    let free = ScoreOptions {
-        choice_evidence: false,
-    };
+    // the kept customers by their rows: the fold models' beliefs are computed for them
+    let kept = sample.kept_customers();
     let sm = &params.smoothing;
     // warm starts that never saw the fold: a model of each half of the folds
     let halves = if params.exact_refits || k <= 2 {
@@ -234,7 +231,7 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             (out.bodies, out.body_dim) = body_rows(&model_k, events, &sample);
         }
         // resolved once: the count tables and the fold's inputs read the same lookups
-        let mut r = model_k.resolve_keys(events);
+        let r = model_k.resolve_keys(events);
         let t_resolve = t_rows.elapsed().as_secs_f64();
         // from the fold's fit data (its training events, grouped): one lookup per
         // article-size, and customer counts for the sampled customers only; the fit
@@ -242,7 +239,8 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         let in_sample = |c: u32| sample.contains(c);
         let tables_k = count_tables_grouped(&model_k, events, (&data, &r), Some(&in_sample));
         drop(data);
-        r.belief = model_k.beliefs(events, &r.customer);
+        // the sampled customers' beliefs, by their rows (only they get rows)
+        let beliefs = model_k.beliefs_of(events, &r.customer, &kept);
         // the rows read the beliefs, not the customer table: free it (and its index)
         // before they are made, as the warm start leaves it out anyway
         model_k.release_customers();
@@ -258,8 +256,11 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
             let class = events.outcome[i].class()?;
             let ec = events.customer[i];
             let body_row = sample.body_row(ec)?;
-            let (a, belief) = model_k.event_view(events, &r, i, &opts)?;
-            let (_, belief_free) = model_k.event_view(events, &r, i, &free)?;
+            // as `Predictor::event_view` with and without the choice's evidence
+            let a = model_k.event_article(events, &r, i)?;
+            let st = beliefs.get(body_row as usize)?;
+            let belief = model_k.at_purchase(st, Some(model_k.choice_centre(&a)));
+            let belief_free = model_k.at_purchase(st, None);
             let counts = count_at(
                 &tables_k.customer,
                 r.customer.get(ec as usize).copied().unwrap_or(NONE),

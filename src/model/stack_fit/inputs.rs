@@ -94,6 +94,21 @@ impl CustomerSample {
         }
         self.row.get(ec as usize).copied().filter(|&r| r != NONE)
     }
+
+    /// The kept customers (events customer indices) in the order of their rows:
+    /// `kept_customers()[r]` is the customer whose [`CustomerSample::body_row`] is `r`.
+    pub fn kept_customers(&self) -> Vec<u32> {
+        if self.row.is_empty() {
+            return (0..self.kept as u32).collect();
+        }
+        let mut out = vec![NONE; self.kept];
+        for (ec, &r) in self.row.iter().enumerate() {
+            if let Some(slot) = out.get_mut(r as usize) {
+                *slot = ec as u32;
+            }
+        }
+        out
+    }
 }
 
 /// True for a share `rate` of customer hashes: the hash mixed again (MurmurHash3's
@@ -684,5 +699,25 @@ mod tests {
         // the size the documentation gives
         assert_eq!(std::mem::size_of::<StoredInput>(), 124);
         assert!(std::mem::size_of::<StackInput<'_>>() > 2 * 124);
+    }
+
+    #[test]
+    fn kept_customers_invert_the_body_rows() {
+        let sample = CustomerSample {
+            rate: 0.5,
+            row: vec![NONE, 0, NONE, 1, NONE],
+            kept: 2,
+        };
+        assert_eq!(sample.kept_customers(), vec![1, 3]);
+        for (r, &ec) in sample.kept_customers().iter().enumerate() {
+            assert_eq!(sample.body_row(ec), Some(r as u32));
+        }
+        // every customer kept: rows are the customers themselves
+        let all = CustomerSample {
+            rate: 1.0,
+            row: Vec::new(),
+            kept: 3,
+        };
+        assert_eq!(all.kept_customers(), vec![0, 1, 2]);
     }
 }
