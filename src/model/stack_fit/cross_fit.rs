@@ -3,9 +3,10 @@
 
 use super::inputs::{
     body_of, body_rows, count_tables_events, count_tables_grouped, customer_hash, log_sample,
-    CustomerSample, OfferView, StoredInput, TrainingInputs,
+    CustomerSample, OfferView, TrainingInputs,
 };
 use super::params::StackParams;
+use super::stored::StoredInput;
 use crate::data::schema::{Events, NONE};
 use crate::model::fitdata::FitData;
 use crate::model::predictor::Predictor;

@@ -1,7 +1,8 @@
 //! The learners' standardised design matrices and cross-validation folds.
 
-use super::inputs::{body_of, hash_in_sample, OfferView, StoredInput, TrainingInputs};
+use super::inputs::{body_of, hash_in_sample, OfferView, TrainingInputs};
 use super::params::StackParams;
+use super::stored::StoredInput;
 use crate::model::stack::{features, n_features, FeatureSet, FeatureSpec, StackInput};
 use rayon::prelude::*;
 

@@ -3,9 +3,10 @@
 
 use super::inputs::{
     body_of, body_rows, count_tables, customer_hash, log_sample, train_events, CustomerSample,
-    OfferView, StoredInput, TrainEvent, TrainingInputs,
+    OfferView, TrainEvent, TrainingInputs,
 };
 use super::params::StackParams;
+use super::stored::StoredInput;
 use crate::data::schema::{Events, NONE};
 use crate::model::math::{event_deriv, probs, uncertainty_scale};
 use crate::model::predict::{cut_points, inv2, ArticleRef, CustomerState, SizeBelief};

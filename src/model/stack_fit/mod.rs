@@ -43,12 +43,14 @@ mod loo;
 mod newton;
 mod offer;
 mod params;
+mod stored;
 
 pub use self::cross_fit::{cross_fitted, CrossFitted};
-pub use self::inputs::{hash_in_sample, CustomerSample, OfferView, StoredInput, TrainingInputs};
+pub use self::inputs::{hash_in_sample, CustomerSample, OfferView, TrainingInputs};
 pub use self::learner::{FittedLogit, LogitParams, Solver, ValidLogitParams};
 pub use self::newton::{fit_logit, sums, sums_for, Design, FitSpec, Need, Sums};
 pub use self::params::StackParams;
+pub use self::stored::StoredInput;
 
 use self::cross_fit::cross_fit_inputs;
 use self::design::{design_for, in_cv, Rows, NO_FOLD};
