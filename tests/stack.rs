@@ -557,3 +557,40 @@ fn cross_fitting_first_gives_the_same_stage_and_a_warm_start() {
         .unwrap();
     assert_eq!(loo.tables, after.tables);
 }
+
+/// Second-stage scoring with few rows per customer (a held-out part) makes each row's
+/// customer view on the fly instead of a table of every customer's views: the same
+/// probabilities, bit for bit, as the reference, which reads the table.
+#[test]
+fn stacked_scoring_without_the_customer_table_matches_the_reference() {
+    use runsize::model::score::ScoreOptions;
+    let fx = common::synth_split(20_000, 4, 6, Some(8));
+    let fit = FitParams::default().max_iter(10);
+    let mut model = fit.fit(&fx.train).unwrap();
+    let params = StackParams {
+        lambdas: vec![10.0],
+        structural: fit,
+        ..StackParams::default()
+    };
+    model.stack = Some(params.fit(&predictor(&model), &fx.train).unwrap());
+    let model = predictor(&model);
+    for events in [&fx.train, &fx.test] {
+        // under the 4 rows per customer from which scoring builds the table
+        assert!(events.len() < 4 * events.customers.len());
+        for choice_evidence in [true, false] {
+            let opts = ScoreOptions { choice_evidence };
+            let fast = model.score_with(events, &opts);
+            let reference = model.score_reference(events, &opts);
+            assert_eq!(fast.len(), reference.len());
+            for (i, (x, y)) in fast.iter().zip(&reference).enumerate() {
+                assert!(
+                    x.iter()
+                        .zip(y)
+                        .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())),
+                    "row {i}: {x:?} against the reference's {y:?}"
+                );
+            }
+            assert!(fast.iter().filter(|p| p[0].is_finite()).count() > events.len() / 2);
+        }
+    }
+}

@@ -10,7 +10,7 @@ pub use self::resolve::Resolved;
 use super::features::FeatureValues;
 use super::predict::SizeBelief;
 use super::predictor::Predictor;
-use super::stack::{Regime, StackCustomer, StackCustomers};
+use super::stack::{Regime, Stack, StackCustomer, StackCustomers};
 use crate::data::schema::{Events, NONE};
 use rayon::prelude::*;
 
@@ -34,6 +34,20 @@ impl Default for ScoreOptions {
 /// Rows per parallel work item of [`Predictor::score_with`]: fixed, so the split (and with
 /// it every result) does not depend on the number of threads.
 pub const SCORE_CHUNK: usize = 8192;
+
+/// Rows per customer from which the second stage's scoring builds a table of every
+/// customer's view once (each view costs a feature encoding: with many rows per customer
+/// the table saves that work), below which each row makes its own (no table).
+const ROWS_PER_CUSTOMER_TABLE: usize = 4;
+
+/// The regime the options score in: purchase (the chosen size is evidence) or offer.
+fn regime_of(opts: &ScoreOptions) -> Regime {
+    if opts.choice_evidence {
+        Regime::Purchase
+    } else {
+        Regime::Offer
+    }
+}
 
 /// A brand, category or product as scoring reads it: offset, band log-width and the
 /// variance its level adds to an article's true size.
@@ -278,16 +292,33 @@ impl Predictor {
     /// to rounding (the band factor is a product of per-level `e^eta`).
     pub fn score_with(&self, events: &Events, opts: &ScoreOptions) -> Vec<[f64; 3]> {
         let r = self.resolve(events);
-        if self.stack.is_some() {
+        if let Some(stack) = &self.stack {
             // the second stage needs each row's own inputs: the per-row path, in parallel
+            let row = |i: usize, sc: &StackCustomer| match self.event_view(events, &r, i, opts) {
+                Some((a, belief)) => self.probs_final(belief, &a, sc),
+                None => [f64::NAN; 3],
+            };
+            if events.len() <= ROWS_PER_CUSTOMER_TABLE * events.customers.len() {
+                // few rows per customer (a held-out part, a request): each row makes its
+                // customer's view, instead of a table of every customer's (~120 bytes
+                // each: 178 MB for the 1.5M customers of 10M synthetic events' held-out
+                // part, the top of the train's memory)
+                let cols = FeatureColumns::new(self, events);
+                let regime = regime_of(opts);
+                return (0..events.len())
+                    .into_par_iter()
+                    .with_min_len(4096)
+                    .map(|i| {
+                        let c = events.customer[i] as usize;
+                        row(i, &self.stack_customer(stack, (&cols, &r), c, regime))
+                    })
+                    .collect();
+            }
             let sc = self.stack_customers(events, &r, opts);
             return (0..events.len())
                 .into_par_iter()
                 .with_min_len(4096)
-                .map(|i| match self.event_view(events, &r, i, opts) {
-                    Some((a, belief)) => self.probs_final(belief, &a, sc.of(events.customer[i])),
-                    None => [f64::NAN; 3],
-                })
+                .map(|i| row(i, sc.of(events.customer[i])))
                 .collect();
         }
         let tables = ScoreTables::new(self, events, &r, opts);
@@ -327,39 +358,44 @@ impl Predictor {
         r: &Resolved,
         opts: &ScoreOptions,
     ) -> StackCustomers {
-        let regime = if opts.choice_evidence {
-            Regime::Purchase
-        } else {
-            Regime::Offer
-        };
+        let regime = regime_of(opts);
         let Some(stack) = &self.stack else {
             return StackCustomers::default();
         };
         let cols = FeatureColumns::new(self, events);
         let list = (0..events.customers.len())
             .into_par_iter()
-            .map(|c| {
-                let mut values = FeatureValues {
-                    numeric: Vec::new(),
-                    categorical: Vec::new(),
-                };
-                cols.values_into(c, &mut values);
-                let mc = r.customer.get(c).copied().unwrap_or(NONE);
-                let pos = stack
-                    .tables
-                    .customer_pos
-                    .get(mc as usize)
-                    .copied()
-                    .unwrap_or(0.0);
-                let body = self.body_row(&values);
-                StackCustomer {
-                    regime,
-                    rates: stack.customer_rates(self.customer_counts(mc), pos),
-                    prior: self.prior_mean(&body),
-                    body,
-                }
-            })
+            .map(|c| self.stack_customer(stack, (&cols, r), c, regime))
             .collect();
         StackCustomers::new(list)
+    }
+
+    /// Events customer `c`'s second-stage view (`cols` and `r` of the same events).
+    fn stack_customer(
+        &self,
+        stack: &Stack,
+        (cols, r): (&FeatureColumns<'_>, &Resolved),
+        c: usize,
+        regime: Regime,
+    ) -> StackCustomer {
+        let mut values = FeatureValues {
+            numeric: Vec::new(),
+            categorical: Vec::new(),
+        };
+        cols.values_into(c, &mut values);
+        let mc = r.customer.get(c).copied().unwrap_or(NONE);
+        let pos = stack
+            .tables
+            .customer_pos
+            .get(mc as usize)
+            .copied()
+            .unwrap_or(0.0);
+        let body = self.body_row(&values);
+        StackCustomer {
+            regime,
+            rates: stack.customer_rates(self.customer_counts(mc), pos),
+            prior: self.prior_mean(&body),
+            body,
+        }
     }
 }

@@ -75,7 +75,7 @@ struct FoldModel {
     started: std::time::Instant,
 }
 
-/// Events whose fold rows are computed (in parallel) and appended at a time.
+/// Candidate events whose fold rows are computed (in parallel) and appended at a time.
 const ROW_BLOCK: usize = 1 << 20;
 
 /// Cross-fitted inputs: the events are split into `cross_fit` random folds (by row); for
@@ -122,11 +122,17 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
     });
     let fold_of = |i: usize| folds.get(i);
     let k = k as u8;
-    // the rows the folds will give, at most (events the model cannot place give none):
-    // reserved once, so the row tables (~180 bytes per row) are not copied as they grow
-    let rows = (0..events.len())
+    // the events that can give rows: the sampled customers' events with an outcome class
+    // (1% of the events at 100M); the folds' rows are made from these alone, not from a
+    // scan of every event per fold. Their count bounds the rows (events the model cannot
+    // place give none): reserved once, so the row tables are not copied as they grow
+    let candidates: Vec<u32> = (0..events.len())
+        .into_par_iter()
+        .with_min_len(1 << 16)
         .filter(|&i| events.outcome[i].class().is_some() && sample.contains(events.customer[i]))
-        .count();
+        .map(|i| i as u32)
+        .collect();
+    let rows = candidates.len();
     let mut out = TrainingInputs {
         tables: Default::default(),
         inputs: Vec::with_capacity(rows),
@@ -295,12 +301,11 @@ pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted
         };
         // in blocks of events, each appended as it is done: the rows (~180 bytes each)
         // are then held once, not also in a fold-sized temporary (~90 MB at 1M rows)
-        for lo in (0..events.len()).step_by(ROW_BLOCK) {
-            let hi = (lo + ROW_BLOCK).min(events.len());
-            let rows: Vec<Row> = (lo..hi)
-                .into_par_iter()
+        for block in candidates.chunks(ROW_BLOCK) {
+            let rows: Vec<Row> = block
+                .par_iter()
                 .with_min_len(1024)
-                .filter_map(row_of)
+                .filter_map(|&i| row_of(i as usize))
                 .collect();
             for (x, o, y, ec, body_row, i) in rows {
                 out.event.push(i);
