@@ -4,7 +4,7 @@
 
 use crate::common;
 use runsize::model::stack_fit::StackParams;
-use runsize::model::{artifact, FitParams, Fitted, Predictor};
+use runsize::model::{artifact, FitParams, Fitted};
 use std::path::Path;
 use std::process::Command;
 
@@ -48,17 +48,14 @@ fn runsize(args: &[&str]) -> (bool, String) {
 #[test]
 fn every_command_refuses_a_corrupted_artifact_with_one_error() {
     let fx = common::synth_split(12_000, 3, 6, Some(8));
-    let fit = FitParams::default().max_iter(6);
-    let mut model = fit.fit(&fx.train).unwrap();
     let params = StackParams {
         folds: 2,
         lambdas: vec![10.0],
         cross_fit: 2,
-        structural: fit,
+        structural: FitParams::default().max_iter(6),
         ..StackParams::default()
     };
-    let structural = Predictor::new(model.clone()).unwrap();
-    model.stack = Some(params.fit(&structural, &fx.train).unwrap());
+    let model = common::stacked(&fx.train, &params);
     model.validate().expect("the trained model is valid");
     let events = fx.dir.path().join("synth.parquet");
     let events = events.to_str().unwrap();

@@ -565,15 +565,12 @@ fn cross_fitting_first_gives_the_same_stage_and_a_warm_start() {
 fn stacked_scoring_without_the_customer_table_matches_the_reference() {
     use runsize::model::score::ScoreOptions;
     let fx = common::synth_split(20_000, 4, 6, Some(8));
-    let fit = FitParams::default().max_iter(10);
-    let mut model = fit.fit(&fx.train).unwrap();
     let params = StackParams {
         lambdas: vec![10.0],
-        structural: fit,
+        structural: FitParams::default().max_iter(10),
         ..StackParams::default()
     };
-    model.stack = Some(params.fit(&predictor(&model), &fx.train).unwrap());
-    let model = predictor(&model);
+    let model = predictor(&common::stacked(&fx.train, &params));
     for events in [&fx.train, &fx.test] {
         // under the 4 rows per customer from which scoring builds the table
         assert!(events.len() < 4 * events.customers.len());

@@ -217,3 +217,15 @@ pub fn article_offsets(m: &runsize::model::Fitted) -> Vec<f64> {
         })
         .collect()
 }
+
+/// A model with a second stage: the structural fit of `params.structural` on `events`,
+/// then the stage fitted with `params` and attached.
+pub fn stacked(
+    events: &Events,
+    params: &runsize::model::stack_fit::StackParams,
+) -> runsize::model::Fitted {
+    let mut model = params.structural.fit(events).unwrap();
+    let structural = runsize::model::Predictor::new(model.clone()).unwrap();
+    model.stack = Some(params.fit(&structural, events).unwrap());
+    model
+}
