@@ -308,9 +308,10 @@ impl Predictor {
                 return (0..events.len())
                     .into_par_iter()
                     .with_min_len(4096)
-                    .map(|i| {
+                    .map_init(FeatureValues::default, |values, i| {
                         let c = events.customer[i] as usize;
-                        row(i, &self.stack_customer(stack, (&cols, &r), c, regime))
+                        let sc = self.stack_customer(stack, (&cols, &r), (c, values), regime);
+                        row(i, &sc)
                     })
                     .collect();
             }
@@ -365,24 +366,23 @@ impl Predictor {
         let cols = FeatureColumns::new(self, events);
         let list = (0..events.customers.len())
             .into_par_iter()
-            .map(|c| self.stack_customer(stack, (&cols, r), c, regime))
+            .map_init(FeatureValues::default, |values, c| {
+                self.stack_customer(stack, (&cols, r), (c, values), regime)
+            })
             .collect();
         StackCustomers::new(list)
     }
 
-    /// Events customer `c`'s second-stage view (`cols` and `r` of the same events).
-    fn stack_customer(
+    /// Events customer `c`'s second-stage view (`cols` and `r` of the same events;
+    /// `values` is scratch space, reused across calls).
+    fn stack_customer<'e>(
         &self,
         stack: &Stack,
-        (cols, r): (&FeatureColumns<'_>, &Resolved),
-        c: usize,
+        (cols, r): (&FeatureColumns<'e>, &Resolved),
+        (c, values): (usize, &mut FeatureValues<'e>),
         regime: Regime,
     ) -> StackCustomer {
-        let mut values = FeatureValues {
-            numeric: Vec::new(),
-            categorical: Vec::new(),
-        };
-        cols.values_into(c, &mut values);
+        cols.values_into(c, values);
         let mc = r.customer.get(c).copied().unwrap_or(NONE);
         let pos = stack
             .tables
@@ -390,7 +390,7 @@ impl Predictor {
             .get(mc as usize)
             .copied()
             .unwrap_or(0.0);
-        let body = self.body_row(&values);
+        let body = self.body_row(values);
         StackCustomer {
             regime,
             rates: stack.customer_rates(self.customer_counts(mc), pos),
