@@ -7,7 +7,7 @@
 use crate::common;
 
 use runsize::model::fitdata::FitData;
-use runsize::model::stack::Stack;
+use runsize::model::stack::{Select, Stack};
 use runsize::model::stack_fit::{
     cross_fitted, hash_in_sample, training_inputs, CustomerSample, StackParams,
 };
@@ -590,4 +590,56 @@ fn stacked_scoring_without_the_customer_table_matches_the_reference() {
             assert!(fast.iter().filter(|p| p[0].is_finite()).count() > events.len() / 2);
         }
     }
+}
+
+/// Penalties chosen by the evidence (the default: each candidate fitted once) score the
+/// held-out events as the cross-validated choice does (folds x candidates fits), and the
+/// search's record says how it chose.
+#[test]
+fn penalties_by_evidence_score_as_cross_validation_does() {
+    let fx = common::synth_split(40_000, 11, 12, Some(20));
+    let fit = FitParams::default().max_iter(12);
+    let structural = fit.fit(&fx.train).unwrap();
+    let sp = predictor(&structural);
+    let base = StackParams {
+        structural: fit.clone(),
+        ..StackParams::default()
+    };
+    let mut scores = Vec::new();
+    for select in [Select::Evidence, Select::CrossValidation] {
+        let params = StackParams {
+            select,
+            ..base.clone()
+        };
+        let stack = params.fit(&sp, &fx.train).unwrap();
+        let lg = &stack.purchase;
+        assert_eq!(lg.select, select);
+        assert!(params.lambdas.contains(&lg.lambda));
+        // the path stops at the first worse point: at least two, at most all
+        assert!((2..=params.lambdas.len()).contains(&lg.cv.len()));
+        assert!(lg.cv.iter().all(|c| c.log_loss.is_finite()));
+        let offer = stack.offer.as_ref().expect("an offer calibration");
+        assert_eq!(offer.select, select);
+        assert!(offer.criterion.is_finite());
+        let mut model = structural.clone();
+        model.stack = Some(stack);
+        let m = predictor(&model).evaluate(&fx.test).unwrap().overall;
+        println!(
+            "{select:?}: penalty {} ({} tried), held-out auc {:.4} log loss {:.4} ece {:.4}",
+            model.stack.as_ref().unwrap().purchase.lambda,
+            model.stack.as_ref().unwrap().purchase.cv.len(),
+            m.auc_avg,
+            m.log_loss,
+            m.ece
+        );
+        scores.push(m);
+    }
+    let (ev, cv) = (&scores[0], &scores[1]);
+    assert!(
+        (ev.log_loss - cv.log_loss).abs() < 0.002,
+        "log loss {} (evidence) vs {} (cross-validation)",
+        ev.log_loss,
+        cv.log_loss
+    );
+    assert!((ev.auc_avg - cv.auc_avg).abs() < 0.003);
 }

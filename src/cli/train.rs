@@ -7,6 +7,7 @@ use crate::model::fitted::IterationStats;
 use crate::model::insight::worth::HeldOut;
 use crate::model::memory::{mib, process_memory};
 use crate::model::report::ProfileBy;
+use crate::model::stack::Select;
 use crate::model::stack_fit::{self, Solver, StackParams};
 use crate::model::{artifact, FitParams, Fitted, Predictor};
 use std::io::IsTerminal;
@@ -19,6 +20,15 @@ pub enum SolverArg {
     Newton,
     /// linfa-logistic's L-BFGS.
     Lbfgs,
+}
+
+/// How the second stage chooses its penalties (`--stack-select`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectArg {
+    /// The highest evidence along the penalty path, each penalty fitted once (default).
+    Evidence,
+    /// The lowest held-out log loss in cross-validation by customer.
+    Cv,
 }
 
 /// Options of `runsize train`.
@@ -113,13 +123,18 @@ pub struct TrainArgs {
     /// (linfa-logistic's multinomial regression, slower; BENCHMARKS.md compares them).
     #[arg(long, value_enum, default_value_t = SolverArg::Newton)]
     pub stack_solver: SolverArg,
-    /// Candidate ridge penalties of the second stage's learners, chosen by
-    /// cross-validation by customer (default 1,10,100,1000; one value: no
-    /// cross-validation).
+    /// Candidate ridge penalties of the second stage's learners (default
+    /// 1,10,100,1000; one value: no search).
     #[arg(long, value_delimiter = ',')]
     pub stack_lambdas: Option<Vec<f64>>,
-    /// Cross-validation folds (by customer) choosing the second stage's penalties
-    /// (1 = no cross-validation: the first penalty).
+    /// How the second stage chooses among the penalties: `evidence` (the default: each
+    /// fitted once on every row, the marginal likelihood decides) or `cv`
+    /// (cross-validation by customer, `--stack-cv-folds` fits per penalty and a final
+    /// fit; the L-BFGS solver always uses it).
+    #[arg(long, value_enum, default_value_t = SelectArg::Evidence)]
+    pub stack_select: SelectArg,
+    /// Cross-validation folds (by customer) choosing the second stage's penalties with
+    /// `--stack-select cv` (1 = no cross-validation: the first penalty).
     #[arg(long, default_value_t = StackParams::default().folds)]
     pub stack_cv_folds: usize,
     /// Evaluate on this part of `--split` after training and store the held-out
@@ -194,6 +209,10 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
         refit_param_tol: args.stack_refit_tol,
         lambdas: (args.stack_lambdas.clone()).unwrap_or_else(|| StackParams::default().lambdas),
         folds: args.stack_cv_folds,
+        select: match args.stack_select {
+            SelectArg::Evidence => Select::Evidence,
+            SelectArg::Cv => Select::CrossValidation,
+        },
         solver: match args.stack_solver {
             SolverArg::Newton => Solver::Newton,
             SolverArg::Lbfgs => Solver::Lbfgs,
@@ -458,15 +477,28 @@ pub fn print_summary(model: &Fitted, out: &std::path::Path, model_id: &str) {
             "2nd stage   {} features, penalty {}{}{}",
             lg.dim(),
             lg.lambda,
-            best.map_or(String::new(), |c| format!(
-                "; cross-validated log loss {:.4}, auc {:.4}",
-                c.log_loss, c.auc_avg
-            )),
-            match &st.offer {
-                Some(c) => format!(
-                    "; sizes on offer: calibration, cross-validated log loss {:.4}",
-                    c.cv_log_loss
+            best.map_or(String::new(), |c| match lg.select {
+                Select::CrossValidation => format!(
+                    "; cross-validated log loss {:.4}, auc {:.4}",
+                    c.log_loss,
+                    c.auc_avg.unwrap_or(f64::NAN)
                 ),
+                Select::Evidence => format!(
+                    " by evidence (of {} tried; negative log evidence {:.4}/event)",
+                    lg.cv.len(),
+                    c.log_loss
+                ),
+            }),
+            match &st.offer {
+                Some(c) if c.criterion.is_finite() => format!(
+                    "; sizes on offer: calibration, {} {:.4}",
+                    match c.select {
+                        Select::CrossValidation => "cross-validated log loss",
+                        Select::Evidence => "negative log evidence/event",
+                    },
+                    c.criterion
+                ),
+                Some(_) => "; sizes on offer: calibration".to_string(),
                 None => "; sizes on offer: structural".to_string(),
             }
         );

@@ -24,8 +24,8 @@ pub const MAGIC: &[u8; 8] = b"RUNSIZE\n";
 /// Current artifact format version; readers refuse other versions (2: the model carries
 /// an optional second stage and per-iteration fit diagnostics; 3: customer ids are a
 /// compact dictionary, `i64` keys or one sequence of texts, instead of a list of
-/// strings).
-pub const FORMAT_VERSION: u32 = 3;
+/// strings; 4: the second stage records how its penalties were chosen).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Bytes buffered between the postcard encoder / decoder and the file.
 const IO_BUFFER: usize = 1 << 20;
@@ -672,7 +672,7 @@ mod tests {
             .to_string();
         assert!(
             e.contains("format version 2")
-                && e.contains("reads version 3")
+                && e.contains("reads version 4")
                 && e.contains("retrain"),
             "{e}"
         );

@@ -346,8 +346,9 @@ impl RidgeStats {
     }
 }
 
-/// Solve `A x = b` for symmetric positive definite `A` (n × n row-major, overwritten).
-pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+/// Factor symmetric positive definite `A` (n × n row-major) in place into its Cholesky
+/// factor `L` (lower triangle; `A = L·Lᵀ`); `None` when `A` is not positive definite.
+fn cholesky_factor(a: &mut [f64], n: usize) -> Option<()> {
     for j in 0..n {
         let mut d = a[j * n + j];
         for k in 0..j {
@@ -366,6 +367,12 @@ pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
             a[i * n + j] = s / d;
         }
     }
+    Some(())
+}
+
+/// Solve `A x = b` for symmetric positive definite `A` (n × n row-major, overwritten).
+pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+    cholesky_factor(a, n)?;
     let mut y = vec![0.0; n];
     for i in 0..n {
         let mut s = b[i];
@@ -383,6 +390,14 @@ pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
         x[i] = s / a[i * n + i];
     }
     Some(x)
+}
+
+/// `ln det A` of symmetric positive definite `A` (n × n row-major, overwritten by its
+/// Cholesky factor): twice the summed logs of the factor's diagonal. `None` when `A` is
+/// not positive definite.
+pub fn cholesky_log_det(a: &mut [f64], n: usize) -> Option<f64> {
+    cholesky_factor(a, n)?;
+    Some((0..n).map(|j| 2.0 * a[j * n + j].ln()).sum())
 }
 
 #[cfg(test)]
@@ -419,6 +434,12 @@ mod tests {
         assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12);
         let mut bad = vec![1.0, 2.0, 2.0, 1.0];
         assert!(cholesky_solve(&mut bad, &[1.0, 1.0], 2).is_none());
+        // det [[4,2],[2,3]] = 8
+        let mut a = vec![4.0, 2.0, 2.0, 3.0];
+        let ld = cholesky_log_det(&mut a, 2).unwrap();
+        assert!((ld - 8f64.ln()).abs() < 1e-12, "{ld}");
+        let mut bad = vec![1.0, 2.0, 2.0, 1.0];
+        assert!(cholesky_log_det(&mut bad, 2).is_none());
     }
 
     #[test]

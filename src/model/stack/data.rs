@@ -161,17 +161,32 @@ pub struct FeatureSpec {
     pub hi: Vec<f64>,
 }
 
-/// One cross-validation result.
+/// How the second stage chose its penalties (and feature set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Select {
+    /// The highest evidence along the penalty path: the Laplace approximation to the
+    /// marginal likelihood, each candidate fitted once on every row, the next one
+    /// warm-started from it with its Hessian (default).
+    #[default]
+    Evidence,
+    /// The lowest held-out log loss in cross-validation by customer: folds x
+    /// candidates fits, then a final fit.
+    CrossValidation,
+}
+
+/// One point of the penalty search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CvPoint {
     /// Feature set.
     pub set: FeatureSet,
     /// Ridge penalty (on the sum of per-event log losses).
     pub lambda: f64,
-    /// Held-out log loss per event.
+    /// The criterion per event, lower is better: held-out log loss
+    /// ([`Select::CrossValidation`]) or the negative log evidence ([`Select::Evidence`]).
     pub log_loss: f64,
-    /// Held-out average one-vs-rest AUC (pooled over folds).
-    pub auc_avg: f64,
+    /// Held-out average one-vs-rest AUC (pooled over folds); none under
+    /// [`Select::Evidence`].
+    pub auc_avg: Option<f64>,
 }
 
 /// One fitted logistic regression of the second stage.
@@ -184,7 +199,9 @@ pub struct StackLogit {
     pub coef: Vec<f64>,
     /// Chosen ridge penalty.
     pub lambda: f64,
-    /// Cross-validation results that chose the penalty and feature set.
+    /// How it was chosen.
+    pub select: Select,
+    /// The search's points that chose the penalty and feature set.
     pub cv: Vec<CvPoint>,
 }
 
@@ -250,6 +267,10 @@ pub struct OfferCalibration {
     pub split: Vec<f64>,
     /// Ridge penalties chosen for the two.
     pub lambda: [f64; 2],
-    /// Cross-validated log loss per event of the three-class probabilities.
-    pub cv_log_loss: f64,
+    /// How they were chosen.
+    pub select: Select,
+    /// The criterion per event at the chosen penalties, lower is better: held-out log
+    /// loss of the three-class probabilities ([`Select::CrossValidation`]) or the two
+    /// fits' negative log evidence ([`Select::Evidence`]).
+    pub criterion: f64,
 }

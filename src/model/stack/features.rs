@@ -392,6 +392,7 @@ mod tests {
                 .map(|j| ((j * 7) % 11) as f64 / 10.0 - 0.5)
                 .collect(),
             lambda: 1.0,
+            select: crate::model::stack::Select::default(),
             cv: Vec::new(),
         };
         let body = [0.3, -1.0];

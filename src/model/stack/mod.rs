@@ -19,8 +19,8 @@ mod prepared;
 mod rates;
 
 pub use self::data::{
-    Counts, CvPoint, FeatureSet, FeatureSpec, Folded, OfferCalibration, Regime, Smoothing, Stack,
-    StackLogit, StackTables,
+    Counts, CvPoint, FeatureSet, FeatureSpec, Folded, OfferCalibration, Regime, Select, Smoothing,
+    Stack, StackLogit, StackTables,
 };
 pub use self::features::{
     features, n_features, offer_features, softmax2, StackCustomer, StackCustomers, StackInput,

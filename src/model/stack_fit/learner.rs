@@ -5,6 +5,7 @@
 //! (L-BFGS) for comparison ([`Solver`]).
 //! The numerics (sums, Newton minimiser) live in [`super::newton`].
 
+use super::evidence::logit_evidence;
 use super::newton::{fit_logit, logits, Design, DesignElem, FitSpec};
 use crate::model::stack::softmax2;
 use crate::model::ModelError;
@@ -40,6 +41,8 @@ pub struct ValidLogitParams {
     hess_rows: usize,
     solver: Solver,
     start: Vec<f64>,
+    start_hessian: Vec<f64>,
+    evidence: bool,
     tol: f64,
 }
 
@@ -58,6 +61,8 @@ impl Default for LogitParams {
             hess_rows: 65_536,
             solver: Solver::Newton,
             start: Vec::new(),
+            start_hessian: Vec::new(),
+            evidence: false,
             tol: 1e-10,
         })
     }
@@ -102,6 +107,22 @@ impl LogitParams {
         self.0.start = start;
         self
     }
+
+    /// The loss Hessian (no penalty; `(2p)²`, row-major) at [`LogitParams::start`] over
+    /// the same rows, when known ([`FittedLogit::hessian`] of the previous fit of a
+    /// penalty path): Newton's first step then computes none (default none; one of the
+    /// wrong size is ignored; the L-BFGS solver ignores it).
+    pub fn start_hessian(mut self, hessian: Vec<f64>) -> Self {
+        self.0.start_hessian = hessian;
+        self
+    }
+
+    /// Also compute the fit's log evidence and its loss Hessian at the optimum
+    /// ([`FittedLogit::evidence`]; default false: one more pass over the rows).
+    pub fn evidence(mut self, evidence: bool) -> Self {
+        self.0.evidence = evidence;
+        self
+    }
 }
 
 impl ParamGuard for LogitParams {
@@ -135,6 +156,8 @@ impl ParamGuard for LogitParams {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FittedLogit {
     coef: Vec<f64>,
+    evidence: Option<f64>,
+    hessian: Vec<f64>,
 }
 
 impl FittedLogit {
@@ -146,6 +169,19 @@ impl FittedLogit {
     /// The coefficients, owned.
     pub fn into_coef(self) -> Vec<f64> {
         self.coef
+    }
+
+    /// The log evidence of the fit (Laplace approximation, up to a constant that does
+    /// not depend on the penalty; see `newton::log_evidence`), when asked for
+    /// ([`LogitParams::evidence`]) and defined (a positive penalty).
+    pub fn evidence(&self) -> Option<f64> {
+        self.evidence
+    }
+
+    /// The loss Hessian at the coefficients (empty unless the evidence was asked for):
+    /// the next penalty's fit starts here with it ([`LogitParams::start_hessian`]).
+    pub fn hessian(&self) -> &[f64] {
+        &self.hessian
     }
 }
 
@@ -192,7 +228,7 @@ where
                 y.len()
             )));
         }
-        let coef = match self.solver {
+        let (coef, evidence, hessian) = match self.solver {
             Solver::Newton => {
                 let xs = x.as_standard_layout();
                 let ys = y.as_standard_layout();
@@ -222,14 +258,26 @@ where
                     y: ys,
                     p: x.ncols(),
                 };
-                fit_logit(&d, &spec, &self.start)?
+                let start_hessian = Some(&self.start_hessian[..]).filter(|h| !h.is_empty());
+                let coef = fit_logit(&d, &spec, &self.start, start_hessian)?;
+                if self.evidence {
+                    let (ev, h) = logit_evidence(&d, &spec, &coef);
+                    (coef, ev, h)
+                } else {
+                    (coef, None, Vec::new())
+                }
             }
             Solver::Lbfgs => {
                 let x64 = x.mapv(DesignElem::to_f64);
-                self.fit_lbfgs(x64.view(), &y.to_vec(), dataset.weights())?
+                let coef = self.fit_lbfgs(x64.view(), &y.to_vec(), dataset.weights())?;
+                (coef, None, Vec::new())
             }
         };
-        Ok(FittedLogit { coef })
+        Ok(FittedLogit {
+            coef,
+            evidence,
+            hessian,
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Fitting the second stage ([`StackParams::fit`]) after the structural model: the
-//! training events' out-of-sample inputs, the purchase learner with its cross-validated
-//! penalty and feature set, and the offer calibration.
+//! training events' out-of-sample inputs, the purchase learner with its chosen penalty
+//! and feature set, and the offer calibration.
 //!
 //! Training features are computed **out of sample**, in one of two ways:
 //! - *cross-fitting* (default, `cross_fit` = 2): the training events are split into
@@ -25,18 +25,23 @@
 //! The learners are fitted by Newton's method on sums of per-event gradients and
 //! Hessians over fixed chunks of events (deterministic, and a group-by in a distributed
 //! setting); the purchase learner is a linfa estimator ([`LogitParams`]) on
-//! ndarray views of its standardised design. Ridge penalties (a warm-started path from
-//! the strongest, stopped at the first rise of the held-out loss) and the feature set
-//! are chosen by K-fold cross-validation by customer on the training events. On big data
-//! the learners see the events of a random sample of customers
-//! ([`StackParams::max_rows`], 1M events) and the cross-validation a smaller one
-//! ([`StackParams::cv_rows`], 250k); count tables and refits see every event. At
+//! ndarray views of its standardised design. Ridge penalties and the feature set are
+//! chosen along a warm-started path from the strongest penalty, by default by the
+//! evidence ([`Select::Evidence`]: each candidate fitted once, the next one starting
+//! from its fit and its Hessian, stopped at the first fall of the marginal likelihood;
+//! the chosen fit is kept), or by K-fold cross-validation by customer
+//! ([`Select::CrossValidation`]: folds x candidates fits, stopped at the first rise of
+//! the held-out loss, then a final fit). On big data the learners see the events of a
+//! random sample of customers ([`StackParams::max_rows`], 1M events) and the penalty
+//! search a smaller one ([`StackParams::cv_rows`], 250k; then one more fit on the
+//! learners' rows); count tables and refits see every event. At
 //! prediction time the standardisation is folded into the coefficients and the product /
 //! product-in-size rate features are cached per key (`PreparedStage`, built with the
 //! `Predictor`), so one size costs a few logarithms and a dot product.
 
 mod cross_fit;
 mod design;
+mod evidence;
 mod inputs;
 mod learner;
 mod loo;
@@ -59,7 +64,7 @@ use crate::data::schema::Events;
 use crate::model::eval::metrics;
 use crate::model::fitdata::FitData;
 use crate::model::predictor::Predictor;
-use crate::model::stack::{CvPoint, FeatureSet, FeatureSpec, Stack, StackLogit};
+use crate::model::stack::{CvPoint, FeatureSet, FeatureSpec, Select, Stack, StackLogit};
 use crate::model::ModelError;
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -191,6 +196,12 @@ impl StackParams {
         inputs: &TrainingInputs,
         sets: &[FeatureSet],
     ) -> Result<StackLogit, ModelError> {
+        if self.select == Select::Evidence
+            && self.solver == Solver::Newton
+            && sets.len() * self.lambdas.len() > 1
+        {
+            return self.fit_learner_by_evidence(inputs, sets);
+        }
         let k = self.folds as u64;
         let n = inputs.inputs.len();
         let folds: Vec<u8> = inputs
@@ -276,7 +287,7 @@ impl StackParams {
                         set,
                         lambda,
                         log_loss: m.log_loss,
-                        auc_avg: m.auc_avg,
+                        auc_avg: Some(m.auc_avg),
                     });
                     if best.is_none_or(|b| m.log_loss < b.0) {
                         best = Some((m.log_loss, si, lambda));
@@ -314,6 +325,99 @@ impl StackParams {
             spec,
             coef,
             lambda,
+            select: Select::CrossValidation,
+            cv,
+        })
+    }
+
+    /// Choose the penalty and feature set by the evidence (see [`Select::Evidence`]):
+    /// per set, the penalties from the strongest down, each fitted on the purchase-regime
+    /// rows of `inputs` from the previous one's fit and Hessian, until the evidence
+    /// falls. The search runs on the [`StackParams::cv_rows`] sample of customers when
+    /// there are more rows (the chosen penalty is a prior precision: it does not grow
+    /// with the rows), then one fit on every row starts from the chosen fit; otherwise
+    /// the chosen fit is the model.
+    fn fit_learner_by_evidence(
+        &self,
+        inputs: &TrainingInputs,
+        sets: &[FeatureSet],
+    ) -> Result<StackLogit, ModelError> {
+        let n = inputs.inputs.len();
+        let y = ArrayView1::from(&inputs.classes[..]);
+        let in_sample: Array1<f32> = inputs
+            .group
+            .iter()
+            .map(|&g| f32::from(u8::from(in_cv(g, n, self.cv_rows))))
+            .collect();
+        let m = in_sample.iter().filter(|&&w| w > 0.0).count();
+        let sampled = m < n;
+        let mut lambdas = self.lambdas.clone();
+        lambdas.sort_by(|a, b| b.total_cmp(a));
+        let mut cv = Vec::new();
+        // (evidence, penalty, coefficients, feature map), and the design of its set
+        let mut best: Option<(f64, f64, Vec<f64>, FeatureSpec)> = None;
+        let mut best_design: Vec<f32> = Vec::new();
+        for &set in sets {
+            let (x_owned, spec) = design_for(inputs, set, self);
+            let x = ArrayView2::from_shape((n, spec.mean.len()), &x_owned)
+                .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
+            let data = DatasetBase::new(x, y).with_weights(in_sample.clone());
+            let (mut start, mut hessian) = (structural_start(&spec), Vec::new());
+            let mut last = f64::NEG_INFINITY;
+            let mut set_won = false;
+            for &lambda in &lambdas {
+                let fitted: FittedLogit = LogitParams::default()
+                    .lambda(lambda)
+                    .max_iter(self.max_iter)
+                    .hess_rows(self.hess_rows)
+                    .start(start)
+                    .start_hessian(hessian)
+                    .evidence(true)
+                    .fit(&data)?;
+                let ev = fitted.evidence().unwrap_or(f64::NEG_INFINITY);
+                tracing::debug!(target: "runsize::stack", set = ?set, lambda, evidence = ev, rows = m, "penalty by evidence");
+                cv.push(CvPoint {
+                    set,
+                    lambda,
+                    log_loss: -ev / m.max(1) as f64,
+                    auc_avg: None,
+                });
+                hessian = fitted.hessian().to_vec();
+                start = fitted.into_coef();
+                if best.as_ref().is_none_or(|b| ev > b.0) {
+                    best = Some((ev, lambda, start.clone(), spec.clone()));
+                    set_won = true;
+                }
+                if ev < last {
+                    break;
+                }
+                last = ev;
+            }
+            if set_won && sampled {
+                best_design = x_owned;
+            }
+        }
+        let Some((_, lambda, mut coef, spec)) = best else {
+            return Err(ModelError::Param(
+                "second stage: at least one penalty and one feature set".into(),
+            ));
+        };
+        if sampled {
+            let x = ArrayView2::from_shape((n, spec.mean.len()), &best_design)
+                .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
+            let fitted: FittedLogit = LogitParams::default()
+                .lambda(lambda)
+                .max_iter(self.max_iter)
+                .hess_rows(self.hess_rows)
+                .start(coef)
+                .fit(&DatasetBase::new(x, y))?;
+            coef = fitted.into_coef();
+        }
+        Ok(StackLogit {
+            spec,
+            coef,
+            lambda,
+            select: Select::Evidence,
             cv,
         })
     }

@@ -292,18 +292,39 @@ pub(super) fn penalised(s: &Sums, beta: &[f64], lambda: f64, p: usize) -> f64 {
     s.nll + 0.5 * lambda * pen
 }
 
+/// The ridge on coefficient `j` of the two logits (`p` features each): `lambda` on
+/// every coefficient but the intercepts, which get a token 1e-8 (a Hessian that stays
+/// positive definite).
+pub(super) fn ridge(j: usize, p: usize, lambda: f64) -> f64 {
+    if j.is_multiple_of(p) {
+        1e-8
+    } else {
+        lambda.max(1e-8)
+    }
+}
+
 /// Penalised Newton fit of the two logits from `start` (length 2p; `minimise`);
-/// deterministic.
+/// deterministic. `start_hessian`: the loss Hessian (no penalty) at `start` over the same
+/// rows, when the caller has it (the previous fit of a penalty path: see
+/// [`super::evidence::logit_evidence`]); the first step then computes none.
 pub fn fit_logit<E: DesignElem>(
     d: &Design<'_, E>,
     spec: &FitSpec<'_>,
     start: &[f64],
+    start_hessian: Option<&[f64]>,
 ) -> Result<Vec<f64>, ModelError> {
     let p = d.p;
     let q = 2 * p;
     let mut beta = start.to_vec();
+    let mut hess = start_hessian.map(<[f64]>::to_vec);
     if beta.len() != q {
         beta = vec![0.0; q];
+        hess = None;
+    }
+    if let Some(h) = hess.as_mut().filter(|h| h.len() == q * q) {
+        for j in 0..q {
+            h[j * q + j] += ridge(j, p, spec.lambda);
+        }
     }
     let hessians = std::cell::Cell::new(0u32);
     let eval = |b: &[f64], need: Need| {
@@ -328,16 +349,17 @@ pub fn fit_logit<E: DesignElem>(
                 grad[j] += spec.lambda * b[j];
             }
             if hessian {
-                hess[j * q + j] += if j % p == 0 {
-                    1e-8
-                } else {
-                    spec.lambda.max(1e-8)
-                };
+                hess[j * q + j] += ridge(j, p, spec.lambda);
             }
         }
         Quadratic { obj, grad, hess }
     };
-    let (beta, obj) = minimise(beta, (spec.max_iter, spec.tol), "second stage", eval)?;
+    let (beta, obj) = minimise(
+        Start { beta, hess },
+        (spec.max_iter, spec.tol),
+        "second stage",
+        eval,
+    )?;
     if !obj.is_finite() {
         return Err(ModelError::Diverged(format!(
             "second stage: objective is {obj}"
@@ -356,6 +378,22 @@ pub(super) struct Quadratic {
     pub(super) hess: Vec<f64>,
 }
 
+/// Where [`minimise`] starts.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Start {
+    /// The point.
+    pub(super) beta: Vec<f64>,
+    /// The penalised Hessian at `beta` (row-major, `beta.len()²`), when the caller has
+    /// it (`None`, or another size: computed).
+    pub(super) hess: Option<Vec<f64>>,
+}
+
+impl From<Vec<f64>> for Start {
+    fn from(beta: Vec<f64>) -> Start {
+        Start { beta, hess: None }
+    }
+}
+
 /// Newton's method from `start` on the objective `eval` gives (`eval(b, need)`: the
 /// Hessian is asked for alone at a point already evaluated), at most `max_iter` steps, each damped until it does not increase the
 /// objective. The Hessian (`p²` work per row, against `p` for a gradient) is kept for the
@@ -369,16 +407,23 @@ pub(super) struct Quadratic {
 /// evaluating it. `what` names the fit in errors. Returns the point and its objective
 /// (the quadratic model's after such a step).
 pub(super) fn minimise(
-    start: Vec<f64>,
+    start: Start,
     (max_iter, tol): (usize, f64),
     what: &str,
     eval: impl Fn(&[f64], Need) -> Quadratic,
 ) -> Result<(Vec<f64>, f64), ModelError> {
-    let q = start.len();
-    let mut beta = start;
-    let mut at = eval(&beta, Need::All);
-    let mut hess = std::mem::take(&mut at.hess);
-    let (mut fresh, mut hessians, mut last_gain, mut iter) = (true, 1, f64::INFINITY, 0);
+    let mut beta = start.beta;
+    let q = beta.len();
+    // a Hessian the caller has at the start point saves computing it there
+    let (mut at, mut hess, mut hessians) = match start.hess.filter(|h| h.len() == q * q) {
+        Some(h) => (eval(&beta, Need::Value), h, 0),
+        None => {
+            let mut at = eval(&beta, Need::All);
+            let h = std::mem::take(&mut at.hess);
+            (at, h, 1)
+        }
+    };
+    let (mut fresh, mut last_gain, mut iter) = (true, f64::INFINITY, 0);
     while iter < max_iter {
         iter += 1;
         let mut h = hess.clone();
@@ -570,7 +615,7 @@ mod tests {
                 },
             }
         };
-        let (b, obj) = minimise(vec![0.0], (10, 1e-10), "test", quad).unwrap();
+        let (b, obj) = minimise(vec![0.0].into(), (10, 1e-10), "test", quad).unwrap();
         assert_eq!((b, evals.get()), (vec![3.0], 2));
         assert!(obj.abs() < 1e-30, "{obj}");
         // f(b) = cosh(b − 1) (minimum 1 at b = 1): the end point and its objective are
@@ -584,7 +629,7 @@ mod tests {
                 vec![(b[0] - 1.0).cosh()]
             },
         };
-        let (b, obj) = minimise(vec![-1.5], (20, 1e-12), "test", cosh).unwrap();
+        let (b, obj) = minimise(vec![-1.5].into(), (20, 1e-12), "test", cosh).unwrap();
         assert!((b[0] - 1.0).abs() < 2e-6, "{b:?}");
         assert!((obj - 1.0).abs() < 1e-11, "{obj}");
     }
@@ -603,10 +648,23 @@ mod tests {
             // an objective within ~1e-14 of its minimum: coefficients within ~1e-7
             tol: 1e-14,
         };
-        let b = fit_logit(&d, &spec, &[]).unwrap();
+        let b = fit_logit(&d, &spec, &[], None).unwrap();
         assert!((b[0] - (0.4f64).ln()).abs() < 1e-6, "{b:?}");
         assert!((b[1] - (0.6f64).ln()).abs() < 1e-6, "{b:?}");
         // deterministic
-        assert_eq!(b, fit_logit(&d, &spec, &[]).unwrap());
+        assert_eq!(b, fit_logit(&d, &spec, &[], None).unwrap());
+        // the loss Hessian at the optimum, per row [[ps(1-ps), -ps·pl], [., pl(1-pl)]]
+        // with ps = 0.2, pl = 0.3, over 10 rows; without a penalty there is no evidence
+        let (ev, h) = super::super::evidence::logit_evidence(&d, &spec, &b);
+        assert!(ev.is_none());
+        for (got, want) in h.iter().zip([1.6, -0.6, -0.6, 2.1]) {
+            assert!((got - want).abs() < 1e-5, "{h:?}");
+        }
+        // started at the optimum with that Hessian: still the optimum (to the fit's
+        // tolerance, as above)
+        let again = fit_logit(&d, &spec, &b, Some(&h)).unwrap();
+        for (x, y) in again.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-6, "{again:?} vs {b:?}");
+        }
     }
 }

@@ -1,12 +1,14 @@
 //! Fitting the offer calibration ([`OfferCalibration`]): two binary logistic
-//! regressions (fit vs misfit, small vs large) with penalties by cross-validation.
+//! regressions (fit vs misfit, small vs large) with penalties by evidence (default) or
+//! cross-validation.
 
 use super::design::{in_cv, standardised_design, Rows};
+use super::evidence::log_evidence;
 use super::inputs::TrainingInputs;
-use super::newton::{dot, minimise, Need, Quadratic, CHUNK};
+use super::newton::{dot, minimise, Need, Quadratic, Start, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
-use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration};
+use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, Select};
 use crate::model::ModelError;
 use rayon::prelude::*;
 
@@ -105,14 +107,17 @@ impl BinaryFit<'_> {
 
     /// Penalised Newton fit (column 0, the intercept, unpenalised) from `start` (zeros
     /// when its length is not the column count), at most `max_iter` steps, stopping at a
-    /// step that gains less than `tol` of the objective.
+    /// step that gains less than `tol` of the objective. `start_hessian`: the loss
+    /// Hessian at `start` over the same rows when known ([`BinaryFit::evidence`] of the
+    /// previous fit of a penalty path): the first step then computes none.
     pub(super) fn fit(
         &self,
         rows: &[u32],
-        (lambda, start): (f64, Vec<f64>),
+        (lambda, start, start_hessian): (f64, Vec<f64>, Option<&[f64]>),
         (max_iter, tol): (usize, f64),
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
+        let diag = |j: usize| if j == 0 { 1e-8 } else { lambda.max(1e-8) };
         let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
         let eval = |b: &[f64], need: Need| {
             let hessian = need != Need::Value;
@@ -122,7 +127,7 @@ impl BinaryFit<'_> {
                     grad[j] += lambda * b[j];
                 }
                 if hessian {
-                    hess[j * q + j] += if j == 0 { 1e-8 } else { lambda.max(1e-8) };
+                    hess[j * q + j] += diag(j);
                 }
             }
             Quadratic {
@@ -132,11 +137,38 @@ impl BinaryFit<'_> {
             }
         };
         let start = if start.len() == q {
-            start
+            let hess = start_hessian.filter(|h| h.len() == q * q).map(|h| {
+                let mut h = h.to_vec();
+                for j in 0..q {
+                    h[j * q + j] += diag(j);
+                }
+                h
+            });
+            Start { beta: start, hess }
         } else {
-            vec![0.0; q]
+            vec![0.0; q].into()
         };
         Ok(minimise(start, (max_iter, tol), "offer calibration", eval)?.0)
+    }
+
+    /// The log evidence at `beta` of the fit with penalty `lambda` on `rows` (see
+    /// `newton::log_evidence`; the intercept is not counted as penalised), and the loss
+    /// Hessian there (no penalty): one pass over the rows.
+    pub(super) fn evidence(
+        &self,
+        rows: &[u32],
+        beta: &[f64],
+        lambda: f64,
+    ) -> (Option<f64>, Vec<f64>) {
+        let q = self.cols.len();
+        let (nll, _, loss_hess) = self.sums(rows, beta, Need::All);
+        let obj = nll + 0.5 * lambda * beta.iter().skip(1).map(|v| v * v).sum::<f64>();
+        let mut h = loss_hess.clone();
+        for j in 0..q {
+            h[j * q + j] += if j == 0 { 1e-8 } else { lambda.max(1e-8) };
+        }
+        let ev = log_evidence(obj, &mut h, q, (lambda, q.saturating_sub(1)));
+        (ev, loss_hess)
     }
 }
 
@@ -205,7 +237,48 @@ impl StackParams {
         let models = [&fit_model, &split_model];
         let mut best = [(f64::INFINITY, self.lambdas[0]); 2];
         let mut best_start: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-        if k > 1 && self.lambdas.len() > 1 {
+        // the chosen fits when the search already fitted them on all their rows
+        let mut chosen: [Option<Vec<f64>>; 2] = [None, None];
+        let part_all = |part: usize| pick(&|i| part == 0 || misfit(i));
+        if self.select == Select::Evidence && self.lambdas.len() > 1 {
+            let mut lambdas = self.lambdas.clone();
+            lambdas.sort_by(|a, b| b.total_cmp(a));
+            // per part: each penalty fitted on all its rows, from the previous
+            // penalty's fit and its Hessian; stop at the first fall of the evidence
+            // on the cross-validation sample of customers when there are more rows
+            // (the chosen penalty is a prior precision; see `fit_learner_by_evidence`)
+            for (part, model) in models.iter().enumerate() {
+                let rows = pick(&|i| fold[i] != u64::MAX && (part == 0 || misfit(i)));
+                let (mut start, mut hess) = (Vec::new(), Vec::new());
+                let mut last = f64::NEG_INFINITY;
+                for &lambda in &lambdas {
+                    let b = model.fit(
+                        &rows,
+                        (lambda, start, Some(&hess[..])),
+                        (self.max_iter, FINAL_TOL),
+                    )?;
+                    let (ev, h) = model.evidence(&rows, &b, lambda);
+                    let ev = ev.unwrap_or(f64::NEG_INFINITY);
+                    tracing::debug!(target: "runsize::stack", part, lambda, evidence = ev, "offer calibration penalty");
+                    if chosen[part].is_none() || -ev < best[part].0 {
+                        best[part] = (-ev, lambda);
+                        chosen[part] = Some(b.clone());
+                    }
+                    (start, hess) = (b, h);
+                    if ev < last {
+                        break;
+                    }
+                    last = ev;
+                }
+                // per event of the sample (the split part's loss is over its misfits:
+                // the two add up to a three-class loss per event)
+                best[part].0 /= fold.iter().filter(|&&f| f != u64::MAX).count().max(1) as f64;
+                if rows.len() < part_all(part).len() {
+                    // a sample: the fit on every row starts from the chosen one
+                    best_start[part] = chosen[part].take().unwrap_or_default();
+                }
+            }
+        } else if k > 1 && self.lambdas.len() > 1 {
             let mut lambdas = self.lambdas.clone();
             lambdas.sort_by(|a, b| b.total_cmp(a));
             // per part: training and held-out rows of each fold (the split part sees
@@ -229,7 +302,7 @@ impl StackParams {
                         let start = super::path_start(&mut starts, f as usize, li == 0);
                         let b = model.fit(
                             &part_rows(part, false, f),
-                            (lambda, start),
+                            (lambda, start, None),
                             (self.max_iter, CV_TOL),
                         )?;
                         loss += model.sums(&part_rows(part, true, f), &b, Need::Value).0;
@@ -247,13 +320,34 @@ impl StackParams {
             }
         }
         let [start_fit, start_split] = best_start;
-        let all = pick(&|_| true);
-        let fit = fit_model.fit(&all, (best[0].1, start_fit), (self.max_iter, FINAL_TOL))?;
-        let split = split_model.fit(
-            &pick(&misfit),
-            (best[1].1, start_split),
-            (self.max_iter, FINAL_TOL),
-        )?;
+        let [chosen_fit, chosen_split] = chosen;
+        // the criterion per event: the evidence's per row of each part (summed), or
+        // the held-out loss over the held-out rows
+        let (select, criterion) = if self.select == Select::Evidence && self.lambdas.len() > 1 {
+            (Select::Evidence, best[0].0 + best[1].0)
+        } else {
+            (
+                Select::CrossValidation,
+                (best[0].0 + best[1].0)
+                    / fold.iter().filter(|&&f| f != u64::MAX).count().max(1) as f64,
+            )
+        };
+        let fit = match chosen_fit {
+            Some(b) => b,
+            None => fit_model.fit(
+                &part_all(0),
+                (best[0].1, start_fit, None),
+                (self.max_iter, FINAL_TOL),
+            )?,
+        };
+        let split = match chosen_split {
+            Some(b) => b,
+            None => split_model.fit(
+                &part_all(1),
+                (best[1].1, start_split, None),
+                (self.max_iter, FINAL_TOL),
+            )?,
+        };
         if fit.get(1).is_none_or(|&w| w <= 0.0) {
             return Ok(None);
         }
@@ -262,8 +356,9 @@ impl StackParams {
             fit,
             split,
             lambda: [best[0].1, best[1].1],
-            cv_log_loss: (best[0].0 + best[1].0)
-                / fold.iter().filter(|&&f| f != u64::MAX).count().max(1) as f64,
+            select,
+            // infinite when nothing was searched (one penalty)
+            criterion,
         }))
     }
 }
@@ -285,7 +380,7 @@ mod tests {
             hess_rows: 0,
         }
         // an objective within ~1e-14 of its minimum: coefficients within ~1e-7
-        .fit(&[0, 1, 2, 3], (0.0, Vec::new()), (50, 1e-14))
+        .fit(&[0, 1, 2, 3], (0.0, Vec::new(), None), (50, 1e-14))
         .unwrap();
         assert!((b[0] - 3f64.ln()).abs() < 1e-6, "{b:?}");
     }

@@ -1,21 +1,28 @@
 //! [`StackParams`]: the second stage's hyper-parameters, with their defaults and checks.
 
 use super::learner::Solver;
-use crate::model::stack::{FeatureSet, Smoothing};
+use crate::model::stack::{FeatureSet, Select, Smoothing};
 use crate::model::{FitParams, ModelError};
 
 /// Hyper-parameters of the second stage's fit. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StackParams {
-    /// Cross-validation folds, by customer, choosing the penalty and feature set
-    /// (default 3; 1 = no cross-validation: the first penalty and set). Five folds chose
+    /// How the penalties (and feature set) are chosen (default [`Select::Evidence`]:
+    /// each candidate fitted once on every row and the chosen one kept, against
+    /// `folds` x candidates fits and a final fit for [`Select::CrossValidation`]; see
+    /// BENCHMARKS.md for both on the same data).
+    pub select: Select,
+    /// Cross-validation folds, by customer, choosing the penalty and feature set with
+    /// [`Select::CrossValidation`] (default 3; 1 = no cross-validation: the first
+    /// penalty and set). Five folds chose
     /// the same penalties on RentTheRunway (random and forward splits) and 10M synthetic
     /// events, at 1.6x the cross-validation's time.
     pub folds: usize,
     /// Candidate ridge penalties on the summed log loss (default 1, 10, 100, 1000). The
-    /// cross-validation walks them from the strongest down, each fit warm-started from
-    /// the previous one, and stops at the first penalty whose held-out log loss is worse
-    /// than the one before (the loss along a ridge path falls to one minimum and rises).
+    /// search walks them from the strongest down, each fit warm-started from the
+    /// previous one, and stops at the first penalty whose criterion is worse than the
+    /// one before (along a ridge path the held-out loss falls to one minimum and rises;
+    /// the evidence rises to one maximum and falls).
     pub lambdas: Vec<f64>,
     /// Candidate feature sets (default [`FeatureSet::FULL`] alone: [`FeatureSet::MAIN`]
     /// lost 0.005 AUC in cross-validation on RentTheRunway).
@@ -48,12 +55,13 @@ pub struct StackParams {
     /// hundred coefficients at most: a million events pin them down, and its cost
     /// (time, and memory for its design matrix) no longer grows with the data.
     pub max_rows: usize,
-    /// Most events the cross-validation (the choice of penalty and feature set) is run
-    /// on (default 250,000; 0 = all): above it, the events of a random sample of
-    /// customers holding about this many, drawn independently of the `max_rows`
-    /// sample. The chosen penalty is a prior precision on the coefficients, which does
-    /// not depend on the number of events: the final fits use every row with it. The
-    /// cross-validation is most of a learner's time (penalties x folds fits).
+    /// Most events the penalty search (the choice of penalty and feature set, by
+    /// evidence or cross-validation) is run on (default 250,000; 0 = all): above it, the
+    /// events of a random sample of customers holding about this many, drawn
+    /// independently of the `max_rows` sample. The chosen penalty is a prior precision
+    /// on the coefficients, which does not depend on the number of events: the final
+    /// fits use every row with it. The search is most of a learner's time (penalties
+    /// fits by evidence, penalties x folds by cross-validation).
     pub cv_rows: usize,
     /// Cross-fitting refits each fitted from scratch (true, default) instead of
     /// warm-started from the model of the half of the folds without the refit's fold
@@ -87,6 +95,7 @@ pub struct StackParams {
 impl Default for StackParams {
     fn default() -> Self {
         StackParams {
+            select: Select::Evidence,
             folds: 3,
             lambdas: vec![1.0, 10.0, 100.0, 1000.0],
             sets: vec![FeatureSet::FULL],
