@@ -172,7 +172,7 @@ impl FittedLogit {
     }
 
     /// The log evidence of the fit (Laplace approximation, up to a constant that does
-    /// not depend on the penalty; see `newton::log_evidence`), when asked for
+    /// not depend on the penalty; see `super::evidence::log_evidence`), when asked for
     /// ([`LogitParams::evidence`]) and defined (a positive penalty).
     pub fn evidence(&self) -> Option<f64> {
         self.evidence

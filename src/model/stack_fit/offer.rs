@@ -25,6 +25,17 @@ pub(super) struct BinaryFit<'a> {
     pub(super) hess_rows: usize,
 }
 
+/// The ridge on coefficient `j` of a binary fit: `lambda` on every coefficient but the
+/// intercept (column 0), which gets a token 1e-8 (a Hessian that stays positive
+/// definite).
+fn ridge(j: usize, lambda: f64) -> f64 {
+    if j == 0 {
+        1e-8
+    } else {
+        lambda.max(1e-8)
+    }
+}
+
 impl BinaryFit<'_> {
     /// Log loss, gradient and Hessian over `rows` at `beta`, as `need` asks: `Value`
     /// leaves the Hessian empty (a `q` gradient instead of `q²` work per row), `Hessian`
@@ -117,7 +128,7 @@ impl BinaryFit<'_> {
         (max_iter, tol): (usize, f64),
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
-        let diag = |j: usize| if j == 0 { 1e-8 } else { lambda.max(1e-8) };
+        let diag = |j: usize| ridge(j, lambda);
         let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
         let eval = |b: &[f64], need: Need| {
             let hessian = need != Need::Value;
@@ -152,7 +163,7 @@ impl BinaryFit<'_> {
     }
 
     /// The log evidence at `beta` of the fit with penalty `lambda` on `rows` (see
-    /// `newton::log_evidence`; the intercept is not counted as penalised), and the loss
+    /// [`log_evidence`]; the intercept is not counted as penalised), and the loss
     /// Hessian there (no penalty): one pass over the rows.
     pub(super) fn evidence(
         &self,
@@ -165,7 +176,7 @@ impl BinaryFit<'_> {
         let obj = nll + 0.5 * lambda * beta.iter().skip(1).map(|v| v * v).sum::<f64>();
         let mut h = loss_hess.clone();
         for j in 0..q {
-            h[j * q + j] += if j == 0 { 1e-8 } else { lambda.max(1e-8) };
+            h[j * q + j] += ridge(j, lambda);
         }
         let ev = log_evidence(obj, &mut h, q, (lambda, q.saturating_sub(1)));
         (ev, loss_hess)
@@ -243,10 +254,10 @@ impl StackParams {
         if self.select == Select::Evidence && self.lambdas.len() > 1 {
             let mut lambdas = self.lambdas.clone();
             lambdas.sort_by(|a, b| b.total_cmp(a));
-            // per part: each penalty fitted on all its rows, from the previous
-            // penalty's fit and its Hessian; stop at the first fall of the evidence
-            // on the cross-validation sample of customers when there are more rows
-            // (the chosen penalty is a prior precision; see `fit_learner_by_evidence`)
+            // per part: each penalty fitted once, from the previous penalty's fit and
+            // its Hessian, until the evidence falls; on the search sample of customers
+            // when there are more rows (the chosen penalty is a prior precision; see
+            // `fit_learner_by_evidence`)
             for (part, model) in models.iter().enumerate() {
                 let rows = pick(&|i| fold[i] != u64::MAX && (part == 0 || misfit(i)));
                 let (mut start, mut hess) = (Vec::new(), Vec::new());
