@@ -14,6 +14,17 @@ use runsize::model::stack_fit::{
 use runsize::model::{artifact, FitParams, Fitted, Predictor};
 use runsize::serve::api::{recommend, FeatureValue, PastPurchase, ProductQuery, Shopper};
 
+/// A 40k-event synthetic split (12 brands, 20 products each) with seed `seed`, the fit
+/// parameters (12 iterations), the structural model fitted on its training part and that
+/// model's predictor.
+fn structural_fixture(seed: u64) -> (common::SynthSplit, FitParams, Fitted, Predictor) {
+    let fx = common::synth_split(40_000, seed, 12, Some(20));
+    let fit = FitParams::default().max_iter(12);
+    let structural = fit.fit(&fx.train).unwrap();
+    let sp = predictor(&structural);
+    (fx, fit, structural, sp)
+}
+
 fn predictor(m: &Fitted) -> Predictor {
     Predictor::new(m.clone()).unwrap()
 }
@@ -71,10 +82,7 @@ fn broken(model: &Fitted, f: fn(&mut Stack)) -> Fitted {
 
 #[test]
 fn second_stage_keeps_calibration_and_round_trips_exactly() {
-    let fx = common::synth_split(40_000, 7, 12, Some(20));
-    let fit = FitParams::default().max_iter(12);
-    let structural = fit.fit(&fx.train).unwrap();
-    let sp = predictor(&structural);
+    let (fx, fit, structural, sp) = structural_fixture(7);
     let params = StackParams {
         folds: 3,
         lambdas: vec![10.0, 100.0],
@@ -318,10 +326,7 @@ fn second_stage_keeps_calibration_and_round_trips_exactly() {
 #[test]
 fn learners_fit_on_a_customer_sample() {
     use std::collections::HashMap;
-    let fx = common::synth_split(40_000, 11, 12, Some(20));
-    let fit = FitParams::default().max_iter(12);
-    let structural = fit.fit(&fx.train).unwrap();
-    let sp = predictor(&structural);
+    let (fx, fit, structural, sp) = structural_fixture(11);
     let max_rows = 8_000;
     let sample = CustomerSample::new(&fx.train, max_rows);
     assert!(
@@ -597,10 +602,7 @@ fn stacked_scoring_without_the_customer_table_matches_the_reference() {
 /// search's record says how it chose.
 #[test]
 fn penalties_by_evidence_score_as_cross_validation_does() {
-    let fx = common::synth_split(40_000, 11, 12, Some(20));
-    let fit = FitParams::default().max_iter(12);
-    let structural = fit.fit(&fx.train).unwrap();
-    let sp = predictor(&structural);
+    let (fx, fit, structural, sp) = structural_fixture(11);
     let base = StackParams {
         structural: fit.clone(),
         ..StackParams::default()

@@ -330,8 +330,6 @@ impl StackParams {
                 }
             }
         }
-        let [start_fit, start_split] = best_start;
-        let [chosen_fit, chosen_split] = chosen;
         // the criterion per event: the evidence's per row of each part (summed), or
         // the held-out loss over the held-out rows
         let (select, criterion) = if self.select == Select::Evidence && self.lambdas.len() > 1 {
@@ -343,22 +341,21 @@ impl StackParams {
                     / fold.iter().filter(|&&f| f != u64::MAX).count().max(1) as f64,
             )
         };
-        let fit = match chosen_fit {
-            Some(b) => b,
-            None => fit_model.fit(
-                &part_all(0),
-                (best[0].1, start_fit, None),
-                (self.max_iter, FINAL_TOL),
-            )?,
-        };
-        let split = match chosen_split {
-            Some(b) => b,
-            None => split_model.fit(
-                &part_all(1),
-                (best[1].1, start_split, None),
-                (self.max_iter, FINAL_TOL),
-            )?,
-        };
+        // each part's model: the search's own fit, or one on all its rows from the
+        // search's start
+        let mut fits = Vec::with_capacity(2);
+        for (part, (model, chosen)) in models.iter().zip(chosen).enumerate() {
+            fits.push(match chosen {
+                Some(b) => b,
+                None => model.fit(
+                    &part_all(part),
+                    (best[part].1, std::mem::take(&mut best_start[part]), None),
+                    (self.max_iter, FINAL_TOL),
+                )?,
+            });
+        }
+        let split = fits.pop().unwrap_or_default();
+        let fit = fits.pop().unwrap_or_default();
         if fit.get(1).is_none_or(|&w| w <= 0.0) {
             return Ok(None);
         }
