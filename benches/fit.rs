@@ -1,12 +1,15 @@
 //! Criterion benches of the fitting and scoring hot loops over a grid of event counts:
 //! one full fit iteration (customer pass + article pass + updates) and batch scoring;
-//! and the second stage's purchase learner: one objective + gradient pass and one with
-//! the (row-sampled) Hessian over a design of its size.
+//! the second stage's fit with leave-one-out inputs (no structural refits: its inputs
+//! and learners) with each penalty search; and the purchase learner: one objective +
+//! gradient pass and one with the (row-sampled) Hessian over a design of its size.
 //! Data: synthetic events from `runsize::synth`, written once per size to a temp dir;
 //! the learner's design is pseudo-random (its cost does not depend on the values).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runsize::data::{ingest, Events, IngestConfig};
+use runsize::model::stack::Select;
+use runsize::model::stack_fit::StackParams;
 use runsize::model::FitParams;
 use runsize::synth::{generate, SynthConfig};
 
@@ -42,6 +45,23 @@ fn bench(c: &mut Criterion) {
         });
         let fitted = FitParams::default().max_iter(5).fit(&ev).expect("fit");
         let model = runsize::model::Predictor::new(fitted).expect("valid model");
+        if n == 100_000 {
+            // the stage's learners by each penalty search (leave-one-out inputs: the
+            // same inputs for both, no structural refits)
+            for (name, select) in [
+                ("stage_loo_evidence", Select::Evidence),
+                ("stage_loo_cross_validation", Select::CrossValidation),
+            ] {
+                let params = StackParams {
+                    select,
+                    ..StackParams::default()
+                }
+                .leave_one_out();
+                group.bench_with_input(BenchmarkId::new(name, n), &ev, |b, ev| {
+                    b.iter(|| params.fit(&model, ev).expect("stage"))
+                });
+            }
+        }
         group.throughput(Throughput::Elements(ev.len() as u64));
         group.bench_with_input(BenchmarkId::new("score", n), &ev, |b, ev| {
             b.iter(|| model.score(ev))
