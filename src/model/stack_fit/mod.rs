@@ -42,6 +42,7 @@
 mod cross_fit;
 mod design;
 mod evidence;
+mod gram;
 mod inputs;
 mod learner;
 mod loo;

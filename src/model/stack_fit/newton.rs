@@ -3,6 +3,7 @@
 //! group-by in a distributed setting), and the damped Newton minimiser the purchase
 //! learner ([`super::learner`]) and the offer calibration share.
 
+use super::gram::symmetric_gram;
 use crate::model::stack::softmax2;
 use crate::model::ModelError;
 use ndarray::ArrayView2;
@@ -256,7 +257,7 @@ pub fn sums_for<E: DesignElem>(
                         for (mut r, &wi) in xw.rows_mut().into_iter().zip(w) {
                             r *= wi;
                         }
-                        let h = xw.t().dot(&x);
+                        let h = symmetric_gram(xw.view(), x);
                         for &(r0, c0) in blocks {
                             for j in 0..p {
                                 let dst = &mut s.hess[(r0 + j) * q + c0..(r0 + j) * q + c0 + p];
