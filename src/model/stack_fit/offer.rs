@@ -4,12 +4,14 @@
 
 use super::design::{in_cv, standardised_design, Rows};
 use super::evidence::log_evidence;
+use super::gram::symmetric_gram;
 use super::inputs::TrainingInputs;
 use super::newton::{dot, minimise, Need, Quadratic, Start, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, Select};
 use crate::model::ModelError;
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 /// Sums of a penalised binary logistic regression over `rows` (indices into `x`, `p`
@@ -63,7 +65,11 @@ impl BinaryFit<'_> {
             .map(|(ci, chunk)| {
                 let (mut nll, mut g, mut h) = (0.0, vec![0.0; p], vec![0.0; hq * hq]);
                 let mut hn = 0;
-                let mut z = vec![0.0; q];
+                // the chunk's Hessian rows (used columns, f32) and weights, multiplied
+                // out at the end as one symmetric Gram product (as the purchase
+                // learner's Hessian: f32 only shapes the steps and the evidence's
+                // log-determinant, the gradient and objective stay in f64)
+                let (mut hz, mut hw): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
                 for (pos, &i) in chunk.iter().enumerate() {
                     let in_hessian = hq > 0 && (ci * CHUNK + pos).is_multiple_of(stride);
                     if !value && !in_hessian {
@@ -84,16 +90,18 @@ impl BinaryFit<'_> {
                     if !in_hessian {
                         continue;
                     }
-                    for (zk, &c) in z.iter_mut().zip(self.cols) {
-                        *zk = row[c];
-                    }
-                    let w = pr * (1.0 - pr);
+                    hz.extend(self.cols.iter().map(|&c| row[c] as f32));
+                    hw.push((pr * (1.0 - pr)) as f32);
                     hn += 1;
-                    for j in 0..hq {
-                        let a = w * z[j];
-                        for (hk, &zk) in h[j * q..j * q + q].iter_mut().zip(&z) {
-                            *hk += a * zk;
-                        }
+                }
+                if let Ok(z) = ArrayView2::from_shape((hw.len(), hq), &hz[..]) {
+                    let mut zw = z.to_owned();
+                    for (mut r, &w) in zw.rows_mut().into_iter().zip(&hw) {
+                        r *= w;
+                    }
+                    let gram = symmetric_gram(zw.view(), z);
+                    for (a, &b) in h.iter_mut().zip(gram.iter()) {
+                        *a += f64::from(b);
                     }
                 }
                 // the gradient of the used columns
