@@ -4,7 +4,7 @@
 //!
 //! [`Select::Evidence`]: crate::model::stack::Select::Evidence
 
-use super::newton::{penalised, ridge, sums_for, Design, DesignElem, FitSpec, Need};
+use super::newton::{add_ridge, penalised, ridge, sums_for, Design, DesignElem, FitSpec, Need};
 
 /// The log evidence of a fitted purchase learner at `beta` (see [`log_evidence`]; the
 /// intercepts are not counted as penalised) and its loss Hessian there (no penalty; the
@@ -20,9 +20,7 @@ pub fn logit_evidence<E: DesignElem>(
     let s = sums_for(d, spec, beta, Need::All);
     let obj = penalised(&s, beta, spec.lambda, p);
     let mut h = s.hess.clone();
-    for j in 0..q {
-        h[j * q + j] += ridge(j, p, spec.lambda);
-    }
+    add_ridge(&mut h, q, |j| ridge(j, p, spec.lambda));
     let ev = log_evidence(obj, &mut h, q, (spec.lambda, q.saturating_sub(2)));
     (ev, s.hess)
 }

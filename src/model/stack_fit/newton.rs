@@ -304,6 +304,17 @@ pub(super) fn ridge(j: usize, p: usize, lambda: f64) -> f64 {
     }
 }
 
+/// Add `diag(j)` to each diagonal entry of the row-major `q × q` matrix `hess` (too short
+/// a matrix is left as is): a loss Hessian becomes the penalised one.
+pub(super) fn add_ridge(hess: &mut [f64], q: usize, diag: impl Fn(usize) -> f64) {
+    if hess.len() < q * q {
+        return;
+    }
+    for j in 0..q {
+        hess[j * q + j] += diag(j);
+    }
+}
+
 /// Penalised Newton fit of the two logits from `start` (length 2p; `minimise`);
 /// deterministic. `start_hessian`: the loss Hessian (no penalty) at `start` over the same
 /// rows, when the caller has it (the previous fit of a penalty path: see
@@ -323,9 +334,7 @@ pub fn fit_logit<E: DesignElem>(
         hess = None;
     }
     if let Some(h) = hess.as_mut().filter(|h| h.len() == q * q) {
-        for j in 0..q {
-            h[j * q + j] += ridge(j, p, spec.lambda);
-        }
+        add_ridge(h, q, |j| ridge(j, p, spec.lambda));
     }
     let hessians = std::cell::Cell::new(0u32);
     let eval = |b: &[f64], need: Need| {
@@ -349,9 +358,9 @@ pub fn fit_logit<E: DesignElem>(
             if j % p != 0 {
                 grad[j] += spec.lambda * b[j];
             }
-            if hessian {
-                hess[j * q + j] += ridge(j, p, spec.lambda);
-            }
+        }
+        if hessian {
+            add_ridge(&mut hess, q, |j| ridge(j, p, spec.lambda));
         }
         Quadratic { obj, grad, hess }
     };

@@ -6,7 +6,7 @@ use super::design::{in_cv, standardised_design, Rows};
 use super::evidence::log_evidence;
 use super::gram::symmetric_gram;
 use super::inputs::TrainingInputs;
-use super::newton::{dot, minimise, Need, Quadratic, Start, CHUNK};
+use super::newton::{add_ridge, dot, minimise, Need, Quadratic, Start, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, Select};
@@ -36,6 +36,12 @@ fn ridge(j: usize, lambda: f64) -> f64 {
     } else {
         lambda.max(1e-8)
     }
+}
+
+/// The ridge penalty `½·λ·Σ b_j²` of a binary fit's coefficients, the intercept
+/// (column 0) left out.
+fn penalty(beta: &[f64], lambda: f64) -> f64 {
+    0.5 * lambda * beta.iter().skip(1).map(|v| v * v).sum::<f64>()
 }
 
 impl BinaryFit<'_> {
@@ -137,20 +143,16 @@ impl BinaryFit<'_> {
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
         let diag = |j: usize| ridge(j, lambda);
-        let pen = |b: &[f64]| 0.5 * lambda * b.iter().skip(1).map(|v| v * v).sum::<f64>();
         let eval = |b: &[f64], need: Need| {
-            let hessian = need != Need::Value;
             let (nll, mut grad, mut hess) = self.sums(rows, b, need);
-            for j in 0..q {
-                if j > 0 {
-                    grad[j] += lambda * b[j];
-                }
-                if hessian {
-                    hess[j * q + j] += diag(j);
-                }
+            for j in 1..q.min(grad.len()) {
+                grad[j] += lambda * b[j];
+            }
+            if need != Need::Value {
+                add_ridge(&mut hess, q, diag);
             }
             Quadratic {
-                obj: nll + pen(b),
+                obj: nll + penalty(b, lambda),
                 grad,
                 hess,
             }
@@ -158,9 +160,7 @@ impl BinaryFit<'_> {
         let start = if start.len() == q {
             let hess = start_hessian.filter(|h| h.len() == q * q).map(|h| {
                 let mut h = h.to_vec();
-                for j in 0..q {
-                    h[j * q + j] += diag(j);
-                }
+                add_ridge(&mut h, q, diag);
                 h
             });
             Start { beta: start, hess }
@@ -181,11 +181,9 @@ impl BinaryFit<'_> {
     ) -> (Option<f64>, Vec<f64>) {
         let q = self.cols.len();
         let (nll, _, loss_hess) = self.sums(rows, beta, Need::All);
-        let obj = nll + 0.5 * lambda * beta.iter().skip(1).map(|v| v * v).sum::<f64>();
+        let obj = nll + penalty(beta, lambda);
         let mut h = loss_hess.clone();
-        for j in 0..q {
-            h[j * q + j] += ridge(j, lambda);
-        }
+        add_ridge(&mut h, q, |j| ridge(j, lambda));
         let ev = log_evidence(obj, &mut h, q, (lambda, q.saturating_sub(1)));
         (ev, loss_hess)
     }
