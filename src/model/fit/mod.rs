@@ -89,8 +89,9 @@ const FRESH_EXTRA_STEPS: usize = 2;
 /// merging; it must stay well above the core count for load balance.
 const MAX_SHARDS: usize = 16;
 
-/// A pass runs over at least this many shards when there are enough chunks (load
-/// balance on a few cores).
+/// A pass runs over at least this many shards when there are enough chunks, and over a
+/// multiple of it (load balance on 2 or 4 cores: a pass runs its shards in rounds of one
+/// per thread).
 const MIN_SHARDS: usize = 4;
 
 /// The step on the logit of the drift share from the candidates' leave-one-out losses:

@@ -28,9 +28,13 @@ impl Plan {
             .collect();
         let events: usize = chunks.iter().map(ev).sum();
         // a shard's sums are as big as the article-size table: keep at least ~8 events
-        // per article-size in each (a small sample of a big catalogue gets few shards)
+        // per article-size in each (a small sample of a big catalogue gets few shards).
+        // The count is a multiple of MIN_SHARDS: a pass runs its shards in rounds of one
+        // per thread, so 5 shards on 2 threads left a thread idle for a fifth of every
+        // pass (10M events: a full pass 1.07 s at 5 shards, 0.93 s at 8)
         let n_shards = events
             .div_ceil(8 * data.article_sizes.len().max(1))
+            .next_multiple_of(MIN_SHARDS)
             .clamp(MIN_SHARDS, MAX_SHARDS);
         let per_shard = events.div_ceil(n_shards).max(1);
         let mut shards = Vec::new();
@@ -106,5 +110,10 @@ mod tests {
         let few = Plan::new(&data(1000, 3, 100), 30, 1);
         assert_eq!(few.shards.len(), 4);
         assert_eq!(few.shards.concat(), few.chunks);
+        // 3000 events over 75 article-sizes => ceil(3000 / 600) = 5, rounded up to 8
+        // (rounds of 2 or 4 threads stay full)
+        let eight = Plan::new(&data(1000, 3, 75), 30, 1);
+        assert_eq!(eight.shards.len(), 8);
+        assert_eq!(eight.shards.concat(), eight.chunks);
     }
 }
