@@ -5,6 +5,7 @@
 use super::predictor::Predictor;
 use super::ModelError;
 use crate::data::schema::{Events, NONE};
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// Metrics over one set of events.
@@ -47,12 +48,19 @@ pub struct EvalReport {
 }
 
 /// ROC AUC of `scores` for binary `labels` (ties get average rank); NaN when one
-/// class is absent.
+/// class is absent. The (score, label) pairs are sorted in place, in parallel: sorting
+/// indices by the scores they point to was a serial, cache-missing second of a 10M-event
+/// train's held-out evaluation (1.9M events, three classes). Equal scores form one group
+/// whatever their order, so the result is the same.
 pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
     let n = scores.len().min(labels.len());
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let n_pos = labels[..n].iter().filter(|&&l| l).count() as f64;
+    let mut pairs: Vec<(f64, bool)> = scores[..n]
+        .iter()
+        .copied()
+        .zip(labels[..n].iter().copied())
+        .collect();
+    pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let n_pos = pairs.iter().filter(|p| p.1).count() as f64;
     let n_neg = n as f64 - n_pos;
     if n_pos == 0.0 || n_neg == 0.0 {
         return f64::NAN;
@@ -61,12 +69,12 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
     let mut i = 0;
     while i < n {
         let mut j = i;
-        while j + 1 < n && scores[idx[j + 1]] == scores[idx[i]] {
+        while j + 1 < n && pairs[j + 1].0 == pairs[i].0 {
             j += 1;
         }
         let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            if labels[k] {
+        for p in &pairs[i..=j] {
+            if p.1 {
                 rank_sum += avg_rank;
             }
         }
