@@ -392,6 +392,12 @@ pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
     Some(x)
 }
 
+/// [`cholesky_solve`] and the log determinant of `a` from the same factorisation.
+pub fn cholesky_solve_log_det(a: &mut [f64], b: &[f64], n: usize) -> Option<(Vec<f64>, f64)> {
+    let x = cholesky_solve(a, b, n)?;
+    Some((x, (0..n).map(|j| 2.0 * a[j * n + j].ln()).sum()))
+}
+
 /// `ln det A` of symmetric positive definite `A` (n × n row-major, overwritten by its
 /// Cholesky factor): twice the summed logs of the factor's diagonal. `None` when `A` is
 /// not positive definite.

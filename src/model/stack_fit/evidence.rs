@@ -1,20 +1,46 @@
 //! The evidence that chooses the second stage's penalties ([`Select::Evidence`]): the
 //! Laplace approximation to a ridge fit's marginal likelihood, for the purchase learner
-//! and the offer calibration's binary fits.
+//! and the offer calibration's binary fits, and the search over the candidate penalties
+//! that it drives ([`search_by_evidence`]).
 //!
 //! [`Select::Evidence`]: crate::model::stack::Select::Evidence
 
 use super::newton::{add_ridge, penalised, ridge, sums_for, Design, DesignElem, FitSpec, Need};
+use crate::model::ModelError;
+
+/// A ridge fit at its optimum, as the penalty search sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct PathPoint {
+    /// The penalty.
+    pub(super) lambda: f64,
+    /// The coefficients at the optimum.
+    pub(super) beta: Vec<f64>,
+    /// The log evidence there ([`log_evidence`]; `None` when not defined).
+    pub(super) evidence: Option<f64>,
+    /// The loss (negative log-likelihood, no penalty) there.
+    pub(super) loss: f64,
+    /// The loss Hessian there (`q × q`, no penalty; empty when not computed).
+    pub(super) loss_hess: Vec<f64>,
+}
+
+/// How a fit is penalised: the diagonal its penalty `lambda` adds to the loss Hessian
+/// (`ridge(j, lambda)`: `lambda` on the penalised coefficients, a token on the others),
+/// which coefficients the penalty `(lambda/2)·Σβ²` counts, and how many.
+pub(super) struct Penalty<'a> {
+    pub(super) ridge: &'a dyn Fn(usize, f64) -> f64,
+    pub(super) penalised: &'a dyn Fn(usize) -> bool,
+    pub(super) count: usize,
+}
 
 /// The log evidence of a fitted purchase learner at `beta` (see [`log_evidence`]; the
-/// intercepts are not counted as penalised) and its loss Hessian there (no penalty; the
-/// next fit of a penalty path starts from `beta` with it). One pass over the rows: the
-/// objective, and the Hessian on its row sample.
+/// intercepts are not counted as penalised), with its loss and loss Hessian there (no
+/// penalty; the next fit of a penalty path starts from `beta` with it). One pass over
+/// the rows: the objective, and the Hessian on its row sample.
 pub fn logit_evidence<E: DesignElem>(
     d: &Design<'_, E>,
     spec: &FitSpec<'_>,
     beta: &[f64],
-) -> (Option<f64>, Vec<f64>) {
+) -> PathPoint {
     let p = d.p;
     let q = 2 * p;
     let s = sums_for(d, spec, beta, Need::All);
@@ -22,7 +48,13 @@ pub fn logit_evidence<E: DesignElem>(
     let mut h = s.hess.clone();
     add_ridge(&mut h, q, |j| ridge(j, p, spec.lambda));
     let ev = log_evidence(obj, &mut h, q, (spec.lambda, q.saturating_sub(2)));
-    (ev, s.hess)
+    PathPoint {
+        lambda: spec.lambda,
+        beta: beta.to_vec(),
+        evidence: ev,
+        loss: s.nll,
+        loss_hess: s.hess,
+    }
 }
 
 /// The Laplace approximation to the log marginal likelihood ("evidence") of a ridge fit
@@ -47,6 +79,100 @@ pub(super) fn log_evidence(
     Some(-obj + 0.5 * penalised as f64 * lambda.ln() - 0.5 * log_det)
 }
 
+/// The log evidence at penalty `lambda` predicted from the fit `at` at another penalty
+/// `λ₀`, on the quadratic model of the loss at `at`'s optimum: the loss gradient there is
+/// `−λ₀·β` on the penalised coefficients (zero elsewhere), so the optimum at `lambda` is
+/// `β + d` with `(H + ridge(λ))·d = (λ₀ − λ)·β` (penalised coefficients; one Newton step),
+/// its loss `loss − λ₀·βᵀd + ½·dᵀHd`, and the evidence follows as [`log_evidence`] with
+/// the same Hessian. Exact for a quadratic loss and at `λ₀` itself; for a logistic loss
+/// it is as good as the Hessian stays put between the two optima. `None` when `at` has no
+/// Hessian or the penalised one is not positive definite.
+pub(super) fn predicted_evidence(at: &PathPoint, lambda: f64, pen: &Penalty<'_>) -> Option<f64> {
+    let q = at.beta.len();
+    if at.loss_hess.len() != q * q || !(lambda > 0.0 && at.loss.is_finite()) {
+        return None;
+    }
+    let pen_of = |j: usize| (pen.penalised)(j);
+    let mut h = at.loss_hess.clone();
+    add_ridge(&mut h, q, |j| (pen.ridge)(j, lambda));
+    let rhs: Vec<f64> = (0..q)
+        .map(|j| {
+            if pen_of(j) {
+                (at.lambda - lambda) * at.beta[j]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let (d, log_det) = crate::model::features::cholesky_solve_log_det(&mut h, &rhs, q)?;
+    let (mut lin, mut norm) = (0.0, 0.0);
+    for j in (0..q).filter(|&j| pen_of(j)) {
+        lin -= at.lambda * at.beta[j] * d[j];
+        norm += (at.beta[j] + d[j]).powi(2);
+    }
+    let quad: f64 = at
+        .loss_hess
+        .chunks_exact(q)
+        .zip(&d)
+        .map(|(row, di)| di * row.iter().zip(&d).map(|(h, dj)| h * dj).sum::<f64>())
+        .sum();
+    let obj = at.loss + lin + 0.5 * quad + 0.5 * lambda * norm;
+    Some(-obj + 0.5 * pen.count as f64 * lambda.ln() - 0.5 * log_det)
+}
+
+/// The penalty by evidence among `lambdas`: the strongest is fitted first (`fit(λ,
+/// None)`: from the caller's start); then, as long as the latest fit predicts
+/// ([`predicted_evidence`]) more evidence for a penalty not yet fitted than the best
+/// fitted one has, the most promising of them is fitted, from the latest fit and its
+/// Hessian (`fit(λ, Some(latest))`). A search along the path from the strongest penalty
+/// that stopped at the first fall of the evidence fitted every candidate up to one past
+/// the best; this one usually fits the best and stops (RentTheRunway's purchase learner:
+/// penalties 1000 then 100, where the path also fitted 10). Returns every fit in the
+/// order made and the index of the best (the first of equals); an error when `lambdas`
+/// is empty.
+pub(super) fn search_by_evidence(
+    lambdas: &[f64],
+    pen: &Penalty<'_>,
+    mut fit: impl FnMut(f64, Option<&PathPoint>) -> Result<PathPoint, ModelError>,
+) -> Result<(Vec<PathPoint>, usize), ModelError> {
+    let mut order = lambdas.to_vec();
+    order.sort_by(|a, b| b.total_cmp(a));
+    order.dedup();
+    let mut fitted: Vec<PathPoint> = Vec::new();
+    let mut next = order.first().copied();
+    let ev = |p: &PathPoint| p.evidence.unwrap_or(f64::NEG_INFINITY);
+    while let Some(lambda) = next {
+        let point = fit(lambda, fitted.last())?;
+        fitted.push(point);
+        let (Some(latest), Some(best)) = (fitted.last(), fitted.iter().map(ev).reduce(f64::max))
+        else {
+            break;
+        };
+        next = None;
+        let mut top = best;
+        for &l in order
+            .iter()
+            .filter(|&&l| fitted.iter().all(|p| p.lambda != l))
+        {
+            let predicted = predicted_evidence(latest, l, pen).unwrap_or(f64::NEG_INFINITY);
+            tracing::debug!(target: "runsize::stack", from = latest.lambda, lambda = l, predicted, "predicted evidence");
+            if predicted > top {
+                (top, next) = (predicted, Some(l));
+            }
+        }
+    }
+    let best = (0..fitted.len())
+        .reduce(|b, i| {
+            if ev(&fitted[i]) > ev(&fitted[b]) {
+                i
+            } else {
+                b
+            }
+        })
+        .ok_or_else(|| ModelError::Param("second stage: at least one penalty".into()))?;
+    Ok((fitted, best))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::newton::fit_logit;
@@ -66,6 +192,100 @@ mod tests {
         // no proper prior, or a Hessian that is not positive definite: none
         assert!(log_evidence(3.4, &mut [5.0], 1, (0.0, 1)).is_none());
         assert!(log_evidence(3.4, &mut [-1.0], 1, (2.0, 1)).is_none());
+    }
+
+    #[test]
+    fn predicted_evidence_is_exact_for_a_quadratic_loss() {
+        // y = 1, 2, 3 ~ N(β, 1), ridge on β: at λ₀ = 2, β = 6/5 and the loss
+        // ½·Σ(y − 1.2)² = 1.96, H = 3. At λ = 1: β = 6/4, obj = ½·(14 − 36/4) = 2.5,
+        // H + λ = 4, so the evidence is −2.5 + ½·ln 1 − ½·ln 4.
+        let at = PathPoint {
+            lambda: 2.0,
+            beta: vec![1.2],
+            evidence: None,
+            loss: 1.96,
+            loss_hess: vec![3.0],
+        };
+        let pen = Penalty {
+            ridge: &|_, l| l,
+            penalised: &|_| true,
+            count: 1,
+        };
+        let got = predicted_evidence(&at, 1.0, &pen).unwrap();
+        let want = -2.5 - 0.5 * 4f64.ln();
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        // at its own penalty: its own evidence, −(1.96 + ½·2·1.44) + ½·ln 2 − ½·ln 5
+        let own = predicted_evidence(&at, 2.0, &pen).unwrap();
+        let want = -(1.96 + 1.44) + 0.5 * 2f64.ln() - 0.5 * 5f64.ln();
+        assert!((own - want).abs() < 1e-12, "{own} vs {want}");
+        assert!(predicted_evidence(&at, 0.0, &pen).is_none());
+    }
+
+    #[test]
+    fn the_search_fits_fewer_penalties_and_finds_the_best_one() {
+        let (x, y) = draws(0.4);
+        let d = Design { x: &x, y: &y, p: 3 };
+        let fit_at = |lambda: f64, from: Option<&PathPoint>| {
+            let spec = FitSpec {
+                lambda,
+                weights: None,
+                max_iter: 50,
+                hess_stride: 1,
+                tol: 1e-12,
+            };
+            let (start, hess) = from.map_or((Vec::new(), None), |f| {
+                (f.beta.clone(), Some(&f.loss_hess[..]))
+            });
+            let b = fit_logit(&d, &spec, &start, hess).unwrap();
+            logit_evidence(&d, &spec, &b)
+        };
+        let lambdas = [1000.0, 300.0, 100.0, 30.0, 10.0, 3.0, 1.0, 0.3, 0.1];
+        // every penalty fitted from scratch: the best by evidence
+        let all: Vec<PathPoint> = lambdas.iter().map(|&l| fit_at(l, None)).collect();
+        let want = all
+            .iter()
+            .max_by(|a, b| a.evidence.unwrap().total_cmp(&b.evidence.unwrap()))
+            .unwrap()
+            .lambda;
+        let pen = Penalty {
+            ridge: &|j, l| ridge(j, 3, l),
+            penalised: &|j| j % 3 != 0,
+            count: 4,
+        };
+        // predictions from a fit at another penalty agree with the exact evidence to a
+        // small part of the differences between penalties
+        for a in &all {
+            for b in &all {
+                let p = predicted_evidence(a, b.lambda, &pen).unwrap();
+                let (ea, eb) = (a.evidence.unwrap(), b.evidence.unwrap());
+                assert!(
+                    (p - eb).abs() <= 0.05 * (ea - eb).abs() + 1e-6,
+                    "from {} to {}: {p} vs {eb} (from {ea})",
+                    a.lambda,
+                    b.lambda
+                );
+            }
+        }
+        let mut fits = 0;
+        let (path, best) = search_by_evidence(&lambdas, &pen, |l, from| {
+            fits += 1;
+            Ok(fit_at(l, from))
+        })
+        .unwrap();
+        assert_eq!(path[best].lambda, want);
+        assert_eq!(path.len(), fits);
+        assert!(fits < lambdas.len() / 2, "{fits} fits of {}", lambdas.len());
+        // the chosen fit is the optimum at its penalty
+        let exact = fit_at(want, None);
+        for (a, b) in path[best].beta.iter().zip(&exact.beta) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{:?} vs {:?}",
+                path[best].beta,
+                exact.beta
+            );
+        }
+        assert!(search_by_evidence(&[], &pen, |l, f| Ok(fit_at(l, f))).is_err());
     }
 
     /// 4,000 rows of an intercept and two uniform features, classes drawn from the
@@ -108,7 +328,7 @@ mod tests {
                 tol: 1e-12,
             };
             let b = fit_logit(&d, &spec, &[], None).unwrap();
-            logit_evidence(&d, &spec, &b).0.unwrap()
+            logit_evidence(&d, &spec, &b).evidence.unwrap()
         };
         // features that do not matter: the data support shrinking them to zero
         assert!(evidence(0.0, 1000.0) > evidence(0.0, 1.0));

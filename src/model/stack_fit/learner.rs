@@ -158,6 +158,7 @@ pub struct FittedLogit {
     coef: Vec<f64>,
     evidence: Option<f64>,
     hessian: Vec<f64>,
+    loss: f64,
 }
 
 impl FittedLogit {
@@ -182,6 +183,23 @@ impl FittedLogit {
     /// the next penalty's fit starts here with it ([`LogitParams::start_hessian`]).
     pub fn hessian(&self) -> &[f64] {
         &self.hessian
+    }
+
+    /// The loss (negative log-likelihood, no penalty) at the coefficients (NaN unless
+    /// the evidence was asked for).
+    pub fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    /// The fit as a point of a penalty search (its penalty is `lambda`).
+    pub(super) fn into_point(self, lambda: f64) -> super::evidence::PathPoint {
+        super::evidence::PathPoint {
+            lambda,
+            beta: self.coef,
+            evidence: self.evidence,
+            loss: self.loss,
+            loss_hess: self.hessian,
+        }
     }
 }
 
@@ -228,7 +246,7 @@ where
                 y.len()
             )));
         }
-        let (coef, evidence, hessian) = match self.solver {
+        let (coef, evidence, hessian, loss) = match self.solver {
             Solver::Newton => {
                 let xs = x.as_standard_layout();
                 let ys = y.as_standard_layout();
@@ -261,22 +279,23 @@ where
                 let start_hessian = Some(&self.start_hessian[..]).filter(|h| !h.is_empty());
                 let coef = fit_logit(&d, &spec, &self.start, start_hessian)?;
                 if self.evidence {
-                    let (ev, h) = logit_evidence(&d, &spec, &coef);
-                    (coef, ev, h)
+                    let at = logit_evidence(&d, &spec, &coef);
+                    (coef, at.evidence, at.loss_hess, at.loss)
                 } else {
-                    (coef, None, Vec::new())
+                    (coef, None, Vec::new(), f64::NAN)
                 }
             }
             Solver::Lbfgs => {
                 let x64 = x.mapv(DesignElem::to_f64);
                 let coef = self.fit_lbfgs(x64.view(), &y.to_vec(), dataset.weights())?;
-                (coef, None, Vec::new())
+                (coef, None, Vec::new(), f64::NAN)
             }
         };
         Ok(FittedLogit {
             coef,
             evidence,
             hessian,
+            loss,
         })
     }
 }

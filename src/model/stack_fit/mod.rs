@@ -26,10 +26,11 @@
 //! Hessians over fixed chunks of events (deterministic, and a group-by in a distributed
 //! setting); the purchase learner is a linfa estimator ([`LogitParams`]) on
 //! ndarray views of its standardised design. Ridge penalties and the feature set are
-//! chosen along a warm-started path from the strongest penalty, by default by the
-//! evidence ([`Select::Evidence`]: each candidate fitted once, the next one starting
-//! from its fit and its Hessian, stopped at the first fall of the marginal likelihood;
-//! the chosen fit is kept), or by K-fold cross-validation by customer
+//! chosen by warm-started fits from the strongest penalty, by default by the evidence
+//! ([`Select::Evidence`]: the strongest candidate fitted first, then the candidates its
+//! fit predicts more marginal likelihood for, each from the fit it was predicted from
+//! and its Hessian, until none is predicted to beat the best fitted one; the chosen fit
+//! is kept), or by K-fold cross-validation by customer
 //! ([`Select::CrossValidation`]: folds x candidates fits, stopped at the first rise of
 //! the held-out loss, then a final fit). On big data the learners see the events of a
 //! random sample of customers ([`StackParams::max_rows`], 1M events) and the penalty
@@ -60,7 +61,9 @@ pub use self::stored::StoredInput;
 
 use self::cross_fit::cross_fit_inputs;
 use self::design::{design_for, in_cv, Rows, NO_FOLD};
+use self::evidence::{search_by_evidence, Penalty};
 use self::loo::loo_inputs;
+use self::newton::ridge;
 use crate::data::schema::Events;
 use crate::model::eval::metrics;
 use crate::model::fitdata::FitData;
@@ -332,9 +335,10 @@ impl StackParams {
     }
 
     /// Choose the penalty and feature set by the evidence (see [`Select::Evidence`]):
-    /// per set, the penalties from the strongest down, each fitted on the purchase-regime
-    /// rows of `inputs` from the previous one's fit and Hessian, until the evidence
-    /// falls. The search runs on the [`StackParams::cv_rows`] sample of customers when
+    /// per set, the strongest penalty first, then the penalties the fits so far predict
+    /// more evidence for ([`evidence::search_by_evidence`]), each fitted on the
+    /// purchase-regime rows of `inputs` from the fit it was predicted from and its
+    /// Hessian. The search runs on the [`StackParams::cv_rows`] sample of customers when
     /// there are more rows (the chosen penalty is a prior precision: it does not grow
     /// with the rows), then one fit on every row starts from the chosen fit; otherwise
     /// the chosen fit is the model.
@@ -352,8 +356,6 @@ impl StackParams {
             .collect();
         let m = in_sample.iter().filter(|&&w| w > 0.0).count();
         let sampled = m < n;
-        let mut lambdas = self.lambdas.clone();
-        lambdas.sort_by(|a, b| b.total_cmp(a));
         let mut cv = Vec::new();
         // (evidence, penalty, coefficients, feature map), and the design of its set
         let mut best: Option<(f64, f64, Vec<f64>, FeatureSpec)> = None;
@@ -363,10 +365,18 @@ impl StackParams {
             let x = ArrayView2::from_shape((n, spec.mean.len()), &x_owned)
                 .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
             let data = DatasetBase::new(x, y).with_weights(in_sample.clone());
-            let (mut start, mut hessian) = (structural_start(&spec), Vec::new());
-            let mut last = f64::NEG_INFINITY;
-            let mut set_won = false;
-            for &lambda in &lambdas {
+            let p = spec.mean.len();
+            let penalty = Penalty {
+                ridge: &|j, lambda| ridge(j, p, lambda),
+                penalised: &|j| j % p != 0,
+                count: (2 * p).saturating_sub(2),
+            };
+            // each fit starts from the one the search predicted from, with its Hessian
+            let (fits, chosen) = search_by_evidence(&self.lambdas, &penalty, |lambda, from| {
+                let (start, hessian) = match from {
+                    Some(f) => (f.beta.clone(), f.loss_hess.clone()),
+                    None => (structural_start(&spec), Vec::new()),
+                };
                 let fitted: FittedLogit = LogitParams::default()
                     .lambda(lambda)
                     .max_iter(self.max_iter)
@@ -377,25 +387,23 @@ impl StackParams {
                     .fit(&data)?;
                 let ev = fitted.evidence().unwrap_or(f64::NEG_INFINITY);
                 tracing::debug!(target: "runsize::stack", set = ?set, lambda, evidence = ev, rows = m, "penalty by evidence");
-                cv.push(CvPoint {
-                    set,
-                    lambda,
-                    log_loss: -ev / m.max(1) as f64,
-                    auc_avg: None,
-                });
-                hessian = fitted.hessian().to_vec();
-                start = fitted.into_coef();
-                if best.as_ref().is_none_or(|b| ev > b.0) {
-                    best = Some((ev, lambda, start.clone(), spec.clone()));
-                    set_won = true;
+                Ok(fitted.into_point(lambda))
+            })?;
+            cv.extend(fits.iter().map(|f| CvPoint {
+                set,
+                lambda: f.lambda,
+                log_loss: -f.evidence.unwrap_or(f64::NEG_INFINITY) / m.max(1) as f64,
+                auc_avg: None,
+            }));
+            let Some(f) = fits.into_iter().nth(chosen) else {
+                continue;
+            };
+            let ev = f.evidence.unwrap_or(f64::NEG_INFINITY);
+            if best.as_ref().is_none_or(|b| ev > b.0) {
+                best = Some((ev, f.lambda, f.beta, spec.clone()));
+                if sampled {
+                    best_design = x_owned;
                 }
-                if ev < last {
-                    break;
-                }
-                last = ev;
-            }
-            if set_won && sampled {
-                best_design = x_owned;
             }
         }
         let Some((_, lambda, mut coef, spec)) = best else {

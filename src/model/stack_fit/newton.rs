@@ -665,8 +665,9 @@ mod tests {
         assert_eq!(b, fit_logit(&d, &spec, &[], None).unwrap());
         // the loss Hessian at the optimum, per row [[ps(1-ps), -ps·pl], [., pl(1-pl)]]
         // with ps = 0.2, pl = 0.3, over 10 rows; without a penalty there is no evidence
-        let (ev, h) = super::super::evidence::logit_evidence(&d, &spec, &b);
-        assert!(ev.is_none());
+        let at = super::super::evidence::logit_evidence(&d, &spec, &b);
+        assert!(at.evidence.is_none());
+        let h = at.loss_hess;
         for (got, want) in h.iter().zip([1.6, -0.6, -0.6, 2.1]) {
             assert!((got - want).abs() < 1e-5, "{h:?}");
         }

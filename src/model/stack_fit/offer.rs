@@ -3,7 +3,7 @@
 //! cross-validation.
 
 use super::design::{in_cv, standardised_design, Rows};
-use super::evidence::log_evidence;
+use super::evidence::{log_evidence, search_by_evidence, PathPoint, Penalty};
 use super::gram::symmetric_gram;
 use super::inputs::TrainingInputs;
 use super::newton::{add_ridge, dot, minimise, Need, Quadratic, Start, CHUNK};
@@ -170,22 +170,23 @@ impl BinaryFit<'_> {
         Ok(minimise(start, (max_iter, tol), "offer calibration", eval)?.0)
     }
 
-    /// The log evidence at `beta` of the fit with penalty `lambda` on `rows` (see
-    /// [`log_evidence`]; the intercept is not counted as penalised), and the loss
+    /// The fit with penalty `lambda` on `rows` at its optimum `beta`: its log evidence
+    /// (see [`log_evidence`]; the intercept is not counted as penalised), loss and loss
     /// Hessian there (no penalty): one pass over the rows.
-    pub(super) fn evidence(
-        &self,
-        rows: &[u32],
-        beta: &[f64],
-        lambda: f64,
-    ) -> (Option<f64>, Vec<f64>) {
+    pub(super) fn evidence(&self, rows: &[u32], beta: Vec<f64>, lambda: f64) -> PathPoint {
         let q = self.cols.len();
-        let (nll, _, loss_hess) = self.sums(rows, beta, Need::All);
-        let obj = nll + penalty(beta, lambda);
+        let (nll, _, loss_hess) = self.sums(rows, &beta, Need::All);
+        let obj = nll + penalty(&beta, lambda);
         let mut h = loss_hess.clone();
         add_ridge(&mut h, q, |j| ridge(j, lambda));
-        let ev = log_evidence(obj, &mut h, q, (lambda, q.saturating_sub(1)));
-        (ev, loss_hess)
+        let evidence = log_evidence(obj, &mut h, q, (lambda, q.saturating_sub(1)));
+        PathPoint {
+            lambda,
+            beta,
+            evidence,
+            loss: nll,
+            loss_hess,
+        }
     }
 }
 
@@ -258,34 +259,31 @@ impl StackParams {
         let mut chosen: [Option<Vec<f64>>; 2] = [None, None];
         let part_all = |part: usize| pick(&|i| part == 0 || misfit(i));
         if self.select == Select::Evidence && self.lambdas.len() > 1 {
-            let mut lambdas = self.lambdas.clone();
-            lambdas.sort_by(|a, b| b.total_cmp(a));
-            // per part: each penalty fitted once, from the previous penalty's fit and
-            // its Hessian, until the evidence falls; on the search sample of customers
+            // per part: the strongest penalty, then those the fits predict more evidence
+            // for, each from the fit it was predicted from and its Hessian
+            // (`evidence::search_by_evidence`); on the search sample of customers
             // when there are more rows (the chosen penalty is a prior precision; see
             // `fit_learner_by_evidence`)
             for (part, model) in models.iter().enumerate() {
                 let rows = pick(&|i| fold[i] != u64::MAX && (part == 0 || misfit(i)));
-                let (mut start, mut hess) = (Vec::new(), Vec::new());
-                let mut last = f64::NEG_INFINITY;
-                for &lambda in &lambdas {
-                    let b = model.fit(
-                        &rows,
-                        (lambda, start, Some(&hess[..])),
-                        (self.max_iter, FINAL_TOL),
-                    )?;
-                    let (ev, h) = model.evidence(&rows, &b, lambda);
-                    let ev = ev.unwrap_or(f64::NEG_INFINITY);
-                    tracing::debug!(target: "runsize::stack", part, lambda, evidence = ev, "offer calibration penalty");
-                    if chosen[part].is_none() || -ev < best[part].0 {
-                        best[part] = (-ev, lambda);
-                        chosen[part] = Some(b.clone());
-                    }
-                    (start, hess) = (b, h);
-                    if ev < last {
-                        break;
-                    }
-                    last = ev;
+                let penalty = Penalty {
+                    ridge: &ridge,
+                    penalised: &|j| j > 0,
+                    count: model.cols.len().saturating_sub(1),
+                };
+                let (fits, at) = search_by_evidence(&self.lambdas, &penalty, |lambda, from| {
+                    let (start, hess) = match from {
+                        Some(f) => (f.beta.clone(), Some(&f.loss_hess[..])),
+                        None => (Vec::new(), None),
+                    };
+                    let b = model.fit(&rows, (lambda, start, hess), (self.max_iter, FINAL_TOL))?;
+                    let point = model.evidence(&rows, b, lambda);
+                    tracing::debug!(target: "runsize::stack", part, lambda, evidence = point.evidence, "offer calibration penalty");
+                    Ok(point)
+                })?;
+                if let Some(f) = fits.into_iter().nth(at) {
+                    best[part] = (-f.evidence.unwrap_or(f64::NEG_INFINITY), f.lambda);
+                    chosen[part] = Some(f.beta);
                 }
                 // per event of the sample (the split part's loss is over its misfits:
                 // the two add up to a three-class loss per event)

@@ -18,11 +18,12 @@ pub struct StackParams {
     /// the same penalties on RentTheRunway (random and forward splits) and 10M synthetic
     /// events, at 1.6x the cross-validation's time.
     pub folds: usize,
-    /// Candidate ridge penalties on the summed log loss (default 1, 10, 100, 1000). The
-    /// search walks them from the strongest down, each fit warm-started from the
-    /// previous one, and stops at the first penalty whose criterion is worse than the
-    /// one before (along a ridge path the held-out loss falls to one minimum and rises;
-    /// the evidence rises to one maximum and falls).
+    /// Candidate ridge penalties on the summed log loss (default 1, 10, 100, 1000).
+    /// Cross-validation walks them from the strongest down, each fit warm-started from
+    /// the previous one, and stops at the first penalty whose held-out loss is worse than
+    /// the one before (along a ridge path it falls to one minimum and rises). The
+    /// evidence fits the strongest, then the candidates the fits predict more evidence
+    /// for (see `evidence::search_by_evidence`).
     pub lambdas: Vec<f64>,
     /// Candidate feature sets (default [`FeatureSet::FULL`] alone: [`FeatureSet::MAIN`]
     /// lost 0.005 AUC in cross-validation on RentTheRunway).
