@@ -226,13 +226,7 @@ mod tests {
         let (x, y) = draws(0.4);
         let d = Design { x: &x, y: &y, p: 3 };
         let fit_at = |lambda: f64, from: Option<&PathPoint>| {
-            let spec = FitSpec {
-                lambda,
-                weights: None,
-                max_iter: 50,
-                hess_stride: 1,
-                tol: 1e-12,
-            };
+            let spec = exact_spec(lambda);
             let (start, hess) = from.map_or((Vec::new(), None), |f| {
                 (f.beta.clone(), Some(&f.loss_hess[..]))
             });
@@ -288,6 +282,17 @@ mod tests {
         assert!(search_by_evidence(&[], &pen, |l, f| Ok(fit_at(l, f))).is_err());
     }
 
+    /// A fit to ~1e-12 of the objective with every row in the Hessian.
+    fn exact_spec(lambda: f64) -> FitSpec<'static> {
+        FitSpec {
+            lambda,
+            weights: None,
+            max_iter: 50,
+            hess_stride: 1,
+            tol: 1e-12,
+        }
+    }
+
     /// 4,000 rows of an intercept and two uniform features, classes drawn from the
     /// logits `w·x` for both (small and large), with a fixed-seed generator.
     fn draws(w: f64) -> (Vec<f64>, Vec<u8>) {
@@ -320,13 +325,7 @@ mod tests {
         let evidence = |w: f64, lambda: f64| {
             let (x, y) = draws(w);
             let d = Design { x: &x, y: &y, p: 3 };
-            let spec = FitSpec {
-                lambda,
-                weights: None,
-                max_iter: 50,
-                hess_stride: 1,
-                tol: 1e-12,
-            };
+            let spec = exact_spec(lambda);
             let b = fit_logit(&d, &spec, &[], None).unwrap();
             logit_evidence(&d, &spec, &b).evidence.unwrap()
         };
