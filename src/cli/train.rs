@@ -13,6 +13,12 @@ use crate::model::{artifact, FitParams, Fitted, Predictor};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+/// Fit events up to which the second stage's learners are fitted beside the final
+/// structural fit (from the cross-fitted inputs, which do not need it); above, after it,
+/// so the learners' design is not held beside the fit's data (the bound of the fold
+/// models' side-by-side fits, `SIDE_BY_SIDE_EVENTS`).
+const LEARNERS_BESIDE_FIT_EVENTS: usize = 1 << 20;
+
 /// `--stack-solver` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SolverArg {
@@ -280,7 +286,22 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
         );
     };
     let inputs = (&ingested.events, &data, init.as_ref());
-    let mut model = args.engine.fit(&params, inputs, &mut on_iter)?;
+    // Small data: the learners read only the cross-fitted inputs, not the final model,
+    // so they are fitted beside the final fit (each leaves a core idle in its serial
+    // parts); on big data one after the other, as the learners' design would sit beside
+    // the fit's data in memory
+    let beside = stack_params
+        .as_ref()
+        .zip(cross_fitted.as_ref())
+        .filter(|_| data.len() <= LEARNERS_BESIDE_FIT_EVENTS);
+    let (model, early_learners) = std::thread::scope(|s| {
+        let learners = beside.map(|(sp, cf)| s.spawn(move || sp.fit_learners(cf.inputs())));
+        let model = args.engine.fit(&params, inputs, &mut on_iter);
+        let learners = learners.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        (model, learners)
+    });
+    let mut model = model?;
+    let early_learners = early_learners.transpose()?;
     drop(init);
     // the cross-fitted stage counts its tables from the fit data
     let data = cross_fitted.is_some().then_some(data);
@@ -301,7 +322,11 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
                 drop(data);
                 drop(std::mem::take(&mut ingested.events));
                 release_free_memory();
-                (fitted, sp.fit_inputs(inputs)?)
+                let stack = match early_learners {
+                    Some(learners) => sp.assemble(learners, inputs.tables),
+                    None => sp.fit_inputs(inputs)?,
+                };
+                (fitted, stack)
             }
             _ => {
                 let stack = sp.fit(&predictor, &ingested.events)?;

@@ -106,6 +106,14 @@ pub struct CrossFitted {
     pub warm_start: Option<Fitted>,
 }
 
+impl CrossFitted {
+    /// Every training event's cross-fitted inputs (count tables still empty): all
+    /// [`StackParams::fit_learners`] reads.
+    pub fn inputs(&self) -> &TrainingInputs {
+        &self.inputs
+    }
+}
+
 /// `cross_fit_inputs` without the final model: the folds' refits and inputs (see
 /// [`CrossFitted`]).
 pub fn cross_fitted(events: &Events, params: &StackParams) -> Result<CrossFitted, ModelError> {

@@ -68,7 +68,9 @@ use crate::data::schema::Events;
 use crate::model::eval::metrics;
 use crate::model::fitdata::FitData;
 use crate::model::predictor::Predictor;
-use crate::model::stack::{CvPoint, FeatureSet, FeatureSpec, Select, Stack, StackLogit};
+use crate::model::stack::{
+    CvPoint, FeatureSet, FeatureSpec, OfferCalibration, Select, Stack, StackLogit, StackTables,
+};
 use crate::model::ModelError;
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -99,6 +101,14 @@ const FINAL_TOL: f64 = 1e-10;
 
 /// Held-out rows of the cross-validation predicted at a time.
 const PREDICT_BLOCK: usize = 8192;
+
+/// The second stage's two learners, fitted ([`StackParams::fit_learners`]) before their
+/// count tables are attached ([`StackParams::assemble`]).
+#[derive(Clone, Debug)]
+pub struct Learners {
+    purchase: StackLogit,
+    offer: Option<OfferCalibration>,
+}
 
 impl StackParams {
     /// Fit the second stage for the structural model behind `model` on the events it was
@@ -150,6 +160,15 @@ impl StackParams {
     /// The learners (purchase learner and offer calibration) on out-of-sample `inputs`
     /// ([`training_inputs`] or [`StackParams::complete_inputs`]).
     pub fn fit_inputs(&self, inputs: TrainingInputs) -> Result<Stack, ModelError> {
+        let learners = self.fit_learners(&inputs)?;
+        Ok(self.assemble(learners, inputs.tables))
+    }
+
+    /// The learners on out-of-sample `inputs`, without their count tables: they read
+    /// only the inputs (not `inputs.tables`), so cross-fitted inputs can be learned from
+    /// before the final structural model exists ([`StackParams::assemble`] adds its
+    /// tables).
+    pub fn fit_learners(&self, inputs: &TrainingInputs) -> Result<Learners, ModelError> {
         self.validate()?;
         if inputs.inputs.is_empty() {
             return Err(ModelError::NoFitEvents);
@@ -165,9 +184,9 @@ impl StackParams {
             })
             .collect();
         let t0 = std::time::Instant::now();
-        let purchase = self.fit_learner(&inputs, &sets)?;
+        let purchase = self.fit_learner(inputs, &sets)?;
         let t1 = std::time::Instant::now();
-        let offer = self.fit_offer(&inputs, Rows::offer(&inputs), self.offer_set)?;
+        let offer = self.fit_offer(inputs, Rows::offer(inputs), self.offer_set)?;
         tracing::info!(
             target: "runsize::stack",
             rows = inputs.inputs.len(),
@@ -179,18 +198,22 @@ impl StackParams {
                 .map_or(0.0, |(_, peak)| crate::model::memory::mib(peak)),
             "learners fitted"
         );
-        let stack = Stack {
+        Ok(Learners { purchase, offer })
+    }
+
+    /// The second stage from its fitted `learners` and the final model's count `tables`.
+    pub fn assemble(&self, learners: Learners, tables: StackTables) -> Stack {
+        Stack {
             smoothing: self.smoothing.clone(),
             cross_fit: if self.cross_fit > 1 {
                 self.cross_fit
             } else {
                 0
             },
-            purchase,
-            offer,
-            tables: inputs.tables,
-        };
-        Ok(stack)
+            purchase: learners.purchase,
+            offer: learners.offer,
+            tables,
+        }
     }
 
     /// Choose the penalty and feature set by cross-validation by customer on the
