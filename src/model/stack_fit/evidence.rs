@@ -5,7 +5,7 @@
 //!
 //! [`Select::Evidence`]: crate::model::stack::Select::Evidence
 
-use super::newton::{add_ridge, penalised, ridge, sums_for, Design, DesignElem, FitSpec, Need};
+use super::newton::{add_ridge, sums_for, Design, DesignElem, FitSpec, Need, Penalty};
 use crate::model::ModelError;
 
 /// A ridge fit at its optimum, as the penalty search sees it.
@@ -23,38 +23,42 @@ pub(super) struct PathPoint {
     pub(super) loss_hess: Vec<f64>,
 }
 
-/// How a fit is penalised: the diagonal its penalty `lambda` adds to the loss Hessian
-/// (`ridge(j, lambda)`: `lambda` on the penalised coefficients, a token on the others),
-/// which coefficients the penalty `(lambda/2)·Σβ²` counts, and how many.
-pub(super) struct Penalty<'a> {
-    pub(super) ridge: &'a dyn Fn(usize, f64) -> f64,
-    pub(super) penalised: &'a dyn Fn(usize) -> bool,
-    pub(super) count: usize,
+impl PathPoint {
+    /// The fit penalised as `pen` at `lambda`, at its optimum `beta` with the loss and
+    /// loss Hessian there: its evidence is [`log_evidence`] of the penalised objective
+    /// and Hessian, the free coefficients (intercepts) not counted.
+    pub(super) fn at(
+        pen: Penalty,
+        lambda: f64,
+        beta: Vec<f64>,
+        (loss, loss_hess): (f64, Vec<f64>),
+    ) -> PathPoint {
+        let q = beta.len();
+        let obj = loss + pen.value(&beta, lambda);
+        let mut h = loss_hess.clone();
+        add_ridge(&mut h, q, |j| pen.ridge(j, lambda));
+        let evidence = log_evidence(obj, &mut h, q, (lambda, pen.count(q)));
+        PathPoint {
+            lambda,
+            beta,
+            evidence,
+            loss,
+            loss_hess,
+        }
+    }
 }
 
-/// The log evidence of a fitted purchase learner at `beta` (see [`log_evidence`]; the
-/// intercepts are not counted as penalised), with its loss and loss Hessian there (no
-/// penalty; the next fit of a penalty path starts from `beta` with it). One pass over
-/// the rows: the objective, and the Hessian on its row sample.
+/// A fitted purchase learner at `beta`, with its log evidence, loss and loss Hessian
+/// there ([`PathPoint::at`]; the next fit of a penalty path starts from `beta` with the
+/// Hessian). One pass over the rows: the objective, and the Hessian on its row sample.
 pub fn logit_evidence<E: DesignElem>(
     d: &Design<'_, E>,
     spec: &FitSpec<'_>,
     beta: &[f64],
 ) -> PathPoint {
-    let p = d.p;
-    let q = 2 * p;
     let s = sums_for(d, spec, beta, Need::All);
-    let obj = penalised(&s, beta, spec.lambda, p);
-    let mut h = s.hess.clone();
-    add_ridge(&mut h, q, |j| ridge(j, p, spec.lambda));
-    let ev = log_evidence(obj, &mut h, q, (spec.lambda, q.saturating_sub(2)));
-    PathPoint {
-        lambda: spec.lambda,
-        beta: beta.to_vec(),
-        evidence: ev,
-        loss: s.nll,
-        loss_hess: s.hess,
-    }
+    let pen = Penalty::Logits { p: d.p };
+    PathPoint::at(pen, spec.lambda, beta.to_vec(), (s.nll, s.hess))
 }
 
 /// The Laplace approximation to the log marginal likelihood ("evidence") of a ridge fit
@@ -87,14 +91,14 @@ pub(super) fn log_evidence(
 /// the same Hessian. Exact for a quadratic loss and at `λ₀` itself; for a logistic loss
 /// it is as good as the Hessian stays put between the two optima. `None` when `at` has no
 /// Hessian or the penalised one is not positive definite.
-pub(super) fn predicted_evidence(at: &PathPoint, lambda: f64, pen: &Penalty<'_>) -> Option<f64> {
+pub(super) fn predicted_evidence(at: &PathPoint, lambda: f64, pen: Penalty) -> Option<f64> {
     let q = at.beta.len();
     if at.loss_hess.len() != q * q || !(lambda > 0.0 && at.loss.is_finite()) {
         return None;
     }
-    let pen_of = |j: usize| (pen.penalised)(j);
+    let pen_of = |j: usize| pen.penalised(j);
     let mut h = at.loss_hess.clone();
-    add_ridge(&mut h, q, |j| (pen.ridge)(j, lambda));
+    add_ridge(&mut h, q, |j| pen.ridge(j, lambda));
     let rhs: Vec<f64> = (0..q)
         .map(|j| {
             if pen_of(j) {
@@ -117,7 +121,7 @@ pub(super) fn predicted_evidence(at: &PathPoint, lambda: f64, pen: &Penalty<'_>)
         .map(|(row, di)| di * row.iter().zip(&d).map(|(h, dj)| h * dj).sum::<f64>())
         .sum();
     let obj = at.loss + lin + 0.5 * quad + 0.5 * lambda * norm;
-    Some(-obj + 0.5 * pen.count as f64 * lambda.ln() - 0.5 * log_det)
+    Some(-obj + 0.5 * pen.count(q) as f64 * lambda.ln() - 0.5 * log_det)
 }
 
 /// The penalty by evidence among `lambdas`: the strongest is fitted first (`fit(λ,
@@ -132,7 +136,7 @@ pub(super) fn predicted_evidence(at: &PathPoint, lambda: f64, pen: &Penalty<'_>)
 /// is empty.
 pub(super) fn search_by_evidence(
     lambdas: &[f64],
-    pen: &Penalty<'_>,
+    pen: Penalty,
     mut fit: impl FnMut(f64, Option<&PathPoint>) -> Result<PathPoint, ModelError>,
 ) -> Result<(Vec<PathPoint>, usize), ModelError> {
     let mut order = lambdas.to_vec();
@@ -144,12 +148,12 @@ pub(super) fn search_by_evidence(
     while let Some(lambda) = next {
         let point = fit(lambda, fitted.last())?;
         fitted.push(point);
-        let (Some(latest), Some(best)) = (fitted.last(), fitted.iter().map(ev).reduce(f64::max))
-        else {
+        let Some(latest) = fitted.last() else {
             break;
         };
         next = None;
-        let mut top = best;
+        // the best fitted evidence: a candidate must be predicted to beat it
+        let mut top = fitted.iter().map(ev).fold(f64::NEG_INFINITY, f64::max);
         for &l in order
             .iter()
             .filter(|&&l| fitted.iter().all(|p| p.lambda != l))
@@ -196,29 +200,35 @@ mod tests {
 
     #[test]
     fn predicted_evidence_is_exact_for_a_quadratic_loss() {
-        // y = 1, 2, 3 ~ N(β, 1), ridge on β: at λ₀ = 2, β = 6/5 and the loss
-        // ½·Σ(y − 1.2)² = 1.96, H = 3. At λ = 1: β = 6/4, obj = ½·(14 − 36/4) = 2.5,
-        // H + λ = 4, so the evidence is −2.5 + ½·ln 1 − ½·ln 4.
+        // a free intercept at 0 (loss curvature 1, gradient 0: it stays) and y = 1, 2, 3
+        // ~ N(β, 1) with a ridge on β: at λ₀ = 2, β = 6/5 and the loss ½·Σ(y − 1.2)² =
+        // 1.96, H = 3. At λ = 1: β = 6/4, obj = ½·(14 − 36/4) = 2.5, H + λ = 4, so the
+        // evidence is −2.5 + ½·ln 1 − ½·ln 4, less ½·ln(1 + 1e-8) for the intercept's
+        // token ridge.
         let at = PathPoint {
             lambda: 2.0,
-            beta: vec![1.2],
+            beta: vec![0.0, 1.2],
             evidence: None,
             loss: 1.96,
-            loss_hess: vec![3.0],
+            loss_hess: vec![1.0, 0.0, 0.0, 3.0],
         };
-        let pen = Penalty {
-            ridge: &|_, l| l,
-            penalised: &|_| true,
-            count: 1,
-        };
-        let got = predicted_evidence(&at, 1.0, &pen).unwrap();
-        let want = -2.5 - 0.5 * 4f64.ln();
+        let token = 0.5 * (1.0 + 1e-8f64).ln();
+        let got = predicted_evidence(&at, 1.0, Penalty::Binary).unwrap();
+        let want = -2.5 - 0.5 * 4f64.ln() - token;
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
-        // at its own penalty: its own evidence, −(1.96 + ½·2·1.44) + ½·ln 2 − ½·ln 5
-        let own = predicted_evidence(&at, 2.0, &pen).unwrap();
-        let want = -(1.96 + 1.44) + 0.5 * 2f64.ln() - 0.5 * 5f64.ln();
+        // at its own penalty: its own evidence, −(1.96 + ½·2·1.44) + ½·ln 2 − ½·ln 5,
+        // as the evidence of the point itself
+        let own = predicted_evidence(&at, 2.0, Penalty::Binary).unwrap();
+        let want = -(1.96 + 1.44) + 0.5 * 2f64.ln() - 0.5 * 5f64.ln() - token;
         assert!((own - want).abs() < 1e-12, "{own} vs {want}");
-        assert!(predicted_evidence(&at, 0.0, &pen).is_none());
+        let exact = PathPoint::at(
+            Penalty::Binary,
+            2.0,
+            at.beta.clone(),
+            (1.96, at.loss_hess.clone()),
+        );
+        assert!((exact.evidence.unwrap() - want).abs() < 1e-12);
+        assert!(predicted_evidence(&at, 0.0, Penalty::Binary).is_none());
     }
 
     #[test]
@@ -241,16 +251,12 @@ mod tests {
             .max_by(|a, b| a.evidence.unwrap().total_cmp(&b.evidence.unwrap()))
             .unwrap()
             .lambda;
-        let pen = Penalty {
-            ridge: &|j, l| ridge(j, 3, l),
-            penalised: &|j| j % 3 != 0,
-            count: 4,
-        };
+        let pen = Penalty::Logits { p: 3 };
         // predictions from a fit at another penalty agree with the exact evidence to a
         // small part of the differences between penalties
         for a in &all {
             for b in &all {
-                let p = predicted_evidence(a, b.lambda, &pen).unwrap();
+                let p = predicted_evidence(a, b.lambda, pen).unwrap();
                 let (ea, eb) = (a.evidence.unwrap(), b.evidence.unwrap());
                 assert!(
                     (p - eb).abs() <= 0.05 * (ea - eb).abs() + 1e-6,
@@ -261,7 +267,7 @@ mod tests {
             }
         }
         let mut fits = 0;
-        let (path, best) = search_by_evidence(&lambdas, &pen, |l, from| {
+        let (path, best) = search_by_evidence(&lambdas, pen, |l, from| {
             fits += 1;
             Ok(fit_at(l, from))
         })
@@ -279,7 +285,7 @@ mod tests {
                 exact.beta
             );
         }
-        assert!(search_by_evidence(&[], &pen, |l, f| Ok(fit_at(l, f))).is_err());
+        assert!(search_by_evidence(&[], pen, |l, f| Ok(fit_at(l, f))).is_err());
     }
 
     /// A fit to ~1e-12 of the objective with every row in the Hessian.

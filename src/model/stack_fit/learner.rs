@@ -158,6 +158,7 @@ pub struct FittedLogit {
     coef: Vec<f64>,
     evidence: Option<f64>,
     hessian: Vec<f64>,
+    /// The loss (no penalty) at the coefficients: NaN unless the evidence was asked for.
     loss: f64,
 }
 
@@ -183,12 +184,6 @@ impl FittedLogit {
     /// the next penalty's fit starts here with it ([`LogitParams::start_hessian`]).
     pub fn hessian(&self) -> &[f64] {
         &self.hessian
-    }
-
-    /// The loss (negative log-likelihood, no penalty) at the coefficients (NaN unless
-    /// the evidence was asked for).
-    pub fn loss(&self) -> f64 {
-        self.loss
     }
 
     /// The fit as a point of a penalty search (its penalty is `lambda`).

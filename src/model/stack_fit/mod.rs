@@ -61,9 +61,9 @@ pub use self::stored::StoredInput;
 
 use self::cross_fit::cross_fit_inputs;
 use self::design::{design_for, in_cv, Rows, NO_FOLD};
-use self::evidence::{search_by_evidence, Penalty};
+use self::evidence::search_by_evidence;
 use self::loo::loo_inputs;
-use self::newton::ridge;
+use self::newton::Penalty;
 use crate::data::schema::Events;
 use crate::model::eval::metrics;
 use crate::model::fitdata::FitData;
@@ -388,14 +388,9 @@ impl StackParams {
             let x = ArrayView2::from_shape((n, spec.mean.len()), &x_owned)
                 .map_err(|e| ModelError::Data(format!("second stage design: {e}")))?;
             let data = DatasetBase::new(x, y).with_weights(in_sample.clone());
-            let p = spec.mean.len();
-            let penalty = Penalty {
-                ridge: &|j, lambda| ridge(j, p, lambda),
-                penalised: &|j| j % p != 0,
-                count: (2 * p).saturating_sub(2),
-            };
+            let penalty = Penalty::Logits { p: spec.mean.len() };
             // each fit starts from the one the search predicted from, with its Hessian
-            let (fits, chosen) = search_by_evidence(&self.lambdas, &penalty, |lambda, from| {
+            let (fits, chosen) = search_by_evidence(&self.lambdas, penalty, |lambda, from| {
                 let (start, hessian) = match from {
                     Some(f) => (f.beta.clone(), f.loss_hess.clone()),
                     None => (structural_start(&spec), Vec::new()),

@@ -283,24 +283,51 @@ pub fn sums_for<E: DesignElem>(
     total
 }
 
-pub(super) fn penalised(s: &Sums, beta: &[f64], lambda: f64, p: usize) -> f64 {
-    let mut pen = 0.0;
-    for (j, b) in beta.iter().enumerate() {
-        if j % p != 0 {
-            pen += b * b;
-        }
-    }
-    s.nll + 0.5 * lambda * pen
+/// How a ridge fit is penalised: which coefficients the penalty `(λ/2)·Σβ²` counts
+/// (the intercepts are free), and the diagonal it adds to the loss Hessian: `λ` on the
+/// penalised coefficients, a token 1e-8 on the free ones (a Hessian that stays positive
+/// definite). The fits, their evidence and its predictions all read it from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Penalty {
+    /// The purchase learner's two logits of `p` coefficients each; coefficient 0 of each
+    /// (`j % p == 0`) is its intercept.
+    Logits { p: usize },
+    /// A binary fit; column 0 is the intercept.
+    Binary,
 }
 
-/// The ridge on coefficient `j` of the two logits (`p` features each): `lambda` on
-/// every coefficient but the intercepts, which get a token 1e-8 (a Hessian that stays
-/// positive definite).
-pub(super) fn ridge(j: usize, p: usize, lambda: f64) -> f64 {
-    if j.is_multiple_of(p) {
-        1e-8
-    } else {
-        lambda.max(1e-8)
+impl Penalty {
+    /// Whether coefficient `j` is penalised.
+    pub(super) fn penalised(self, j: usize) -> bool {
+        match self {
+            Penalty::Logits { p } => !j.is_multiple_of(p),
+            Penalty::Binary => j > 0,
+        }
+    }
+
+    /// How many of `q` coefficients are penalised.
+    pub(super) fn count(self, q: usize) -> usize {
+        (0..q).filter(|&j| self.penalised(j)).count()
+    }
+
+    /// The Hessian's diagonal term on coefficient `j` at penalty `lambda`.
+    pub(super) fn ridge(self, j: usize, lambda: f64) -> f64 {
+        if self.penalised(j) {
+            lambda.max(1e-8)
+        } else {
+            1e-8
+        }
+    }
+
+    /// The penalty `(λ/2)·Σβ²` over the penalised coefficients of `beta`.
+    pub(super) fn value(self, beta: &[f64], lambda: f64) -> f64 {
+        let mut sum = 0.0;
+        for (j, b) in beta.iter().enumerate() {
+            if self.penalised(j) {
+                sum += b * b;
+            }
+        }
+        0.5 * lambda * sum
     }
 }
 
@@ -333,8 +360,9 @@ pub fn fit_logit<E: DesignElem>(
         beta = vec![0.0; q];
         hess = None;
     }
+    let pen = Penalty::Logits { p };
     if let Some(h) = hess.as_mut().filter(|h| h.len() == q * q) {
-        add_ridge(h, q, |j| ridge(j, p, spec.lambda));
+        add_ridge(h, q, |j| pen.ridge(j, spec.lambda));
     }
     let hessians = std::cell::Cell::new(0u32);
     let eval = |b: &[f64], need: Need| {
@@ -351,16 +379,16 @@ pub fn fit_logit<E: DesignElem>(
             at.hess_stride = (spec.hess_stride >> doublings).max(1);
         }
         let s = sums_for(d, &at, b, need);
-        let obj = penalised(&s, b, spec.lambda, p);
+        let obj = s.nll + pen.value(b, spec.lambda);
         let mut grad = s.grad;
         let mut hess = s.hess;
         for j in 0..q {
-            if j % p != 0 {
+            if pen.penalised(j) {
                 grad[j] += spec.lambda * b[j];
             }
         }
         if hessian {
-            add_ridge(&mut hess, q, |j| ridge(j, p, spec.lambda));
+            add_ridge(&mut hess, q, |j| pen.ridge(j, spec.lambda));
         }
         Quadratic { obj, grad, hess }
     };

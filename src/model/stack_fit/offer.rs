@@ -3,10 +3,10 @@
 //! cross-validation.
 
 use super::design::{in_cv, standardised_design, Rows};
-use super::evidence::{log_evidence, search_by_evidence, PathPoint, Penalty};
+use super::evidence::{search_by_evidence, PathPoint};
 use super::gram::symmetric_gram;
 use super::inputs::TrainingInputs;
-use super::newton::{add_ridge, dot, minimise, Need, Quadratic, Start, CHUNK};
+use super::newton::{add_ridge, dot, minimise, Need, Penalty, Quadratic, Start, CHUNK};
 use super::params::StackParams;
 use super::{CV_TOL, FINAL_TOL};
 use crate::model::stack::{offer_features, FeatureSet, FeatureSpec, OfferCalibration, Select};
@@ -25,23 +25,6 @@ pub(super) struct BinaryFit<'a> {
     /// spread of them, scaled up (as [`StackParams::hess_rows`] for the purchase learner;
     /// gradients and objectives use every row, so the optimum is the same).
     pub(super) hess_rows: usize,
-}
-
-/// The ridge on coefficient `j` of a binary fit: `lambda` on every coefficient but the
-/// intercept (column 0), which gets a token 1e-8 (a Hessian that stays positive
-/// definite).
-fn ridge(j: usize, lambda: f64) -> f64 {
-    if j == 0 {
-        1e-8
-    } else {
-        lambda.max(1e-8)
-    }
-}
-
-/// The ridge penalty `½·λ·Σ b_j²` of a binary fit's coefficients, the intercept
-/// (column 0) left out.
-fn penalty(beta: &[f64], lambda: f64) -> f64 {
-    0.5 * lambda * beta.iter().skip(1).map(|v| v * v).sum::<f64>()
 }
 
 impl BinaryFit<'_> {
@@ -142,7 +125,8 @@ impl BinaryFit<'_> {
         (max_iter, tol): (usize, f64),
     ) -> Result<Vec<f64>, ModelError> {
         let q = self.cols.len();
-        let diag = |j: usize| ridge(j, lambda);
+        let pen = Penalty::Binary;
+        let diag = |j: usize| pen.ridge(j, lambda);
         let eval = |b: &[f64], need: Need| {
             let (nll, mut grad, mut hess) = self.sums(rows, b, need);
             for j in 1..q.min(grad.len()) {
@@ -152,7 +136,7 @@ impl BinaryFit<'_> {
                 add_ridge(&mut hess, q, diag);
             }
             Quadratic {
-                obj: nll + penalty(b, lambda),
+                obj: nll + pen.value(b, lambda),
                 grad,
                 hess,
             }
@@ -170,23 +154,11 @@ impl BinaryFit<'_> {
         Ok(minimise(start, (max_iter, tol), "offer calibration", eval)?.0)
     }
 
-    /// The fit with penalty `lambda` on `rows` at its optimum `beta`: its log evidence
-    /// (see [`log_evidence`]; the intercept is not counted as penalised), loss and loss
-    /// Hessian there (no penalty): one pass over the rows.
+    /// The fit with penalty `lambda` on `rows` at its optimum `beta`, with its log
+    /// evidence, loss and loss Hessian there ([`PathPoint::at`]): one pass over the rows.
     pub(super) fn evidence(&self, rows: &[u32], beta: Vec<f64>, lambda: f64) -> PathPoint {
-        let q = self.cols.len();
-        let (nll, _, loss_hess) = self.sums(rows, &beta, Need::All);
-        let obj = nll + penalty(&beta, lambda);
-        let mut h = loss_hess.clone();
-        add_ridge(&mut h, q, |j| ridge(j, lambda));
-        let evidence = log_evidence(obj, &mut h, q, (lambda, q.saturating_sub(1)));
-        PathPoint {
-            lambda,
-            beta,
-            evidence,
-            loss: nll,
-            loss_hess,
-        }
+        let (loss, _, loss_hess) = self.sums(rows, &beta, Need::All);
+        PathPoint::at(Penalty::Binary, lambda, beta, (loss, loss_hess))
     }
 }
 
@@ -266,21 +238,21 @@ impl StackParams {
             // `fit_learner_by_evidence`)
             for (part, model) in models.iter().enumerate() {
                 let rows = pick(&|i| fold[i] != u64::MAX && (part == 0 || misfit(i)));
-                let penalty = Penalty {
-                    ridge: &ridge,
-                    penalised: &|j| j > 0,
-                    count: model.cols.len().saturating_sub(1),
-                };
-                let (fits, at) = search_by_evidence(&self.lambdas, &penalty, |lambda, from| {
-                    let (start, hess) = match from {
-                        Some(f) => (f.beta.clone(), Some(&f.loss_hess[..])),
-                        None => (Vec::new(), None),
-                    };
-                    let b = model.fit(&rows, (lambda, start, hess), (self.max_iter, FINAL_TOL))?;
-                    let point = model.evidence(&rows, b, lambda);
-                    tracing::debug!(target: "runsize::stack", part, lambda, evidence = point.evidence, "offer calibration penalty");
-                    Ok(point)
-                })?;
+                let (fits, at) = search_by_evidence(
+                    &self.lambdas,
+                    Penalty::Binary,
+                    |lambda, from| {
+                        let (start, hess) = match from {
+                            Some(f) => (f.beta.clone(), Some(&f.loss_hess[..])),
+                            None => (Vec::new(), None),
+                        };
+                        let b =
+                            model.fit(&rows, (lambda, start, hess), (self.max_iter, FINAL_TOL))?;
+                        let point = model.evidence(&rows, b, lambda);
+                        tracing::debug!(target: "runsize::stack", part, lambda, evidence = point.evidence, "offer calibration penalty");
+                        Ok(point)
+                    },
+                )?;
                 if let Some(f) = fits.into_iter().nth(at) {
                     best[part] = (-f.evidence.unwrap_or(f64::NEG_INFINITY), f.lambda);
                     chosen[part] = Some(f.beta);
