@@ -62,6 +62,11 @@ pub struct TrainArgs {
     /// iteration (RMS, in sizes).
     #[arg(long, default_value_t = 1e-3)]
     pub param_tol: f64,
+    /// `--param-tol` of a warm-started fit: the final fit from the cross-fitting fold
+    /// models, or one started by `--init` (it starts within a few hundredths of a size
+    /// of the optimum).
+    #[arg(long, default_value_t = 3e-3)]
+    pub warm_param_tol: f64,
     /// Big data: iterate on a sample of customers with about this many events (or 12
     /// per article-size, if more) until the parameters settle, then refine on all events
     /// (0 = always all events).
@@ -108,9 +113,9 @@ pub struct TrainArgs {
     /// it converges).
     #[arg(long, default_value_t = 8)]
     pub stack_refit_iter: usize,
-    /// Parameter tolerance of the cross-fitting refits (0 = the fit's own `--param-tol`
-    /// or its default): they only give the second stage its inputs.
-    #[arg(long, default_value_t = 0.0)]
+    /// Parameter tolerance of the cross-fitting refits (0 = the fit's own `--param-tol`;
+    /// never tighter than it): they only give the second stage its inputs.
+    #[arg(long, default_value_t = 3e-3)]
     pub stack_refit_tol: f64,
     /// Start the fit from this model's parameters (e.g. yesterday's), matched by key:
     /// size labels, brands, categories, products, products in sizes and customers; new
@@ -164,6 +169,7 @@ impl TrainArgs {
             .min_iter(self.min_iter)
             .tol(self.tol)
             .param_tol(self.param_tol)
+            .warm_param_tol(self.warm_param_tol)
             .warm_start_events(self.warm_start_events)
             .threads(self.threads)
             .customer_newton_steps(self.newton_steps)

@@ -359,6 +359,13 @@ fn run(
     // a warm start is past the location-only iterations: bands move from the start
     let lag = if warm { DISPERSION_FROM + 2 } else { 0 };
     let min_iter = if warm { p.min_iter.min(2) } else { p.min_iter };
+    // a warm start is near the optimum already: a looser tolerance (see
+    // `FitParams::warm_param_tol`)
+    let param_tol = if warm {
+        p.warm_param_tol.max(p.param_tol)
+    } else {
+        p.param_tol
+    };
     st.steps = p.customer_newton_steps;
     let mut full = Plan::new(data, p.chunk_events, 1);
     full.gram = st.gram(&full.chunks);
@@ -440,7 +447,7 @@ fn run(
         }
         full_iters += 1;
         first_full = false;
-        let done = rel < p.tol || (settled && param_change < p.param_tol);
+        let done = rel < p.tol || (settled && param_change < param_tol);
         if iter >= min_iter && (sample.is_none() || full_iters >= 2) && done {
             converged = true;
             last_pass = Some(acc);
