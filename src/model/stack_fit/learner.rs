@@ -5,8 +5,8 @@
 //! (L-BFGS) for comparison ([`Solver`]).
 //! The numerics (sums, Newton minimiser) live in [`super::newton`].
 
-use super::evidence::logit_evidence;
-use super::newton::{fit_logit, logits, Design, DesignElem, FitSpec};
+use super::evidence::logit_evidence_from;
+use super::newton::{fit_logit_min, logits, Design, DesignElem, FitSpec};
 use crate::model::stack::softmax2;
 use crate::model::ModelError;
 use linfa::dataset::{AsSingleTargets, DatasetBase};
@@ -272,12 +272,12 @@ where
                     p: x.ncols(),
                 };
                 let start_hessian = Some(&self.start_hessian[..]).filter(|h| !h.is_empty());
-                let coef = fit_logit(&d, &spec, &self.start, start_hessian)?;
+                let min = fit_logit_min(&d, &spec, &self.start, start_hessian)?;
                 if self.evidence {
-                    let at = logit_evidence(&d, &spec, &coef);
-                    (coef, at.evidence, at.loss_hess, at.loss)
+                    let at = logit_evidence_from(&d, &spec, min);
+                    (at.beta, at.evidence, at.loss_hess, at.loss)
                 } else {
-                    (coef, None, Vec::new(), f64::NAN)
+                    (min.beta, None, Vec::new(), f64::NAN)
                 }
             }
             Solver::Lbfgs => {

@@ -352,6 +352,18 @@ pub fn fit_logit<E: DesignElem>(
     start: &[f64],
     start_hessian: Option<&[f64]>,
 ) -> Result<Vec<f64>, ModelError> {
+    Ok(fit_logit_min(d, spec, start, start_hessian)?.beta)
+}
+
+/// [`fit_logit`]'s whole end state: the coefficients, their penalised objective and
+/// the last (penalised) Hessian computed, for the evidence at the optimum
+/// ([`super::evidence::logit_evidence_from`]).
+pub(super) fn fit_logit_min<E: DesignElem>(
+    d: &Design<'_, E>,
+    spec: &FitSpec<'_>,
+    start: &[f64],
+    start_hessian: Option<&[f64]>,
+) -> Result<Minimum, ModelError> {
     let p = d.p;
     let q = 2 * p;
     let mut beta = start.to_vec();
@@ -392,18 +404,19 @@ pub fn fit_logit<E: DesignElem>(
         }
         Quadratic { obj, grad, hess }
     };
-    let (beta, obj) = minimise(
+    let min = minimise(
         Start { beta, hess },
         (spec.max_iter, spec.tol),
         "second stage",
         eval,
     )?;
-    if !obj.is_finite() {
+    if !min.obj.is_finite() {
         return Err(ModelError::Diverged(format!(
-            "second stage: objective is {obj}"
+            "second stage: objective is {}",
+            min.obj
         )));
     }
-    Ok(beta)
+    Ok(min)
 }
 
 /// A penalised objective at one point, for [`minimise`]: its value, gradient and (when
@@ -414,6 +427,20 @@ pub(super) struct Quadratic {
     pub(super) grad: Vec<f64>,
     /// Empty unless asked for.
     pub(super) hess: Vec<f64>,
+}
+
+/// Where [`minimise`] ended.
+#[derive(Clone, Debug)]
+pub(super) struct Minimum {
+    /// The point.
+    pub(super) beta: Vec<f64>,
+    /// Its penalised objective.
+    pub(super) obj: f64,
+    /// The last penalised Hessian computed (or the caller's at the start).
+    pub(super) hess: Vec<f64>,
+    /// How much the objective fell after that Hessian's point: near 0, it is the
+    /// Hessian at the end point for any use but a further step.
+    pub(super) fall_since_hess: f64,
 }
 
 /// Where [`minimise`] starts.
@@ -442,14 +469,14 @@ impl From<Vec<f64>> for Start {
 /// be slow progress; a gain falling that fast leaves less than itself to gain), so it
 /// ends where Newton's method would. A step whose gain the quadratic model predicts
 /// under `tol` (half the Newton decrement) is the last one and is taken without
-/// evaluating it. `what` names the fit in errors. Returns the point and its objective
-/// (the quadratic model's after such a step).
+/// evaluating it. `what` names the fit in errors. Returns the point, its objective
+/// (the quadratic model's after such a step) and the last Hessian computed.
 pub(super) fn minimise(
     start: Start,
     (max_iter, tol): (usize, f64),
     what: &str,
     eval: impl Fn(&[f64], Need) -> Quadratic,
-) -> Result<(Vec<f64>, f64), ModelError> {
+) -> Result<Minimum, ModelError> {
     let mut beta = start.beta;
     let q = beta.len();
     // a Hessian the caller has at the start point saves computing it there
@@ -462,6 +489,14 @@ pub(super) fn minimise(
         }
     };
     let (mut fresh, mut last_gain, mut iter) = (true, f64::INFINITY, 0);
+    // the objective where the Hessian was computed
+    let mut hess_obj = at.obj;
+    let end = |beta: Vec<f64>, obj: f64, hess: Vec<f64>, hess_obj: f64| Minimum {
+        beta,
+        obj,
+        hess,
+        fall_since_hess: (hess_obj - obj).max(0.0),
+    };
     while iter < max_iter {
         iter += 1;
         let mut h = hess.clone();
@@ -479,7 +514,7 @@ pub(super) fn minimise(
                 *b += d;
             }
             tracing::trace!(target: "runsize::stack", what, iter, hessians, predicted, "converged by the quadratic model");
-            return Ok((beta, at.obj - predicted));
+            return Ok(end(beta, at.obj - predicted, hess, hess_obj));
         }
         // candidates are judged on the objective alone (no Hessian)
         let Some((cand, next, _)) = damped_step(&beta, &step, at.obj, |c| {
@@ -492,7 +527,7 @@ pub(super) fn minimise(
             }
             // a stale Hessian's step found no descent: refresh it here and retry
             hess = eval(&beta, Need::Hessian).hess;
-            (hessians, fresh) = (hessians + 1, true);
+            (hessians, fresh, hess_obj) = (hessians + 1, true, at.obj);
             continue;
         };
         let gain = at.obj - next.obj;
@@ -504,22 +539,22 @@ pub(super) fn minimise(
             // come, shrinking as fast, would add at most a third of it
             if fresh || gain <= HESSIAN_KEEP * last_gain {
                 tracing::trace!(target: "runsize::stack", what, iter, hessians, "converged");
-                return Ok((beta, at.obj));
+                return Ok(end(beta, at.obj, hess, hess_obj));
             }
             hess = eval(&beta, Need::Hessian).hess;
-            (hessians, fresh, last_gain) = (hessians + 1, true, f64::INFINITY);
+            (hessians, fresh, last_gain, hess_obj) = (hessians + 1, true, f64::INFINITY, at.obj);
             continue;
         }
         if gain > HESSIAN_KEEP * last_gain {
             hess = eval(&beta, Need::Hessian).hess;
-            (hessians, fresh) = (hessians + 1, true);
+            (hessians, fresh, hess_obj) = (hessians + 1, true, at.obj);
         } else {
             fresh = false;
         }
         last_gain = gain;
     }
     tracing::trace!(target: "runsize::stack", what, iter, hessians, "stopped");
-    Ok((beta, at.obj))
+    Ok(end(beta, at.obj, hess, hess_obj))
 }
 
 #[cfg(test)]
@@ -653,7 +688,8 @@ mod tests {
                 },
             }
         };
-        let (b, obj) = minimise(vec![0.0].into(), (10, 1e-10), "test", quad).unwrap();
+        let Minimum { beta: b, obj, .. } =
+            minimise(vec![0.0].into(), (10, 1e-10), "test", quad).unwrap();
         assert_eq!((b, evals.get()), (vec![3.0], 2));
         assert!(obj.abs() < 1e-30, "{obj}");
         // f(b) = cosh(b − 1) (minimum 1 at b = 1): the end point and its objective are
@@ -667,7 +703,8 @@ mod tests {
                 vec![(b[0] - 1.0).cosh()]
             },
         };
-        let (b, obj) = minimise(vec![-1.5].into(), (20, 1e-12), "test", cosh).unwrap();
+        let Minimum { beta: b, obj, .. } =
+            minimise(vec![-1.5].into(), (20, 1e-12), "test", cosh).unwrap();
         assert!((b[0] - 1.0).abs() < 2e-6, "{b:?}");
         assert!((obj - 1.0).abs() < 1e-11, "{obj}");
     }

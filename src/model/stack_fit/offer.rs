@@ -151,7 +151,7 @@ impl BinaryFit<'_> {
         } else {
             vec![0.0; q].into()
         };
-        Ok(minimise(start, (max_iter, tol), "offer calibration", eval)?.0)
+        Ok(minimise(start, (max_iter, tol), "offer calibration", eval)?.beta)
     }
 
     /// The fit with penalty `lambda` on `rows` at its optimum `beta`, with its log
