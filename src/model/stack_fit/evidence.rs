@@ -340,18 +340,25 @@ mod tests {
             hess_stride: 3,
             ..exact_spec(10.0)
         };
-        let fit = |start: &[f64]| {
-            super::super::newton::fit_logit_min(&d, &spec, start, None).unwrap()
-        };
+        let fit =
+            |start: &[f64]| super::super::newton::fit_logit_min(&d, &spec, start, None).unwrap();
         // from scratch, its first Hessian (at the start) did every step: far from the
         // end, so not the one at the optimum
         let cold = fit(&[]);
-        assert!(cold.fall_since_hess > HESSIAN_REUSE_FALL, "{}", cold.fall_since_hess);
+        assert!(
+            cold.fall_since_hess > HESSIAN_REUSE_FALL,
+            "{}",
+            cold.fall_since_hess
+        );
         // from near the optimum (a warm start's case), the Hessian is at the end
         let near: Vec<f64> = cold.beta.iter().map(|b| b + 1e-3).collect();
         let min = fit(&near);
         let pass = logit_evidence(&d, &spec, &min.beta);
-        assert!(min.fall_since_hess <= HESSIAN_REUSE_FALL, "{}", min.fall_since_hess);
+        assert!(
+            min.fall_since_hess <= HESSIAN_REUSE_FALL,
+            "{}",
+            min.fall_since_hess
+        );
         let reused = logit_evidence_from(&d, &spec, min.clone());
         let (a, b) = (reused.evidence.unwrap(), pass.evidence.unwrap());
         assert!((a - b).abs() < 1e-3, "{a} vs {b}");

@@ -26,8 +26,8 @@
 //! Hessians over fixed chunks of events (deterministic, and a group-by in a distributed
 //! setting); the purchase learner is a linfa estimator ([`LogitParams`]) on
 //! ndarray views of its standardised design. Ridge penalties and the feature set are
-//! chosen by warm-started fits from the strongest penalty, by default by the evidence
-//! ([`Select::Evidence`]: the strongest candidate fitted first, then the candidates its
+//! chosen by warm-started fits along the penalties, by default by the evidence
+//! ([`Select::Evidence`]: the middle candidate fitted first, then the candidates its
 //! fit predicts more marginal likelihood for, each from the fit it was predicted from
 //! and its Hessian, until none is predicted to beat the best fitted one; the chosen fit
 //! is kept), or by K-fold cross-validation by customer
@@ -358,7 +358,7 @@ impl StackParams {
     }
 
     /// Choose the penalty and feature set by the evidence (see [`Select::Evidence`]):
-    /// per set, the strongest penalty first, then the penalties the fits so far predict
+    /// per set, the middle penalty first, then the penalties the fits so far predict
     /// more evidence for ([`evidence::search_by_evidence`]), each fitted on the
     /// purchase-regime rows of `inputs` from the fit it was predicted from and its
     /// Hessian. The search runs on the [`StackParams::cv_rows`] sample of customers when

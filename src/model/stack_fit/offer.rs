@@ -231,7 +231,7 @@ impl StackParams {
         let mut chosen: [Option<Vec<f64>>; 2] = [None, None];
         let part_all = |part: usize| pick(&|i| part == 0 || misfit(i));
         if self.select == Select::Evidence && self.lambdas.len() > 1 {
-            // per part: the strongest penalty, then those the fits predict more evidence
+            // per part: the middle penalty, then those the fits predict more evidence
             // for, each from the fit it was predicted from and its Hessian
             // (`evidence::search_by_evidence`); on the search sample of customers
             // when there are more rows (the chosen penalty is a prior precision; see

@@ -22,7 +22,7 @@ pub struct StackParams {
     /// Cross-validation walks them from the strongest down, each fit warm-started from
     /// the previous one, and stops at the first penalty whose held-out loss is worse than
     /// the one before (along a ridge path it falls to one minimum and rises). The
-    /// evidence fits the strongest, then the candidates the fits predict more evidence
+    /// evidence fits the middle one, then the candidates the fits predict more evidence
     /// for (see `evidence::search_by_evidence`).
     pub lambdas: Vec<f64>,
     /// Candidate feature sets (default [`FeatureSet::FULL`] alone: [`FeatureSet::MAIN`]
