@@ -328,8 +328,6 @@ mod tests {
         }
     }
 
-    /// 4,000 rows of an intercept and two uniform features, classes drawn from the
-    /// logits `w·x` for both (small and large), with a fixed-seed generator.
     #[test]
     fn evidence_from_the_fits_last_hessian_matches_a_pass_at_the_optimum() {
         let (x, y) = draws(0.8);
@@ -372,6 +370,8 @@ mod tests {
         assert_eq!(logit_evidence_from(&d, &spec, far), pass);
     }
 
+    /// 4,000 rows of an intercept and two uniform features, classes drawn from the
+    /// logits `w·x` for both (small and large), with a fixed-seed generator.
     fn draws(w: f64) -> (Vec<f64>, Vec<u8>) {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut unif = move || {
