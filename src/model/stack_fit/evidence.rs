@@ -5,7 +5,8 @@
 //!
 //! [`Select::Evidence`]: crate::model::stack::Select::Evidence
 
-use super::newton::{add_ridge, sums_for, Design, DesignElem, FitSpec, Minimum, Need, Penalty};
+use super::minimise::Minimum;
+use super::newton::{add_ridge, sums_for, Design, DesignElem, FitSpec, Need, Penalty};
 use crate::model::ModelError;
 
 /// A ridge fit at its optimum, as the penalty search sees it.

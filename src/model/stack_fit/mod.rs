@@ -47,6 +47,7 @@ mod gram;
 mod inputs;
 mod learner;
 mod loo;
+mod minimise;
 mod newton;
 mod offer;
 mod params;
