@@ -31,11 +31,21 @@ fn default_sigpipe() {
     }
 }
 
+/// A command capped at `n` worker threads caps polars' own pool too (the Parquet
+/// decoder's, sized from `POLARS_MAX_THREADS` at its first use), unless the environment
+/// already sizes it. Called at startup, before any thread is spawned.
+fn cap_polars_threads(n: usize) {
+    if n > 0 && std::env::var_os("POLARS_MAX_THREADS").is_none() {
+        std::env::set_var("POLARS_MAX_THREADS", n.to_string());
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !cli.command.uses_network() {
         default_sigpipe();
     }
+    cap_polars_threads(cli.command.threads());
     init_logging(&cli.log, cli.log_json);
     match run(cli).map_err(anyhow::Error::from) {
         Ok(()) => ExitCode::SUCCESS,

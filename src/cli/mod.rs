@@ -63,6 +63,14 @@ pub enum Command {
 }
 
 impl Command {
+    /// Worker threads the command is capped at (`train --threads`; 0 = all cores).
+    pub fn threads(&self) -> usize {
+        match self {
+            Command::Train(a) => a.threads,
+            _ => 0,
+        }
+    }
+
     /// Whether the command talks over sockets (server, Ballista nodes, a train on plans):
     /// these keep Rust's SIGPIPE handling (a closed socket is an error, not an exit).
     pub fn uses_network(&self) -> bool {

@@ -76,7 +76,8 @@ pub struct TrainArgs {
     /// iteration; the final pass takes this many plus two).
     #[arg(long, default_value_t = 1)]
     pub newton_steps: usize,
-    /// Worker threads (0 = all cores).
+    /// Worker threads of the whole train: reading, cross-fitting, the fits, the
+    /// learners and the held-out evaluation (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Do not learn per-brand / category / product fit-band widths.
@@ -178,8 +179,17 @@ impl TrainArgs {
     }
 }
 
-/// Train and write the model; returns it.
+/// Train and write the model; returns it. With `--threads N` every parallel part of
+/// the job (ingest encoding, cross-fitting, the fits, the learners, the held-out
+/// evaluation) runs on one pool of N threads.
 pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
+    let pool = crate::model::threads::pool(args.threads)?;
+    let pool = pool.as_ref();
+    crate::model::threads::within(pool, || train_in(args, pool))
+}
+
+/// [`train`] inside its thread pool (`None`: rayon's global pool).
+fn train_in(args: &TrainArgs, pool: Option<&rayon::ThreadPool>) -> Result<Fitted, crate::Error> {
     let mut cfg = args.ingest.to_config(true)?;
     // The fit never reads timestamps (time filters are applied while reading).
     cfg.keep_timestamps = false;
@@ -301,9 +311,23 @@ pub fn train(args: &TrainArgs) -> Result<Fitted, crate::Error> {
         .zip(cross_fitted.as_ref())
         .filter(|_| data.len() <= LEARNERS_BESIDE_FIT_EVENTS);
     let (model, early_learners) = std::thread::scope(|s| {
-        let learners = beside.map(|(sp, cf)| s.spawn(move || sp.fit_learners(cf.inputs())));
+        // the learners' thread joins the train's pool (its parallel work would otherwise
+        // run on rayon's global pool, past `--threads`)
+        let learners = beside.map(|(sp, cf)| {
+            s.spawn(move || crate::model::threads::within(pool, || sp.fit_learners(cf.inputs())))
+        });
         let model = args.engine.fit(&params, inputs, &mut on_iter);
-        let learners = learners.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        let learners = learners.map(|h| {
+            // in the train's pool this thread is one of its workers: it waits by running
+            // the pool's pending work (with `--threads 1`, the learners' own job, which
+            // no other worker would take), not by blocking
+            while !h.is_finished() {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+        });
         (model, learners)
     });
     let mut model = model?;
@@ -586,6 +610,36 @@ mod tests {
         let model = train(&args).unwrap();
         assert!(model.stack.is_none(), "300k events > 1000: no second stage");
         assert!(model.summary.fit_events > 1000);
+        assert!(out.exists());
+    }
+
+    #[test]
+    fn one_thread_trains_the_stage_beside_the_fit() {
+        // `--threads 1`: the whole train runs on one worker, the learners (fitted beside
+        // the final fit on small data) included: their job must not wait for a worker
+        // that waits for them
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.runsize");
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.parquet");
+        let args = Cli::parse_from([
+            "train",
+            "--events",
+            data,
+            "--out",
+            out.to_str().unwrap(),
+            "--max-iter",
+            "3",
+            "--min-iter",
+            "1",
+            "--stack-max-rows",
+            "20000",
+            "--threads",
+            "1",
+            "--quiet",
+        ])
+        .train;
+        let model = train(&args).unwrap();
+        assert!(model.stack.is_some(), "the stage is fitted");
         assert!(out.exists());
     }
 

@@ -25,6 +25,7 @@ pub mod report;
 pub mod score;
 pub mod stack;
 pub mod stack_fit;
+pub mod threads;
 
 pub use fit::{
     CustomerOut, CustomerRows, CustomerStart, FitOn, PassContext, PassEngine, PassJob, PassSums,

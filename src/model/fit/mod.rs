@@ -224,15 +224,8 @@ impl FitParams {
         if inputs.data.is_empty() {
             return Err(ModelError::NoFitEvents);
         }
-        if self.threads > 0 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(self.threads)
-                .build()
-                .map_err(|e| ModelError::Param(format!("threads: {e}")))?;
-            pool.install(|| run(self, inputs, on_iter))
-        } else {
-            run(self, inputs, on_iter)
-        }
+        let pool = super::threads::pool(self.threads)?;
+        super::threads::within(pool.as_ref(), || run(self, inputs, on_iter))
     }
 }
 
