@@ -55,10 +55,17 @@ impl Plan {
             chunks,
             shards,
             events,
-            drift_stride: (events / DRIFT_SAMPLE_EVENTS).max(1),
+            drift_stride: drift_stride(events),
             gram: Vec::new(),
         }
     }
+}
+
+/// Every how-many-th customer scores the drift candidates in a pass over `events`: about
+/// [`DRIFT_SAMPLE_EVENTS`] events, or 1 in [`MAX_DRIFT_STRIDE`] customers on big data
+/// (above 10M events) so the drift share's sample grows with the data.
+fn drift_stride(events: usize) -> usize {
+    (events / DRIFT_SAMPLE_EVENTS).clamp(1, MAX_DRIFT_STRIDE)
 }
 
 /// Split `v` into the sub-slices of sorted, disjoint `chunks`.
@@ -92,6 +99,17 @@ mod tests {
     }
 
     use crate::model::fit::tests::data;
+
+    #[test]
+    fn drift_sample_is_fixed_then_grows_with_the_data() {
+        assert_eq!(drift_stride(0), 1);
+        assert_eq!(drift_stride(123_000), 4);
+        // 7.5M events: every 300th customer, ~25k events
+        assert_eq!(drift_stride(7_500_000), 300);
+        assert_eq!(drift_stride(10_000_000), 400);
+        // 94M events: every 400th customer (235k events), not every 3760th (25k)
+        assert_eq!(drift_stride(94_000_000), 400);
+    }
 
     #[test]
     fn plan_covers_everything_or_a_fixed_sample_in_few_shards() {
