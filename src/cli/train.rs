@@ -93,9 +93,9 @@ pub struct TrainArgs {
     pub no_stack: bool,
     /// Skip the second stage (with a warning) above this many fit events; 0 (default) = no
     /// limit: the default model includes the stage at every size (100M synthetic events:
-    /// about 4 min and 3.9 GiB peak with it, see BENCHMARKS.md). A cap for machines whose
-    /// memory holds the structural fit but not the stage (its peak holds the event table
-    /// through cross-fitting).
+    /// about 3 min and 3.9 GiB peak with it on 2 cores, see BENCHMARKS.md). A cap for
+    /// machines whose memory holds the structural fit but not the stage (its peak holds
+    /// the event table through cross-fitting).
     #[arg(long, default_value_t = 0)]
     pub stack_max_events: usize,
     /// Out-of-sample inputs of the second stage: refit the structural model this many

@@ -77,11 +77,11 @@ const DRIFT_STEPS: [f64; 5] = [-0.8, -0.3, 0.0, 0.3, 0.8];
 const DRIFT_SAMPLE_EVENTS: usize = 25_000;
 
 /// Above 10M events the drift candidates are scored on every this-many-th customer
-/// (0.25% of the events; scoring every event was ~40% of a pass): a fixed 25,000-event
-/// sample left the drift share to its noise. At 100M synthetic events the two cross-fitting
-/// halves ended at drift shares 0.0975 and 0.020 (their pooled start then walked for 5
-/// final passes); with 1 in 400 customers scored, 0.029 and 0.057 and 3 final passes
-/// (BENCHMARKS.md, 2026-12-07 evening).
+/// (0.25% of the events; scoring every event was ~40% of a pass): a fixed
+/// 25,000-event sample left the drift share to its noise. At 100M synthetic events the
+/// two cross-fitting halves ended at drift shares 0.0975 and 0.020 (their pooled start
+/// then walked for 5 final passes); with 1 in 400 customers scored, 0.029 and 0.057
+/// and 3 final passes (BENCHMARKS.md, 2026-12-07 evening).
 const MAX_DRIFT_STRIDE: usize = 400;
 
 /// The sample phase of a big fit ends when parameters move by less than this many
