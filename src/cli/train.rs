@@ -587,27 +587,28 @@ mod tests {
         train: TrainArgs,
     }
 
+    /// `train` on the bundled demo events into `out`, with `extra` flags.
+    fn demo_args(out: &std::path::Path, extra: &[&str]) -> TrainArgs {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.parquet");
+        let out = out.to_str().unwrap();
+        let mut argv = vec!["train", "--events", data, "--out", out, "--quiet"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).train
+    }
+
     #[test]
     fn second_stage_is_skipped_above_the_event_limit() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.runsize");
-        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.parquet");
-        let args = Cli::parse_from([
-            "train",
-            "--events",
-            data,
-            "--out",
-            out.to_str().unwrap(),
+        let flags = [
             "--max-iter",
             "2",
             "--min-iter",
             "1",
             "--stack-max-events",
             "1000",
-            "--quiet",
-        ])
-        .train;
-        let model = train(&args).unwrap();
+        ];
+        let model = train(&demo_args(&out, &flags)).unwrap();
         assert!(model.stack.is_none(), "300k events > 1000: no second stage");
         assert!(model.summary.fit_events > 1000);
         assert!(out.exists());
@@ -620,13 +621,7 @@ mod tests {
         // that waits for them
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.runsize");
-        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.parquet");
-        let args = Cli::parse_from([
-            "train",
-            "--events",
-            data,
-            "--out",
-            out.to_str().unwrap(),
+        let flags = [
             "--max-iter",
             "3",
             "--min-iter",
@@ -635,10 +630,8 @@ mod tests {
             "20000",
             "--threads",
             "1",
-            "--quiet",
-        ])
-        .train;
-        let model = train(&args).unwrap();
+        ];
+        let model = train(&demo_args(&out, &flags)).unwrap();
         assert!(model.stack.is_some(), "the stage is fitted");
         assert!(out.exists());
     }
@@ -649,19 +642,7 @@ mod tests {
         let out = dir.path().join("m.runsize");
         let bad = dir.path().join("yesterday.runsize");
         std::fs::write(&bad, b"not a runsize model").unwrap();
-        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.parquet");
-        let args = Cli::parse_from([
-            "train",
-            "--events",
-            data,
-            "--out",
-            out.to_str().unwrap(),
-            "--init",
-            bad.to_str().unwrap(),
-            "--no-stack",
-            "--quiet",
-        ])
-        .train;
+        let args = demo_args(&out, &["--init", bad.to_str().unwrap(), "--no-stack"]);
         let err = train(&args).unwrap_err().to_string();
         assert!(err.contains("yesterday.runsize"), "{err}");
         assert!(!out.exists(), "no model written");
