@@ -88,7 +88,7 @@ impl CustomerSample {
         self.body_row(ec).is_some()
     }
 
-    /// Events customer `ec`'s row among the kept customers ([`body_rows`]), if kept.
+    /// Events customer `ec`'s row among the kept customers (`body_rows`), if kept.
     pub fn body_row(&self, ec: u32) -> Option<u32> {
         if self.row.is_empty() {
             return ((ec as usize) < self.kept).then_some(ec);

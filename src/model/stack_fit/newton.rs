@@ -320,7 +320,7 @@ pub(super) fn add_ridge(hess: &mut [f64], q: usize, diag: impl Fn(usize) -> f64)
 /// Penalised Newton fit of the two logits from `start` (length 2p; `minimise`);
 /// deterministic. `start_hessian`: the loss Hessian (no penalty) at `start` over the same
 /// rows, when the caller has it (the previous fit of a penalty path: see
-/// [`super::evidence::logit_evidence`]); the first step then computes none.
+/// `evidence::logit_evidence`); the first step then computes none.
 pub fn fit_logit<E: DesignElem>(
     d: &Design<'_, E>,
     spec: &FitSpec<'_>,
