@@ -162,6 +162,37 @@ fn same_events_from_every_format() {
 }
 
 #[test]
+fn optional_features_are_read_where_every_file_has_them() {
+    // what `eval` / `predict` do without --customer-features: the model's features,
+    // those the files have
+    let dir = common::tempdir();
+    let mut df = sample();
+    let p = common::write_as(&mut df, dir.path(), "ev.parquet");
+    let listed = run(&cfg_for(&p)).events;
+    let mut cfg = IngestConfig::new(vec![p.display().to_string()]);
+    cfg.optional_customer_features = vec!["height".into(), "shoe_size".into(), "body_type".into()];
+    let optional = run(&cfg).events;
+    // the same events as with the two present ones listed; shoe_size is left out
+    assert_same_events(&listed, &optional, "optional features");
+    // a second file without `body_type`: it is left out for all files (features are
+    // kept per column, not per file), the others still read
+    let mut other = sample().drop("body_type").unwrap();
+    let q = common::write_as(&mut other, dir.path(), "no_body.parquet");
+    cfg.inputs.push(q.display().to_string());
+    let two = run(&cfg).events;
+    let names: Vec<&str> = (two.features.numeric.iter().map(|f| f.name.as_str()))
+        .chain(two.features.categorical.iter().map(|f| f.name.as_str()))
+        .collect();
+    assert_eq!(names, ["height"]);
+    // listed features stay required
+    cfg.customer_features = vec!["body_type".into()];
+    assert!(matches!(
+        ingest(&cfg),
+        Err(DataError::MissingColumn { ref column, .. }) if column == "body_type"
+    ));
+}
+
+#[test]
 fn features_fold_to_last_non_null_value_per_customer() {
     let dir = common::tempdir();
     let p = common::write_as(&mut sample(), dir.path(), "ev.parquet");

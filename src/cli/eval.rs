@@ -1,6 +1,6 @@
 //! `runsize eval`: the published metric (average one-vs-rest AUC) and friends.
 
-use super::ingest_args::{warn_unlisted_features, IngestArgs};
+use super::ingest_args::{model_features, IngestArgs};
 use crate::data::ingest;
 use crate::model::artifact;
 use crate::model::eval::{EvalReport, Metrics};
@@ -31,8 +31,8 @@ pub fn evaluate_all(
     args: &EvalArgs,
 ) -> Result<(EvalReport, Vec<WorthRow>, Vec<Reliability>), crate::Error> {
     let (model, _) = artifact::load_predictor(&args.model)?;
-    let cfg = args.ingest.to_config(true)?;
-    warn_unlisted_features(&model.fitted().features, &cfg);
+    let mut cfg = args.ingest.to_config(true)?;
+    model_features(&model.fitted().features, &mut cfg);
     let ingested = ingest(&cfg)?;
     let report = model.evaluate(&ingested.events)?;
     let held = worth::held_out(&model, &ingested.events, "eval")?;

@@ -1,7 +1,7 @@
 //! `runsize predict`: every input column plus p_small, p_fit, p_large, same rows, same
 //! order; rows that cannot be scored (bad size label, missing customer) get nulls.
 
-use super::ingest_args::{warn_unlisted_features, IngestArgs};
+use super::ingest_args::{model_features, IngestArgs};
 use crate::data::ingest::ingest_with_frame;
 use crate::data::output::write_frame;
 use crate::data::{DataError, RowIds};
@@ -81,8 +81,8 @@ fn cpu_seconds() -> Option<f64> {
 /// `runsize predict`.
 pub fn run(args: &PredictArgs) -> Result<(), crate::Error> {
     let (model, _) = artifact::load_predictor(&args.model)?;
-    let cfg = args.ingest.to_config(false)?;
-    warn_unlisted_features(&model.fitted().features, &cfg);
+    let mut cfg = args.ingest.to_config(false)?;
+    model_features(&model.fitted().features, &mut cfg);
     let (mut df, ingested) = ingest_with_frame(&cfg)?;
     let t0 = std::time::Instant::now();
     let cpu0 = cpu_seconds();

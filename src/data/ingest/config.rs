@@ -13,6 +13,11 @@ pub struct IngestConfig {
     pub columns: BTreeMap<String, String>,
     /// Customer feature columns, by source name (default: none).
     pub customer_features: Vec<String>,
+    /// Customer feature columns read only where every input file has them (default:
+    /// none): scoring commands name a model's own body features here, so a file without
+    /// one is scored with it unknown instead of failing. Those also in
+    /// `customer_features` are read as listed there.
+    pub optional_customer_features: Vec<String>,
     /// Outcome vocabulary (default: [`OutcomeMap::standard`]).
     pub outcome_map: OutcomeMap,
     /// Abort when bad rows exceed this fraction of the rows checked (read minus filtered)
@@ -36,13 +41,14 @@ pub struct IngestConfig {
 
 impl IngestConfig {
     /// A config reading `inputs` with all defaults: identity column names, no customer
-    /// features, the standard outcome map, `max_bad_fraction` 0.01, outcomes required, no
+    /// features (listed or optional), the standard outcome map, `max_bad_fraction` 0.01, outcomes required, no
     /// filter, `chunk_rows` 262_144, `read_rows` 1_048_576, timestamps kept.
     pub fn new(inputs: Vec<String>) -> Self {
         IngestConfig {
             inputs,
             columns: BTreeMap::new(),
             customer_features: Vec::new(),
+            optional_customer_features: Vec::new(),
             outcome_map: OutcomeMap::standard(),
             max_bad_fraction: 0.01,
             require_outcome: true,

@@ -87,6 +87,7 @@ pub fn ingest(cfg: &IngestConfig) -> Result<Ingested, DataError> {
     let started = Instant::now();
     validate_config(cfg)?;
     let files = list_inputs(&cfg.inputs)?;
+    let cfg = &with_optional_features(cfg, &files)?;
     let mut builder = Builder::new(cfg);
     for path in &files {
         let mut lf = scan_file(cfg, path)?;
@@ -119,6 +120,48 @@ pub fn ingest(cfg: &IngestConfig) -> Result<Ingested, DataError> {
     builder.finish(started)
 }
 
+/// `cfg` with its optional customer features that every file in `files` has added to
+/// its listed ones (the others are left out, with a warning: they score as unknown).
+/// The check reads each file's schema only.
+fn with_optional_features<'c>(
+    cfg: &'c IngestConfig,
+    files: &[std::path::PathBuf],
+) -> Result<std::borrow::Cow<'c, IngestConfig>, DataError> {
+    let wanted: Vec<&String> = (cfg.optional_customer_features.iter())
+        .filter(|f| !cfg.customer_features.contains(f))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(cfg));
+    }
+    let mut present = vec![true; wanted.len()];
+    for path in files {
+        let mut lf = scan_file(cfg, path)?;
+        let schema = guarded(path, || lf.collect_schema())?;
+        for (p, f) in present.iter_mut().zip(&wanted) {
+            if schema.get(f.as_str()).is_none() {
+                if *p {
+                    tracing::warn!(
+                        target: "runsize::ingest",
+                        feature = f.as_str(),
+                        file = %path.display(),
+                        "the model's body feature is not a column of this file: scored as unknown"
+                    );
+                }
+                *p = false;
+            }
+        }
+    }
+    let mut out = cfg.clone();
+    out.customer_features.extend(
+        wanted
+            .iter()
+            .zip(&present)
+            .filter(|(_, &p)| p)
+            .map(|(f, _)| (*f).clone()),
+    );
+    Ok(std::borrow::Cow::Owned(out))
+}
+
 /// Read all input files completely (every column, files concatenated in order) together
 /// with the events, for batch prediction: `events.row.get(i)` is the index of the event's row
 /// in the returned frame. All files must have the same columns and types. Row filters are
@@ -133,6 +176,7 @@ pub fn ingest_with_frame(cfg: &IngestConfig) -> Result<(DataFrame, Ingested), Da
         });
     }
     let files = list_inputs(&cfg.inputs)?;
+    let cfg = &with_optional_features(cfg, &files)?;
     let mut builder = Builder::new(cfg);
     let mut frame: Option<DataFrame> = None;
     for path in &files {
