@@ -283,19 +283,7 @@ mod tests {
 
     #[test]
     fn scoring_reads_the_models_features_unless_told_otherwise() {
-        use crate::model::features::{CategoricalEnc, NumericEnc};
-        let model = FeatureModel {
-            numeric: vec![NumericEnc {
-                name: "height_in".into(),
-                mean: 65.0,
-                sd: 3.0,
-            }],
-            categorical: vec![CategoricalEnc {
-                name: "body_type".into(),
-                levels: vec!["petite".into()],
-            }],
-            coef: vec![0.0; 3],
-        };
+        let model = crate::model::features::two_feature_model();
         // no --customer-features: the model's own, optional (a file may lack one)
         let mut cfg = IngestConfig::new(vec!["e.parquet".into()]);
         model_features(&model, &mut cfg);

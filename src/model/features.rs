@@ -406,6 +406,24 @@ pub fn cholesky_log_det(a: &mut [f64], n: usize) -> Option<f64> {
     Some((0..n).map(|j| 2.0 * a[j * n + j].ln()).sum())
 }
 
+/// A feature model of one numeric (`height_in`) and one categorical (`body_type`)
+/// feature, for tests of what reads a model's feature names.
+#[cfg(test)]
+pub(crate) fn two_feature_model() -> FeatureModel {
+    FeatureModel {
+        numeric: vec![NumericEnc {
+            name: "height_in".into(),
+            mean: 65.0,
+            sd: 3.0,
+        }],
+        categorical: vec![CategoricalEnc {
+            name: "body_type".into(),
+            levels: vec!["petite".into()],
+        }],
+        coef: vec![0.0; 3],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,18 +431,7 @@ mod tests {
 
     #[test]
     fn unlisted_names_the_features_a_command_left_out() {
-        let m = FeatureModel {
-            numeric: vec![NumericEnc {
-                name: "height_in".into(),
-                mean: 65.0,
-                sd: 3.0,
-            }],
-            categorical: vec![CategoricalEnc {
-                name: "body_type".into(),
-                levels: vec!["petite".into()],
-            }],
-            coef: vec![0.0; 3],
-        };
+        let m = two_feature_model();
         assert_eq!(m.names().collect::<Vec<_>>(), ["height_in", "body_type"]);
         assert_eq!(m.unlisted(&[]), ["height_in", "body_type"]);
         assert_eq!(m.unlisted(&["body_type".to_string()]), ["height_in"]);
