@@ -41,8 +41,9 @@ pub struct IngestConfig {
 
 impl IngestConfig {
     /// A config reading `inputs` with all defaults: identity column names, no customer
-    /// features (listed or optional), the standard outcome map, `max_bad_fraction` 0.01, outcomes required, no
-    /// filter, `chunk_rows` 262_144, `read_rows` 1_048_576, timestamps kept.
+    /// features (listed or optional), the standard outcome map, `max_bad_fraction` 0.01,
+    /// outcomes required, no filter, `chunk_rows` 262_144, `read_rows` 1_048_576,
+    /// timestamps kept.
     pub fn new(inputs: Vec<String>) -> Self {
         IngestConfig {
             inputs,
