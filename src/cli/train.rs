@@ -129,7 +129,7 @@ pub struct TrainArgs {
     /// Most fit events the second stage's learners are fitted on: above it, the events of
     /// a random sample of customers that hold about this many (0 = every event; the
     /// count tables and structural refits always use every event).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 500_000)]
     pub stack_max_rows: usize,
     /// Solver of the second stage's purchase learner: `newton` (the default) or `lbfgs`
     /// (linfa-logistic's multinomial regression, slower; BENCHMARKS.md compares them).

@@ -33,7 +33,7 @@
 //! is kept), or by K-fold cross-validation by customer
 //! ([`Select::CrossValidation`]: folds x candidates fits, stopped at the first rise of
 //! the held-out loss, then a final fit). On big data the learners see the events of a
-//! random sample of customers ([`StackParams::max_rows`], 1M events) and the penalty
+//! random sample of customers ([`StackParams::max_rows`], 500k events) and the penalty
 //! search a smaller one ([`StackParams::cv_rows`], 250k; then one more fit on the
 //! learners' rows); count tables and refits see every event. At
 //! prediction time the standardisation is folded into the coefficients and the product /
