@@ -6,7 +6,6 @@ use crate::common;
 use runsize::model::stack_fit::StackParams;
 use runsize::model::{artifact, FitParams, Fitted};
 use std::path::Path;
-use std::process::Command;
 
 /// A way to break a model: name, the invariant the error names, the change.
 type Corruption = (&'static str, &'static str, fn(&mut Fitted));
@@ -34,11 +33,7 @@ fn corruptions() -> Vec<Corruption> {
 }
 
 fn runsize(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_runsize"))
-        .args(args)
-        .env("RUNSIZE_LOG", "warn")
-        .output()
-        .expect("run the runsize binary");
+    let out = common::runsize_bin(args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -131,3 +131,52 @@ fn serving_posterior_matches_the_full_solve_for_real_shoppers() {
     }
     assert!(compared >= 20, "{compared}");
 }
+
+/// `eval --threads 1` and `predict --threads 1` give what the uncapped commands give:
+/// every row is scored on its own and the metrics reduce in a fixed order, so the cap
+/// changes where the work runs, not its result.
+#[test]
+fn eval_and_predict_capped_at_one_thread_give_the_same_results() {
+    let fx = common::synth_split(12_000, 5, 6, Some(8));
+    let params = runsize::model::stack_fit::StackParams {
+        lambdas: vec![10.0],
+        structural: FitParams::default().max_iter(6),
+        ..Default::default()
+    };
+    let model = common::stacked(&fx.train, &params);
+    let dir = common::tempdir();
+    let path = dir.path().join("m.runsize");
+    runsize::model::artifact::save(&model, &path).unwrap();
+    let m = path.to_str().unwrap();
+    let events = fx.dir.path().join("synth.parquet");
+    let events = events.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = common::runsize_bin(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let eval = ["eval", "--model", m, "--events", events, "--json"];
+    let all = run(&eval);
+    assert!(all.contains("auc"), "{all}");
+    assert_eq!(run(&[&eval[..], &["--threads", "1"]].concat()), all);
+    let scored = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let o = out.to_str().unwrap();
+        let args = [
+            &["predict", "--model", m, "--events", events, "--out", o][..],
+            extra,
+        ];
+        let run = common::runsize_bin(&args.concat());
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{stderr}");
+        (std::fs::read_to_string(&out).unwrap(), stderr)
+    };
+    let (all, _) = scored("all.csv", &[]);
+    assert!(all.lines().count() > 1000 && all.contains("p_fit"));
+    // the scoring reports the threads it ran on
+    let log = ["--log", "runsize::predict=info", "--log-json"];
+    let (one, stderr) = scored("one.csv", &[&["--threads", "1"][..], &log].concat());
+    assert!(stderr.contains("\"threads\":1"), "{stderr}");
+    assert_eq!(one, all);
+}

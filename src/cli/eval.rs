@@ -19,6 +19,9 @@ pub struct EvalArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Worker threads of the command: reading and scoring (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Evaluate; returns the report.
@@ -28,6 +31,14 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalReport, crate::Error> {
 
 /// Evaluate; returns the report, the worth table and the reliability table.
 pub fn evaluate_all(
+    args: &EvalArgs,
+) -> Result<(EvalReport, Vec<WorthRow>, Vec<Reliability>), crate::Error> {
+    let pool = crate::model::threads::pool(args.threads)?;
+    crate::model::threads::within(pool.as_ref(), || evaluate_in(args))
+}
+
+/// [`evaluate_all`] in the pool it runs in.
+fn evaluate_in(
     args: &EvalArgs,
 ) -> Result<(EvalReport, Vec<WorthRow>, Vec<Reliability>), crate::Error> {
     let (model, _) = artifact::load_predictor(&args.model)?;

@@ -63,10 +63,13 @@ pub enum Command {
 }
 
 impl Command {
-    /// Worker threads the command is capped at (`train --threads`; 0 = all cores).
+    /// Worker threads the command is capped at (`--threads` of train, predict and eval;
+    /// 0 = all cores).
     pub fn threads(&self) -> usize {
         match self {
             Command::Train(a) => a.threads,
+            Command::Predict(a) => a.threads,
+            Command::Eval(a) => a.threads,
             _ => 0,
         }
     }

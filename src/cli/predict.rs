@@ -26,6 +26,9 @@ pub struct PredictArgs {
     /// each row as the server scores a size on offer.
     #[arg(long)]
     pub without_choice: bool,
+    /// Worker threads of the command: reading and scoring (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Append probability columns to `df` for the scored rows.
@@ -80,6 +83,12 @@ fn cpu_seconds() -> Option<f64> {
 
 /// `runsize predict`.
 pub fn run(args: &PredictArgs) -> Result<(), crate::Error> {
+    let pool = crate::model::threads::pool(args.threads)?;
+    crate::model::threads::within(pool.as_ref(), || run_in(args))
+}
+
+/// [`run`] in the pool it runs in.
+fn run_in(args: &PredictArgs) -> Result<(), crate::Error> {
     let (model, _) = artifact::load_predictor(&args.model)?;
     let mut cfg = args.ingest.to_config(false)?;
     model_features(&model.fitted().features, &mut cfg);

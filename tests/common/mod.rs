@@ -229,3 +229,13 @@ pub fn stacked(
     model.stack = Some(params.fit(&structural, events).unwrap());
     model
 }
+
+/// Run the `runsize` binary with `args` (logging at warn): its exit status, stdout and
+/// stderr.
+pub fn runsize_bin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_runsize"))
+        .args(args)
+        .env("RUNSIZE_LOG", "warn")
+        .output()
+        .expect("run the runsize binary")
+}
