@@ -55,10 +55,11 @@ pub struct StackParams {
     /// tables and the structural refits still use every event. The bound comes from the
     /// learners' size, not the data's: a logit with `p` coefficients fitted on `n` rows
     /// loses about `p / 2n` nats per event to estimation error (the bias term of AIC),
-    /// and the purchase learner has at most ~220 (two logits of ~110 features), so
-    /// 500k rows cost at most ~2e-4 nats per event (10M synthetic events, held out:
-    /// log loss 0.6438 against 0.6437 with 1M rows, see BENCHMARKS.md). Its cost (time,
-    /// and memory for its design matrix) then no longer grows with the data.
+    /// and the purchase learner has a little over 200 (two logits: 106 features at 10M
+    /// synthetic events, 116 on RentTheRunway), so 500k rows cost about 2e-4 nats per
+    /// event (10M synthetic events, held out: log loss 0.6438 against 0.6437 with 1M
+    /// rows, see BENCHMARKS.md). Its cost (time, and memory for its design matrix) then
+    /// no longer grows with the data.
     pub max_rows: usize,
     /// Most events the penalty search (the choice of penalty and feature set, by
     /// evidence or cross-validation) is run on (default 250,000; 0 = all): above it, the
