@@ -9,6 +9,7 @@ mod artifact;
 mod distributed;
 mod fuzz;
 mod ingest;
+mod ingest_bad;
 mod labels;
 mod model;
 mod overload;
