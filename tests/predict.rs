@@ -1,7 +1,8 @@
 //! Fast prediction paths against their references on a fitted synthetic model: batch
 //! scoring (`score_with`, per-key tables, parallel fixed chunks) against the per-row
 //! `event_view` + `probs_article`, independent of the thread count; the serving solve
-//! (`posterior`) against the fit's full 12-step Newton solve for real shoppers.
+//! (`posterior`) against the fit's full 12-step Newton solve for real shoppers; the
+//! `eval` and `predict` commands capped at one thread against uncapped.
 
 use crate::common;
 
