@@ -33,8 +33,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalReport, crate::Error> {
 pub fn evaluate_all(
     args: &EvalArgs,
 ) -> Result<(EvalReport, Vec<WorthRow>, Vec<Reliability>), crate::Error> {
-    let pool = crate::model::threads::pool(args.threads)?;
-    crate::model::threads::within(pool.as_ref(), || evaluate_in(args))
+    crate::model::threads::capped(args.threads, || evaluate_in(args))
 }
 
 /// [`evaluate_all`] in the pool it runs in.

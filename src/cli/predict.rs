@@ -83,8 +83,7 @@ fn cpu_seconds() -> Option<f64> {
 
 /// `runsize predict`.
 pub fn run(args: &PredictArgs) -> Result<(), crate::Error> {
-    let pool = crate::model::threads::pool(args.threads)?;
-    crate::model::threads::within(pool.as_ref(), || run_in(args))
+    crate::model::threads::capped(args.threads, || run_in(args))
 }
 
 /// [`run`] in the pool it runs in.

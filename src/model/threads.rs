@@ -27,6 +27,16 @@ pub fn within<R: Send>(pool: Option<&ThreadPool>, f: impl FnOnce() -> R + Send) 
     }
 }
 
+/// `f` run on `n` worker threads ([`pool`] then [`within`]; 0 = all cores): a command or a
+/// fit capped at `--threads`.
+pub fn capped<R: Send, E: From<ModelError> + Send>(
+    n: usize,
+    f: impl FnOnce() -> Result<R, E> + Send,
+) -> Result<R, E> {
+    let pool = pool(n)?;
+    within(pool.as_ref(), f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +48,14 @@ mod tests {
         assert_eq!(within(p.as_ref(), rayon::current_num_threads), 1);
         let p3 = pool(3).unwrap();
         assert_eq!(within(p3.as_ref(), rayon::current_num_threads), 3);
+    }
+
+    #[test]
+    fn a_capped_job_runs_on_its_threads() {
+        let n: Result<usize, ModelError> = capped(1, || Ok(rayon::current_num_threads()));
+        assert_eq!(n.unwrap(), 1);
+        let all: Result<usize, ModelError> = capped(0, || Ok(rayon::current_num_threads()));
+        assert_eq!(all.unwrap(), rayon::current_num_threads());
     }
 
     #[test]

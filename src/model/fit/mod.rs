@@ -232,8 +232,7 @@ impl FitParams {
         if inputs.data.is_empty() {
             return Err(ModelError::NoFitEvents);
         }
-        let pool = super::threads::pool(self.threads)?;
-        super::threads::within(pool.as_ref(), || run(self, inputs, on_iter))
+        super::threads::capped(self.threads, || run(self, inputs, on_iter))
     }
 }
 
