@@ -50,31 +50,31 @@ pub struct TrainArgs {
     #[arg(long, default_value = "models/model.runsize")]
     pub out: PathBuf,
     /// Maximum fitting iterations.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = FitParams::default().max_iter)]
     pub max_iter: usize,
     /// Minimum fitting iterations before the tolerance may stop the fit.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = FitParams::default().min_iter)]
     pub min_iter: usize,
     /// Stop when the objective changes by less than this (relative).
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = FitParams::default().tol)]
     pub tol: f64,
     /// Also stop when article sizes and band widths move by less than this per
     /// iteration (RMS, in sizes).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = FitParams::default().param_tol)]
     pub param_tol: f64,
     /// `--param-tol` of a warm-started fit: the final fit from the cross-fitting fold
     /// models, or one started by `--init` (it starts within a few hundredths of a size
     /// of the optimum).
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = FitParams::default().warm_param_tol)]
     pub warm_param_tol: f64,
     /// Big data: iterate on a sample of customers with about this many events (or 12
     /// per article-size, if more) until the parameters settle, then refine on all events
     /// (0 = always all events).
-    #[arg(long, default_value_t = 4_000_000)]
+    #[arg(long, default_value_t = FitParams::default().warm_start_events)]
     pub warm_start_events: usize,
     /// Newton steps on each customer's size per iteration (warm-started from the last
     /// iteration; the final pass takes this many plus two).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = FitParams::default().customer_newton_steps)]
     pub newton_steps: usize,
     /// Worker threads of the whole train: reading, cross-fitting, the fits, the
     /// learners and the held-out evaluation (0 = all cores).
@@ -102,7 +102,7 @@ pub struct TrainArgs {
     /// times on all but one fold of the events (default 2: the two halves, about one
     /// structural fit in all; 0 = leave-one-out approximations instead: no refits, less
     /// accurate).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = StackParams::default().cross_fit)]
     pub stack_cross_fit: usize,
     /// With more than two cross-fitting folds, warm-start each refit from the model of
     /// the half of the folds that does not hold its fold, instead of fitting it from
@@ -112,11 +112,11 @@ pub struct TrainArgs {
     pub stack_warm_refits: bool,
     /// Most iterations of each warm-started cross-fitting refit (it stops earlier when
     /// it converges).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = StackParams::default().refit_iter)]
     pub stack_refit_iter: usize,
     /// Parameter tolerance of the cross-fitting refits (0 = the fit's own `--param-tol`;
     /// never tighter than it): they only give the second stage its inputs.
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = StackParams::default().refit_param_tol)]
     pub stack_refit_tol: f64,
     /// Start the fit from this model's parameters (e.g. yesterday's), matched by key:
     /// size labels, brands, categories, products, products in sizes and customers; new
@@ -129,7 +129,7 @@ pub struct TrainArgs {
     /// Most fit events the second stage's learners are fitted on: above it, the events of
     /// a random sample of customers that hold about this many (0 = every event; the
     /// count tables and structural refits always use every event).
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = StackParams::default().max_rows)]
     pub stack_max_rows: usize,
     /// Solver of the second stage's purchase learner: `newton` (the default) or `lbfgs`
     /// (linfa-logistic's multinomial regression, slower; BENCHMARKS.md compares them).
