@@ -128,12 +128,15 @@ impl State<'_> {
             Level::new(g_cat, etas(&self.model.categories), gl.sd_eta_category),
             Level::new(g_pro, etas(&self.model.products), gl.sd_eta_product),
         ];
-        solve_levels(g, h, &mut levels, sweeps);
+        // the spreads' empirical-Bayes fixed point within the update (see
+        // `EB_ROUNDS`): one step per pass left the products' band spread shrinking
+        // geometrically for seven passes after band widths started
+        solve_levels_eb(g, h, &mut levels, sweeps, &[0.3, 0.3, 0.3], EB_ROUNDS);
         let [bra, cat, pro] = levels;
         let gl = &mut self.model.globals;
-        gl.sd_eta_brand = bra.eb_sd(0.3);
-        gl.sd_eta_category = cat.eb_sd(0.3);
-        gl.sd_eta_product = pro.eb_sd(0.3);
+        gl.sd_eta_brand = bra.sd;
+        gl.sd_eta_category = cat.sd;
+        gl.sd_eta_product = pro.sd;
         for (gs, lv) in [
             (&mut self.model.brands, bra),
             (&mut self.model.categories, cat),
