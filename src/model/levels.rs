@@ -72,15 +72,15 @@ impl<'a> Level<'a> {
     }
 }
 
-/// Coordinate descent on `Σ_j g_j u_j + ½ h_j u_j² + Σ_levels Σ_k v_k² / (2 sd²)`, where
-/// `u_j` is the change of article-size `j`'s total and each level adds its group's
-/// change to every article-size in the group.
+/// [`sweep_levels`] from no change, at the levels' current sds (tests: the fit calls
+/// [`solve_levels_eb`]).
+#[cfg(test)]
 pub(crate) fn solve_levels(g: &[f64], h: &[f64], levels: &mut [Level<'_>], sweeps: usize) {
     let mut u = vec![0.0; g.len()];
     sweep_levels(g, h, levels, sweeps, &mut u);
 }
 
-/// [`solve_levels`], then each level's empirical-Bayes sd ([`Level::eb_sd`] with its
+/// Solve the levels ([`sweep_levels`] from no change), then each level's empirical-Bayes sd ([`Level::eb_sd`] with its
 /// entry of `guesses`) into `Level::sd`; repeated up to `rounds` times (the values
 /// re-solved at the new sds, the sds re-estimated from them) until no sd moves by more
 /// than 1%. One round is one step of the fit's outer iteration on the spreads; the
@@ -108,7 +108,10 @@ pub(crate) fn solve_levels_eb(
     }
 }
 
-/// Coordinate-descent sweeps from the article-size changes `u` so far (updated).
+/// Coordinate descent on `Σ_j g_j u_j + ½ h_j u_j² + Σ_levels Σ_k v_k² / (2 sd²)`, where
+/// `u_j` is the change of article-size `j`'s total and each level adds its group's
+/// change to every article-size in the group: `sweeps` sweeps from the changes `u` so
+/// far (updated).
 fn sweep_levels(g: &[f64], h: &[f64], levels: &mut [Level<'_>], sweeps: usize, u: &mut [f64]) {
     let n_as = g.len();
     for _ in 0..sweeps {

@@ -23,7 +23,7 @@ use super::fitted::{
     ArticleSizeParams, CustomerTable, Fitted, GroupParams, IterationStats, LabelParams, Offset,
     ProductInfo, SystemParams, TrainingSummary,
 };
-use super::levels::{solve_levels, solve_levels_eb, Level, EB_A0, EB_ROUNDS};
+use super::levels::{solve_levels_eb, Level, EB_A0, EB_ROUNDS};
 use super::math::{
     event_deriv, event_deriv_at, event_score_at, probs, sigmoid_pair, uncertainty_scale,
 };

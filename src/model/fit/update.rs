@@ -99,14 +99,15 @@ impl State<'_> {
                 gl.sd_article_size,
             ),
         ];
-        solve_levels(g, h, &mut levels, sweeps);
+        // one round: with `EB_ROUNDS` RentTheRunway took 31 iterations instead of 26
+        solve_levels_eb(g, h, &mut levels, sweeps, &[0.3, 0.5, 0.3, 0.3, 0.2], 1);
         let [lab, bra, cat, pro, art] = levels;
         let gl = &mut self.model.globals;
-        gl.sd_label = lab.eb_sd(0.3);
-        gl.sd_brand = bra.eb_sd(0.5);
-        gl.sd_category = cat.eb_sd(0.3);
-        gl.sd_product = pro.eb_sd(0.3);
-        gl.sd_article_size = art.eb_sd(0.2);
+        gl.sd_label = lab.sd;
+        gl.sd_brand = bra.sd;
+        gl.sd_category = cat.sd;
+        gl.sd_product = pro.sd;
+        gl.sd_article_size = art.sd;
         for (l, v) in self.model.labels.iter_mut().zip(lab.val) {
             l.offset.value = v;
         }
