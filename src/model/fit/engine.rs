@@ -53,13 +53,11 @@ pub struct CustomerRows<'e> {
 }
 
 /// The parameters a pass's kernel reads, owned and serialisable: globals, per
-/// article-size rows, positions and systems, and the pass's settings.
+/// article-size rows (with their positions and systems) and the pass's settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PassContext {
     g: Globals,
     arts: Vec<ArtRow>,
-    as_pos: Vec<f64>,
-    as_sys: Vec<u8>,
     steps: usize,
     drift_stride: usize,
 }
@@ -89,8 +87,6 @@ impl PassContext {
         Kernel {
             g: &self.g,
             arts: &self.arts,
-            as_pos: &self.as_pos,
-            as_sys: &self.as_sys,
             steps: self.steps,
             drift_stride: self.drift_stride,
         }
@@ -266,8 +262,6 @@ impl State<'_> {
         let context = PassContext {
             g: self.model.globals.clone(),
             arts: self.arts.clone(),
-            as_pos: self.as_pos.clone(),
-            as_sys: self.as_sys.clone(),
             steps: self.steps,
             drift_stride: plan.drift_stride,
         };

@@ -5,14 +5,12 @@
 use super::*;
 use crate::model::fitted::Globals;
 
-/// What the kernel reads of the current parameters: globals, the article-size rows,
-/// their positions and systems, and the pass's settings.
+/// What the kernel reads of the current parameters: globals, the article-size rows
+/// (positions and systems included) and the pass's settings.
 #[derive(Clone, Copy)]
 pub(super) struct Kernel<'k> {
     pub(super) g: &'k Globals,
     pub(super) arts: &'k [ArtRow],
-    pub(super) as_pos: &'k [f64],
-    pub(super) as_sys: &'k [u8],
     /// Newton steps per customer.
     pub(super) steps: usize,
     /// Score the drift candidates on customers `c` with `c % drift_stride == 0`.
@@ -296,8 +294,8 @@ impl Kernel<'_> {
             acc.iglob[5] += d.info(dh.0, dh.1);
             // choice model: s − pos = align + k·reputation + k_product·product + noise
             let (r1, r2) = (r.r1, r.r2);
-            let ev = s - self.as_pos[j];
-            let sy = &mut acc.sys[self.as_sys[j] as usize];
+            let ev = s - r.pos;
+            let sy = &mut acc.sys[usize::from(r.sys)];
             for (slot, v) in [
                 1.0,
                 ev,
@@ -341,6 +339,8 @@ mod tests {
             xc,
             r1: 0.0,
             r2: 0.0,
+            pos: 0.0,
+            sys: 0,
         }
     }
 
@@ -349,8 +349,6 @@ mod tests {
         Kernel {
             g,
             arts,
-            as_pos: &[],
-            as_sys: &[],
             steps: 1,
             drift_stride: 1,
         }

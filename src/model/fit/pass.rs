@@ -31,8 +31,9 @@ impl<'a> State<'a> {
         self.as_ref
             .par_iter()
             .zip(self.as_group[4].par_iter())
+            .zip(self.as_pos.par_iter().zip(self.as_sys.par_iter()))
             .zip(self.arts.par_iter_mut())
-            .for_each(|((a, &art), row)| {
+            .for_each(|(((a, &art), (&pos, &sys)), row)| {
                 let half = h * model.band(a).exp();
                 *row = ArtRow {
                     t: model.true_size_with(a, (art != NONE).then_some(art)),
@@ -43,6 +44,8 @@ impl<'a> State<'a> {
                     r1: model.brand_offset(a.brand)
                         + crate::model::fitted::group_value(&model.categories, a.category),
                     r2: crate::model::fitted::group_value(&model.products, a.product),
+                    pos,
+                    sys,
                 };
             });
     }
@@ -56,8 +59,6 @@ impl<'a> State<'a> {
         Kernel {
             g: &self.model.globals,
             arts: &self.arts,
-            as_pos: &self.as_pos,
-            as_sys: &self.as_sys,
             steps: self.steps,
             drift_stride,
         }

@@ -4,7 +4,7 @@
 use super::{DRIFT_STEPS, N_SYS};
 
 /// What the passes read per article-size, in one row: an event costs one cache miss,
-/// not five (at 100M events there are ~10^6 article-sizes, far beyond cache).
+/// not seven (at 100M events there are ~10^6 article-sizes, far beyond cache).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct ArtRow {
     /// True size.
@@ -20,6 +20,10 @@ pub(super) struct ArtRow {
     pub(super) r1: f64,
     /// Product reputation.
     pub(super) r2: f64,
+    /// Label position on the common scale (the choice model's `pos`).
+    pub(super) pos: f64,
+    /// Size system index (the choice model's per-system sums).
+    pub(super) sys: u8,
 }
 
 /// Pass-2 sums of one article-size, in one row (one cache miss per event): gradient
