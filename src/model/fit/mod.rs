@@ -269,8 +269,7 @@ struct State<'a> {
     last_drift_step: f64,
     /// The last choice-slope steps (k, k_product), damped the same way.
     last_k_step: [f64; 2],
-    /// The last steps of the outcome globals (w, c, h); the band's (h) is damped when it
-    /// cycles.
+    /// The last steps of the outcome globals (w, c, h); each is damped when it cycles.
     last_glob_step: [f64; 3],
     /// The local pass's shard sums, one per shard in flight, kept from pass to pass and
     /// zeroed in place: allocating them anew each pass (a full article-size table each,
