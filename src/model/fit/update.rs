@@ -62,9 +62,11 @@ impl State<'_> {
         // re-adapt in the next pass, alternated around it (period two: h 2.649 / 2.653
         // for 30 iterations of RentTheRunway's final fit, holding the bands' change at
         // 0.0015; and the slope on 100M synthetic events, w 3.603, 3.620, 3.631, 3.624,
-        // 3.628, 3.626, 3.629, 3.628, holding the full passes' change at 0.001-0.002 for
-        // nine passes): a component that reverses its last step without shrinking to
-        // under half of it is halved
+        // 3.628, ...): a component that reverses its last step without shrinking to
+        // under half of it is halved. For the slope and intercept this acts mostly early:
+        // at 100M their halved early reversals let the drift share reach its bound within
+        // the sample phase (full passes 11 -> 5); damped only from iteration 9 on, the
+        // full phase stalled at a change of 0.0013 for 21 passes (BENCHMARKS.md)
         for (x, last) in step.iter_mut().zip(self.last_glob_step) {
             *x = super::damp_cycle(*x * scale, last);
         }
