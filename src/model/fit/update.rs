@@ -66,7 +66,7 @@ impl State<'_> {
         // under half of it is halved. For the slope and intercept this acts mostly early:
         // at 100M their halved early reversals let the drift share reach its bound within
         // the sample phase (full passes 11 -> 5); damped only from iteration 9 on, the
-        // full phase stalled at a change of 0.0013 for 21 passes (BENCHMARKS.md)
+        // full phase took 21 passes, its change stalled at 0.0013 (BENCHMARKS.md)
         for (x, last) in step.iter_mut().zip(self.last_glob_step) {
             *x = super::damp_cycle(*x * scale, last);
         }
