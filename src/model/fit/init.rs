@@ -240,11 +240,17 @@ impl<'a> State<'a> {
             meta,
             data,
             model,
-            arts: vec![ArtRow::default(); n_as],
+            arts: as_pos
+                .iter()
+                .zip(&as_sys)
+                .map(|(&pos, &sys)| ArtRow {
+                    pos,
+                    sys,
+                    ..ArtRow::default()
+                })
+                .collect(),
             as_group,
             as_ref,
-            as_pos,
-            as_sys,
             ref_system,
             m: vec![pop_mean as f32; nc],
             u: vec![0.0; nc],

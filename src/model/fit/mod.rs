@@ -244,15 +244,13 @@ struct State<'a> {
     /// Per article-size: its reference into the model.
     as_ref: Vec<ArticleRef>,
     /// Per article-size: true size, half fit-band width `h·e^η`, choice centre, and the
-    /// reputation terms of the choice model (brand + category, product); recomputed once
-    /// per iteration so the passes read plain arrays.
+    /// reputation terms of the choice model (brand + category, product), recomputed once
+    /// per iteration so the passes read plain arrays; position in size steps and system
+    /// index, set once.
     arts: Vec<ArtRow>,
     /// Per article-size: its group in each level of the offset hierarchy (size label,
     /// brand, category, product, product-in-size); fixed for the fit.
     as_group: [Vec<u32>; 5],
-    /// Per article-size: position in size steps and system index.
-    as_pos: Vec<f64>,
-    as_sys: Vec<u8>,
     ref_system: usize,
     /// Customers: size mean, fit bias, their covariance, prior mean, whether features exist.
     s: Vec<f64>,

@@ -31,9 +31,8 @@ impl<'a> State<'a> {
         self.as_ref
             .par_iter()
             .zip(self.as_group[4].par_iter())
-            .zip(self.as_pos.par_iter().zip(self.as_sys.par_iter()))
             .zip(self.arts.par_iter_mut())
-            .for_each(|(((a, &art), (&pos, &sys)), row)| {
+            .for_each(|((a, &art), row)| {
                 let half = h * model.band(a).exp();
                 *row = ArtRow {
                     t: model.true_size_with(a, (art != NONE).then_some(art)),
@@ -44,8 +43,9 @@ impl<'a> State<'a> {
                     r1: model.brand_offset(a.brand)
                         + crate::model::fitted::group_value(&model.categories, a.category),
                     r2: crate::model::fitted::group_value(&model.products, a.product),
-                    pos,
-                    sys,
+                    // fixed for the fit, set at its start
+                    pos: row.pos,
+                    sys: row.sys,
                 };
             });
     }
